@@ -1,0 +1,59 @@
+"""A run becomes a Celery canvas: a chain in run order, a group where entries share a run order.
+
+Every signature is immutable, so no result flows from one job into the next; each job's own
+``link_error`` callback applies the On Error policy if the job's wrapper itself dies (a hard time limit,
+a lost database). Job failures the wrapper sees are data, recorded by the runtime, and never break the
+chain; the last step closes the run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery, chain, group
+from celery.canvas import Signature
+
+from jqm_celery.plans import JobPlan, RunPlan
+
+JOB_TASK = "jqm.job"
+FINISH_RUN_TASK = "jqm.finish_run"
+JOB_FAILED_TASK = "jqm.job_failed"
+
+
+def flower_name(package: str | None, task: str) -> str:
+    """The name a job shows under in Flower and in worker logs."""
+    return f"{package} › {task}" if package else f"jqm › {task}"
+
+
+def job_signature(app: Celery, plan: RunPlan, job: JobPlan, *, control_queue: str | None) -> Signature:
+    options: dict[str, Any] = {
+        "shadow": flower_name(plan.package, job.task),
+        "link_error": app.signature(
+            JOB_FAILED_TASK,
+            kwargs={"job_id": job.id, "run_id": plan.run_id, "run_order": job.run_order},
+            queue=control_queue,
+        ),
+    }
+    if job.queue:
+        options["queue"] = job.queue
+    if job.soft_time_limit_s is not None:
+        options["soft_time_limit"] = job.soft_time_limit_s
+    if job.time_limit_s is not None:
+        options["time_limit"] = job.time_limit_s
+    return app.signature(
+        JOB_TASK,
+        args=(job.id,),
+        kwargs={"run_id": plan.run_id, "package": plan.package, "task": job.task},
+        immutable=True,
+        **options,
+    )
+
+
+def compile_run(app: Celery, plan: RunPlan, *, control_queue: str | None = None) -> Signature:
+    """The canvas of a run (or of what is left of it): stages in run order, then the run's closing step."""
+    steps: list[Signature] = []
+    for stage in plan.stages():
+        signatures = [job_signature(app, plan, job, control_queue=control_queue) for job in stage]
+        steps.append(signatures[0] if len(signatures) == 1 else group(signatures))
+    steps.append(app.signature(FINISH_RUN_TASK, args=(plan.run_id,), immutable=True, queue=control_queue))
+    return chain(*steps)

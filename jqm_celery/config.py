@@ -1,0 +1,52 @@
+"""The drop-in configuration: what jqm needs on the user's Celery app, set without clobbering theirs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from celery import Celery
+from sqlalchemy.engine import make_url
+
+from jqm_celery.settings import Settings
+
+# Settings jqm turns on only while the app still has Celery's default value for them.
+_EVENTS = {
+    "worker_send_task_events": (False, True),  # Flower sees tasks as they start and finish
+    "task_send_sent_event": (False, True),  # … and as soon as they are sent
+    "broker_connection_retry_on_startup": (None, True),
+}
+
+# Result backends whose chords do not work (a group of parallel entries needs one).
+_NO_CHORDS = ("rpc", "amqp", "disabled")
+
+
+def configure_app(app: Celery, settings: Settings) -> None:
+    conf = app.conf
+    for key, (celery_default, wanted) in _EVENTS.items():
+        if conf.get(key) == celery_default:
+            conf[key] = wanted
+    accept = list(conf.get("accept_content") or ["json"])
+    if "json" not in accept:
+        conf.accept_content = [*accept, "json"]
+    if not conf.get("result_backend"):
+        backend_url, engine_options = result_backend_for(settings.database_url)
+        conf.result_backend = backend_url
+        if engine_options and not conf.get("database_engine_options"):
+            conf.database_engine_options = engine_options
+
+
+def result_backend_for(database_url: str) -> tuple[str, dict[str, Any]]:
+    """A Celery database result backend beside the jqm store (a file of its own for SQLite)."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        path = Path(url.database or "jqm.sqlite")
+        results = path.with_name(f"{path.stem}-results{path.suffix or '.sqlite'}")
+        return f"db+sqlite:///{results}", {"connect_args": {"timeout": 30}}
+    return "db+" + url.render_as_string(hide_password=False), {}
+
+
+def supports_chords(app: Celery) -> bool:
+    backend = str(app.conf.get("result_backend") or "disabled")
+    scheme = backend.split(":", 1)[0].lower()
+    return scheme not in _NO_CHORDS

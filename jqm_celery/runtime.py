@@ -1,0 +1,137 @@
+"""What happens on a worker: a job's attempt, its retry, the On Error policy, the end of a run.
+
+The Celery tasks in ``tasks.py`` are thin and call in here. A failure of the user's task is data (an
+attempt logged as FAILED or ERROR), never an exception that breaks the run's chain.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback as tb
+from typing import Any
+
+from celery import Celery, Task
+
+from jqm_celery.backoff import retry_delay
+from jqm_celery.clock import Clock
+from jqm_celery.compiler import compile_run
+from jqm_celery.definitions import RetryPolicy
+from jqm_celery.errors import JobError, JQMError, did_you_mean
+from jqm_celery.plans import ClaimedJob, RunPlan
+from jqm_celery.statuses import AttemptStatus
+from jqm_celery.store import Store
+
+logger = logging.getLogger("jqm_celery")
+
+_ERROR_MAX = 2000
+
+
+class Runtime:
+    def __init__(self, app: Celery, store: Store, clock: Clock, control_queue: str | None) -> None:
+        self.app = app
+        self.store = store
+        self.clock = clock
+        self.control_queue = control_queue
+
+    # -- sending ----------------------------------------------------------------------------
+
+    def dispatch(self, plan: RunPlan) -> None:
+        """Send the run's canvas; if the broker refuses, the run is recorded as FAILED and JQMError raised."""
+        try:
+            compile_run(self.app, plan, control_queue=self.control_queue).apply_async()
+        except Exception as exc:
+            message = f"could not send run {plan.run_id} of '{plan.package}' to the broker: {exc}"
+            self.store.fail_dispatch(plan.run_id, self.clock.now(), message)
+            raise JQMError(f"{message}; is the broker running and is broker_url right?") from exc
+
+    # -- one attempt of one job -------------------------------------------------------------
+
+    def execute_job(self, task: Task, job_id: int) -> str:
+        request = task.request
+        now = self.clock.now()
+        redelivered = bool((request.delivery_info or {}).get("redelivered"))
+        claimed = self.store.claim_job(
+            job_id, request.hostname or "?", request.id, now, redelivered=redelivered
+        )
+        if claimed is None:
+            return "SKIPPED" if self.store.skip_if_stopped(job_id, now) else "NOT_RUN"
+        user_task = self.app.tasks.get(claimed.task)
+        if user_task is None:
+            registered = [n for n in self.app.tasks if not n.startswith(("celery.", "jqm."))]
+            error = (
+                f"task '{claimed.task}' is not registered on worker {request.hostname}"
+                f"{did_you_mean(claimed.task, registered)}; import its module in the worker's app"
+            )
+            logger.error("job %s: %s", job_id, error)
+            return self._fail_for_good(claimed, error, None)
+        try:
+            user_task(*claimed.args, **claimed.kwargs)
+        except JobError as exc:
+            return self._fail_for_good(claimed, exc.message, tb.format_exc() if exc.traceback else None)
+        except Exception as exc:
+            return self._failed_attempt(task, claimed, exc)
+        self.store.end_attempt(claimed, self.clock.now(), AttemptStatus.DONE)
+        return "DONE"
+
+    def _failed_attempt(self, task: Task, claimed: ClaimedJob, exc: Exception) -> str:
+        error = _describe(exc)
+        trace = tb.format_exc()
+        policy = RetryPolicy.from_dict(claimed.retry_policy) if claimed.retry_policy else None
+        next_retry = claimed.retry + 1
+        if policy is None or next_retry > policy.max_retries:
+            return self._fail_for_good(claimed, error, trace)
+        delay = retry_delay(policy, next_retry)
+        self.store.end_attempt(
+            claimed,
+            self.clock.now(),
+            AttemptStatus.FAILED,
+            error=error,
+            traceback=trace,
+            planned_delay_s=delay.total_seconds(),
+        )
+        # Celery re-sends this very message (same chain, same chord) with a countdown: later entries of
+        # the run wait for it, so the retry keeps the job's place.
+        raise task.retry(countdown=delay.total_seconds(), max_retries=None, exc=None)
+
+    def _fail_for_good(self, claimed: ClaimedJob, error: str, trace: str | None) -> str:
+        now = self.clock.now()
+        self.store.end_attempt(claimed, now, AttemptStatus.ERROR, error=error, traceback=trace)
+        if claimed.run_id is not None:
+            self.store.apply_error_policy(
+                claimed.run_id, now, f"job {claimed.job_id} ({claimed.task}) failed: {error[:200]}"
+            )
+        return "ERROR"
+
+    # -- the end of a run -------------------------------------------------------------------
+
+    def finish_run(self, run_id: int) -> str | None:
+        closed = self.store.close_run(run_id, self.clock.now())
+        if closed is None:
+            return None
+        if closed.next_run_id is not None:
+            plan = self.store.start_queued_run(closed.next_run_id, self.clock.now())
+            if plan is not None:
+                self.dispatch(plan)
+        return closed.status
+
+    def job_failed(
+        self, task: Task, failed_task_id: str, job_id: int, run_id: int | None, run_order: int
+    ) -> None:
+        """The job's wrapper itself failed (hard time limit, lost database…): record it, resume the run."""
+        if not getattr(task.request, "retries", 0):
+            result: Any = self.app.AsyncResult(failed_task_id).result
+            error = _describe(result) if isinstance(result, BaseException) else f"job task failed: {result!r}"
+            failed = self.store.fail_job(job_id, self.clock.now(), error)
+            if failed and run_id is not None:
+                self.store.apply_error_policy(run_id, self.clock.now(), f"job {job_id} failed: {error[:200]}")
+        if run_id is None:
+            return
+        if self.store.unsettled_jobs(run_id, run_order):
+            # Siblings of the same run order are still running: the rest of the run must wait for them.
+            raise task.retry(countdown=1.0, max_retries=3600)
+        self.dispatch(self.store.remaining_plan(run_id, run_order))
+
+
+def _describe(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return text[:_ERROR_MAX]

@@ -1,0 +1,49 @@
+"""``jqm_*`` settings, read once from the Celery app's ``conf`` into a frozen object."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from jqm_celery.errors import ConfigError
+from jqm_celery.store.engine import parse_url
+
+DEFAULT_DATABASE_URL = "sqlite:///jqm.sqlite"
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    #: The queue jqm's own bookkeeping tasks (closing runs, error callbacks) go to; None: the app's default.
+    control_queue: str | None
+    #: Migrate the store automatically at first use; None: only the embedded SQLite store.
+    auto_migrate: bool | None
+    #: Base URLs used in links (notifications, CLI output), or None.
+    flower_url: str | None
+    web_url: str | None
+
+    @classmethod
+    def from_conf(cls, conf: Any) -> Settings:
+        url = conf.get("jqm_database_url") or DEFAULT_DATABASE_URL
+        parsed = parse_url(url)
+        if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+            # Every process (worker, CLI, beat) must open the same file, wherever it was started from.
+            url = parsed.set(database=os.path.abspath(parsed.database)).render_as_string(hide_password=False)
+        auto_migrate = conf.get("jqm_auto_migrate")
+        if auto_migrate is not None and not isinstance(auto_migrate, bool):
+            raise ConfigError(f"jqm_auto_migrate must be True, False or None, got {auto_migrate!r}")
+        return cls(
+            database_url=url,
+            control_queue=_optional_str(conf, "jqm_control_queue"),
+            auto_migrate=auto_migrate,
+            flower_url=_optional_str(conf, "jqm_flower_url"),
+            web_url=_optional_str(conf, "jqm_web_url"),
+        )
+
+
+def _optional_str(conf: Any, key: str) -> str | None:
+    value = conf.get(key)
+    if value is None or (isinstance(value, str) and value.strip()):
+        return value
+    raise ConfigError(f"{key} must be a non-empty string or None, got {value!r}")

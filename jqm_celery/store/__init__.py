@@ -1,0 +1,5 @@
+"""Persistence: SQLAlchemy models, Alembic migrations and the Store that runs every transaction."""
+
+from jqm_celery.store.store import Store
+
+__all__ = ["Store"]

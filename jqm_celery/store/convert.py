@@ -1,0 +1,71 @@
+"""Rows to records."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+
+from jqm_celery.definitions import Entry, Package
+from jqm_celery.records import Job, LogEntry
+from jqm_celery.recurrence import CatchUp, Recurrence
+from jqm_celery.statuses import JobStatus, LogKind, OnError
+from jqm_celery.store.models import EntryRow, JobRow, LogEntryRow, PackageRow, RecurrenceRow
+
+
+def package_definition(
+    row: PackageRow, entries: Sequence[EntryRow], recurrences: Sequence[RecurrenceRow]
+) -> Package:
+    return Package(
+        row.name,
+        entries=[Entry.from_dict(e.definition) for e in sorted(entries, key=lambda e: e.position)],
+        on_error=OnError(row.on_error),
+        recurrences=[Recurrence.from_dict(r.spec) for r in sorted(recurrences, key=lambda r: r.position)],
+        catch_up=CatchUp(row.catch_up),
+        allow_overlap=row.allow_overlap,
+        description=row.description,
+    )
+
+
+def log_entry(row: LogEntryRow) -> LogEntry:
+    return LogEntry(
+        id=row.id,
+        kind=LogKind(row.kind),
+        status=row.status,
+        package=row.package_name,
+        run_id=row.run_id,
+        job_id=row.job_id,
+        entry_task=row.task,
+        run_order=row.run_order,
+        celery_task_id=row.celery_task_id,
+        worker=row.worker,
+        retry=row.retry,
+        planned_delay=None if row.planned_delay_s is None else timedelta(seconds=row.planned_delay_s),
+        error=row.error,
+        traceback=row.traceback,
+        message=row.message,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+    )
+
+
+def job(row: JobRow, attempts: Sequence[LogEntryRow] = ()) -> Job:
+    return Job(
+        id=row.id,
+        run_id=row.run_id,
+        package=row.package_name,
+        task=row.task,
+        run_order=row.run_order,
+        queue=row.queue,
+        status=JobStatus(row.status),
+        retry=row.retry,
+        max_retries=row.max_retries,
+        current_delay=timedelta(seconds=row.current_delay_s),
+        worker=row.worker,
+        celery_task_id=row.celery_task_id,
+        error=row.error,
+        description=row.description,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        attempts=tuple(log_entry(a) for a in attempts),
+    )

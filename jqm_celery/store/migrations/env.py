@@ -1,0 +1,18 @@
+"""Alembic environment: the engine comes from ``jqm_celery.store.migrate``, never from a config file."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from jqm_celery.store.migrate import VERSION_TABLE
+from jqm_celery.store.models import Base
+
+engine = context.config.attributes["engine"]
+with engine.begin() as connection:
+    context.configure(
+        connection=connection,
+        target_metadata=Base.metadata,
+        version_table=VERSION_TABLE,
+        render_as_batch=connection.dialect.name == "sqlite",
+    )
+    context.run_migrations()

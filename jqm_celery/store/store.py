@@ -1,0 +1,771 @@
+"""The store: packages, runs, jobs and log entries in one SQL database.
+
+Every public method is one transaction. The store knows nothing of Celery: the runtime hands it plain
+values and gets plain values back.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, and_, exists, func, insert, or_, select, update
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+
+from jqm_celery.definitions import Package
+from jqm_celery.errors import ConfigError, NotFoundError, StateError, ValidationError, did_you_mean
+from jqm_celery.plans import ClaimedJob, JobPlan, RunClosed, RunPlan, error_policy
+from jqm_celery.records import LogEntry, PackageState, Run, RunSummary
+from jqm_celery.recurrence import Recurrence
+from jqm_celery.statuses import (
+    FINISHED_JOB,
+    WAITING_JOB,
+    AttemptStatus,
+    JobStatus,
+    LogKind,
+    OnError,
+    PackageStatus,
+    RunStatus,
+    ensure_editable,
+)
+from jqm_celery.store import convert, migrate
+from jqm_celery.store.engine import make_engine, redact
+from jqm_celery.store.models import EntryRow, JobRow, LogEntryRow, PackageRow, RecurrenceRow, RunRow
+
+_WAITING = [s.value for s in WAITING_JOB]
+_FINISHED = [s.value for s in FINISHED_JOB]
+
+
+class Store:
+    def __init__(self, url: str, *, auto_migrate: bool | None = None) -> None:
+        self.url = url
+        self._engine: Engine | None = None
+        self._pid: int | None = None
+        self._schema_ready = False
+        self._auto_migrate = auto_migrate
+
+    # -- connection -------------------------------------------------------------------------
+
+    @property
+    def engine(self) -> Engine:
+        # A forked worker child must not reuse its parent's connections.
+        if self._engine is None or self._pid != os.getpid():
+            if self._engine is not None:
+                self._engine.dispose(close=False)
+            self._engine = make_engine(self.url)
+            self._pid = os.getpid()
+        return self._engine
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    @contextmanager
+    def _tx(self) -> Iterator[Session]:
+        if not self._schema_ready:
+            self.ensure_schema()
+        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    def ensure_schema(self) -> None:
+        """Migrate an embedded SQLite store; check that any other store is at the current revision."""
+        auto = self.is_sqlite if self._auto_migrate is None else self._auto_migrate
+        if auto:
+            migrate.upgrade(self.engine)
+        else:
+            current, head = migrate.current_revision(self.engine), migrate.head_revision(self.engine)
+            if current != head:
+                raise ConfigError(
+                    f"the jqm store at {redact(self.url)} is at revision {current or 'none'}, this "
+                    f"version of jqm-celery needs {head}; run `jqm db upgrade` (or jqm.upgrade_db())"
+                )
+        self._schema_ready = True
+
+    def upgrade(self) -> tuple[str | None, str | None]:
+        """Migrate to the newest revision; returns (before, after)."""
+        before = migrate.current_revision(self.engine)
+        migrate.upgrade(self.engine)
+        self._schema_ready = True
+        return before, migrate.current_revision(self.engine)
+
+    def dispose(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+    # -- packages ---------------------------------------------------------------------------
+
+    def save_package(self, package: Package, now: datetime, *, create_only: bool = False) -> bool:
+        """Create the package (DRAFT) or replace the definition of an editable one; True if created."""
+        with self._tx() as s:
+            row = self._package_row(s, package.name, lock=True, missing_ok=True)
+            if row is None:
+                row = PackageRow(
+                    name=package.name,
+                    status=PackageStatus.DRAFT,
+                    version=1,
+                    created_at=now,
+                    updated_at=now,
+                )
+                s.add(row)
+                _write_definition(s, row, package, replace=False)
+                return True
+            if create_only:
+                raise ValidationError(
+                    f"package '{package.name}' already exists; pick another name, or use jqm.save(...) to "
+                    "change it"
+                )
+            if self._definition(s, row) == package:
+                return False
+            ensure_editable(package.name, PackageStatus(row.status))
+            _write_definition(s, row, package, replace=True)
+            row.version += 1
+            row.updated_at = now
+            return False
+
+    def package(self, name: str) -> PackageState:
+        with self._tx() as s:
+            row = self._package_row(s, name)
+            return self._state(s, row)
+
+    def packages(self) -> list[PackageState]:
+        with self._tx() as s:
+            rows = s.scalars(select(PackageRow).order_by(PackageRow.name)).all()
+            return [self._state(s, row) for row in rows]
+
+    def set_status(
+        self,
+        name: str,
+        to: PackageStatus,
+        now: datetime,
+        check: Callable[[str, PackageStatus], None],
+    ) -> PackageState:
+        """Move the package to ``to`` after ``check(name, current)`` has accepted the move."""
+        with self._tx() as s:
+            row = self._package_row(s, name, lock=True)
+            check(name, PackageStatus(row.status))
+            row.status = to
+            row.updated_at = now
+            self._schedule(s, row, now if to is PackageStatus.ACTIVE else None)
+            if to is PackageStatus.ON_HOLD:
+                self._stop_in_flight_runs(s, name, now, "package put on hold", LogKind.RUN_STOPPED_BY_HOLD)
+            return self._state(s, row)
+
+    def delete_package(self, name: str) -> None:
+        with self._tx() as s:
+            row = self._package_row(s, name, lock=True)
+            ensure_editable(name, PackageStatus(row.status), action="delete")
+            s.delete(row)
+
+    def package_names(self) -> list[str]:
+        with self._tx() as s:
+            return list(s.scalars(select(PackageRow.name).order_by(PackageRow.name)))
+
+    # -- runs -------------------------------------------------------------------------------
+
+    def create_run(
+        self, name: str, trigger: str, now: datetime, *, queue_if_busy: bool
+    ) -> tuple[RunPlan, bool]:
+        """Insert a run and its jobs; returns (plan, start now). Refuses a second run unless queued."""
+        with self._tx() as s:
+            row = self._package_row(s, name, lock=True)
+            package = self._definition(s, row)
+            busy = s.scalar(
+                select(func.count())
+                .select_from(RunRow)
+                .where(RunRow.package_name == name, RunRow.status.in_([RunStatus.RUNNING, RunStatus.QUEUED]))
+            )
+            if busy and not queue_if_busy:
+                raise StateError(
+                    f"package '{name}' already has a run in flight; wait for it to finish, or ask to queue "
+                    "this one (jqm.run_now(name, queue=True) or `jqm packages run NAME --queue`)"
+                )
+            start_now = not busy
+            run = RunRow(
+                package_name=name,
+                status=RunStatus.RUNNING if start_now else RunStatus.QUEUED,
+                trigger=trigger,
+                on_error=package.on_error,
+                created_at=now,
+                started_at=now if start_now else None,
+            )
+            s.add(run)
+            s.flush()
+            jobs = []
+            for position, entry in enumerate(package.entries, start=1):
+                job = JobRow(
+                    run_id=run.id,
+                    package_name=name,
+                    position=position,
+                    task=entry.task,
+                    args=list(entry.args),
+                    kwargs=dict(entry.kwargs),
+                    run_order=entry.run_order,
+                    queue=entry.queue,
+                    retry_policy=entry.retry.to_dict(),
+                    soft_time_limit_s=_seconds(entry.soft_time_limit),
+                    time_limit_s=_seconds(entry.time_limit),
+                    description=entry.description,
+                    status=JobStatus.QUEUED,
+                    max_retries=entry.retry.max_retries,
+                    created_at=now,
+                )
+                s.add(job)
+                jobs.append(job)
+            s.flush()
+            if start_now:
+                _log(
+                    s,
+                    LogKind.RUN_STARTED,
+                    RunStatus.RUNNING,
+                    now,
+                    package=name,
+                    run_id=run.id,
+                    message=f"run started ({trigger})",
+                )
+            return _plan(run, jobs), start_now
+
+    def start_queued_run(self, run_id: int, now: datetime) -> RunPlan | None:
+        """Mark a queued run as started; None if it is no longer queued."""
+        with self._tx() as s:
+            run = s.get(RunRow, run_id, with_for_update=True)
+            if run is None or run.status != RunStatus.QUEUED:
+                return None
+            run.status = RunStatus.RUNNING
+            run.started_at = now
+            jobs = s.scalars(select(JobRow).where(JobRow.run_id == run_id).order_by(JobRow.position)).all()
+            _log(
+                s,
+                LogKind.RUN_STARTED,
+                RunStatus.RUNNING,
+                now,
+                package=run.package_name,
+                run_id=run.id,
+                message=f"run started ({run.trigger}, after the previous run)",
+            )
+            return _plan(run, jobs)
+
+    def fail_dispatch(self, run_id: int, now: datetime, error: str) -> None:
+        """Record that a run's canvas could not be sent; its jobs will never start."""
+        with self._tx() as s:
+            run = s.get(RunRow, run_id)
+            if run is None:
+                return
+            s.execute(
+                update(JobRow)
+                .where(JobRow.run_id == run_id, JobRow.status.in_(_WAITING))
+                .values(status=JobStatus.SKIPPED, finished_at=now, error=error)
+            )
+            run.status = RunStatus.FAILED
+            run.finished_at = now
+            run.stop_reason = error
+            _log(
+                s,
+                LogKind.RUN_FINISHED,
+                RunStatus.FAILED,
+                now,
+                package=run.package_name,
+                run_id=run_id,
+                error=error,
+                message="run could not be sent to the broker",
+            )
+
+    def run(self, run_id: int) -> Run:
+        with self._tx() as s:
+            run = s.get(RunRow, run_id)
+            if run is None:
+                raise NotFoundError(f"run {run_id} does not exist; list runs with `jqm runs list`")
+            jobs = s.scalars(select(JobRow).where(JobRow.run_id == run_id).order_by(JobRow.position)).all()
+            attempts = s.scalars(
+                select(LogEntryRow)
+                .where(LogEntryRow.run_id == run_id, LogEntryRow.kind == LogKind.ATTEMPT)
+                .order_by(LogEntryRow.id)
+            ).all()
+            by_job: dict[int, list[LogEntryRow]] = {}
+            for attempt in attempts:
+                by_job.setdefault(attempt.job_id or 0, []).append(attempt)
+            return _run(run, tuple(convert.job(j, by_job.get(j.id, ())) for j in jobs))
+
+    def runs(self, package: str | None = None, status: RunStatus | None = None, limit: int = 50) -> list[Run]:
+        with self._tx() as s:
+            query = select(RunRow).order_by(RunRow.id.desc()).limit(limit)
+            if package is not None:
+                query = query.where(RunRow.package_name == package)
+            if status is not None:
+                query = query.where(RunRow.status == status)
+            return [_run(r, ()) for r in s.scalars(query)]
+
+    def unsettled_jobs(self, run_id: int, up_to_run_order: int) -> int:
+        """How many jobs of the run, with a run order up to the given one, have not finished yet."""
+        with self._tx() as s:
+            return (
+                s.scalar(
+                    select(func.count())
+                    .select_from(JobRow)
+                    .where(
+                        JobRow.run_id == run_id,
+                        JobRow.run_order <= up_to_run_order,
+                        JobRow.status.not_in(_FINISHED),
+                    )
+                )
+                or 0
+            )
+
+    def remaining_plan(self, run_id: int, after_run_order: int) -> RunPlan:
+        """The jobs of the run with a higher run order, as a plan (to resume a broken canvas)."""
+        with self._tx() as s:
+            run = s.get(RunRow, run_id)
+            if run is None:
+                raise NotFoundError(f"run {run_id} does not exist")
+            jobs = s.scalars(
+                select(JobRow)
+                .where(JobRow.run_id == run_id, JobRow.run_order > after_run_order)
+                .order_by(JobRow.position)
+            ).all()
+            return _plan(run, jobs)
+
+    def close_run(self, run_id: int, now: datetime) -> RunClosed | None:
+        """Finish the run once all its jobs have; apply FINISH_THEN_STOP. None if nothing to do."""
+        with self._tx() as s:
+            run = s.get(RunRow, run_id, with_for_update=True)
+            if run is None or RunStatus(run.status).finished:
+                return None
+            by_status = (
+                select(JobRow.status, func.count()).where(JobRow.run_id == run_id).group_by(JobRow.status)
+            )
+            counts: dict[str, int] = dict(s.execute(by_status).tuples().all())
+            if any(status not in _FINISHED for status in counts):
+                return None
+            if counts.get(JobStatus.ERROR) or counts.get(JobStatus.ABORTED):
+                status = RunStatus.FAILED
+            elif counts.get(JobStatus.SKIPPED) or counts.get(JobStatus.CANCELLED):
+                status = RunStatus.STOPPED
+            else:
+                status = RunStatus.SUCCEEDED
+            run.status = status
+            run.finished_at = now
+            summary = ", ".join(f"{n} {st.lower()}" for st, n in sorted(counts.items()))
+            _log(
+                s,
+                LogKind.RUN_FINISHED,
+                status,
+                now,
+                package=run.package_name,
+                run_id=run_id,
+                message=f"run finished: {status} ({summary})",
+            )
+            stopped = False
+            if run.stop_package_after:
+                stopped = self._stop_package(
+                    s, run.package_name, now, run_id, "a job failed; the run finished (FINISH_THEN_STOP)"
+                )
+            next_id = s.scalar(
+                select(RunRow.id)
+                .where(RunRow.package_name == run.package_name, RunRow.status == RunStatus.QUEUED)
+                .order_by(RunRow.id)
+                .limit(1)
+            )
+            return RunClosed(run_id, run.package_name, status, stopped, next_id)
+
+    # -- jobs: the hot path (one transaction to start an attempt, one to end it) ------------
+
+    def claim_job(
+        self, job_id: int, worker: str, celery_task_id: str, now: datetime, *, redelivered: bool
+    ) -> ClaimedJob | None:
+        """Start an attempt: the job becomes RUNNING and its attempt is logged. None if it must not run."""
+        claimable: ColumnElement[bool] = JobRow.status.in_(_WAITING)
+        if redelivered:
+            claimable = or_(claimable, JobRow.status == JobStatus.RUNNING)
+        run_open = or_(
+            JobRow.run_id.is_(None),
+            exists().where(RunRow.id == JobRow.run_id, RunRow.stop_reason.is_(None)),
+        )
+        with self._tx() as s:
+            row = s.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id, claimable, run_open)
+                .values(
+                    status=JobStatus.RUNNING,
+                    attempts=JobRow.attempts + 1,
+                    worker=worker,
+                    celery_task_id=celery_task_id,
+                    started_at=func.coalesce(JobRow.started_at, now),
+                )
+                .returning(
+                    JobRow.run_id,
+                    JobRow.package_name,
+                    JobRow.task,
+                    JobRow.args,
+                    JobRow.kwargs,
+                    JobRow.run_order,
+                    JobRow.retry,
+                    JobRow.retry_policy,
+                )
+            ).one_or_none()
+            if row is None:
+                return None
+            if redelivered:
+                s.execute(
+                    update(LogEntryRow)
+                    .where(
+                        LogEntryRow.job_id == job_id,
+                        LogEntryRow.kind == LogKind.ATTEMPT,
+                        LogEntryRow.status == AttemptStatus.RUNNING,
+                    )
+                    .values(
+                        status=AttemptStatus.INTERRUPTED,
+                        finished_at=now,
+                        error="the worker running this attempt was lost; the job was delivered again",
+                    )
+                )
+            log_id = s.execute(
+                insert(LogEntryRow)
+                .values(
+                    kind=LogKind.ATTEMPT,
+                    status=AttemptStatus.RUNNING,
+                    package_name=row.package_name,
+                    run_id=row.run_id,
+                    job_id=job_id,
+                    task=row.task,
+                    run_order=row.run_order,
+                    celery_task_id=celery_task_id,
+                    worker=worker,
+                    retry=row.retry,
+                    started_at=now,
+                )
+                .returning(LogEntryRow.id)
+            ).scalar_one()
+            return ClaimedJob(
+                job_id=job_id,
+                run_id=row.run_id,
+                log_id=log_id,
+                package=row.package_name,
+                task=row.task,
+                args=list(row.args or []),
+                kwargs=dict(row.kwargs or {}),
+                run_order=row.run_order,
+                retry=row.retry,
+                retry_policy=dict(row.retry_policy or {}),
+            )
+
+    def skip_if_stopped(self, job_id: int, now: datetime) -> bool:
+        """Skip a waiting job whose run is being stopped (held, or stopped by its On Error policy)."""
+        with self._tx() as s:
+            row = s.execute(
+                update(JobRow)
+                .where(
+                    JobRow.id == job_id,
+                    JobRow.status.in_(_WAITING),
+                    exists().where(RunRow.id == JobRow.run_id, RunRow.stop_reason.is_not(None)),
+                )
+                .values(status=JobStatus.SKIPPED, finished_at=now)
+                .returning(JobRow.run_id, JobRow.package_name, JobRow.task, JobRow.run_order)
+            ).one_or_none()
+            if row is None:
+                return False
+            _log(
+                s,
+                LogKind.JOB_SKIPPED,
+                JobStatus.SKIPPED,
+                now,
+                package=row.package_name,
+                run_id=row.run_id,
+                job_id=job_id,
+                task=row.task,
+                run_order=row.run_order,
+                message="skipped: the run was stopped",
+            )
+            return True
+
+    def end_attempt(
+        self,
+        job: ClaimedJob,
+        now: datetime,
+        outcome: AttemptStatus,
+        *,
+        error: str | None = None,
+        traceback: str | None = None,
+        planned_delay_s: float | None = None,
+    ) -> None:
+        """Close the attempt's log entry and move the job on (DONE, RETRYING or ERROR)."""
+        job_status = {
+            AttemptStatus.DONE: JobStatus.DONE,
+            AttemptStatus.FAILED: JobStatus.RETRYING,
+            AttemptStatus.ERROR: JobStatus.ERROR,
+        }[outcome]
+        values: dict[str, Any] = {"status": job_status, "error": error}
+        if outcome is AttemptStatus.FAILED:
+            values.update(retry=job.retry + 1, current_delay_s=planned_delay_s or 0.0)
+        else:
+            values["finished_at"] = now
+        with self._tx() as s:
+            s.execute(update(JobRow).where(JobRow.id == job.job_id).values(**values))
+            s.execute(
+                update(LogEntryRow)
+                .where(LogEntryRow.id == job.log_id)
+                .values(
+                    status=outcome,
+                    finished_at=now,
+                    error=error,
+                    traceback=traceback,
+                    planned_delay_s=planned_delay_s,
+                )
+            )
+
+    def fail_job(self, job_id: int, now: datetime, error: str) -> bool:
+        """Settle a job whose wrapper died as ERROR (its running attempt too); False if already settled."""
+        with self._tx() as s:
+            settled = s.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id, JobRow.status.not_in(_FINISHED))
+                .values(status=JobStatus.ERROR, finished_at=now, error=error)
+                .returning(JobRow.id)
+            ).one_or_none()
+            if settled is None:
+                return False
+            s.execute(
+                update(LogEntryRow)
+                .where(
+                    LogEntryRow.job_id == job_id,
+                    LogEntryRow.kind == LogKind.ATTEMPT,
+                    LogEntryRow.status == AttemptStatus.RUNNING,
+                )
+                .values(status=AttemptStatus.ERROR, finished_at=now, error=error)
+            )
+            return True
+
+    def apply_error_policy(self, run_id: int, now: datetime, reason: str) -> OnError:
+        """A job of the run failed for good: skip the rest now (STOP) or flag the package to stop."""
+        with self._tx() as s:
+            run = s.get(RunRow, run_id, with_for_update=True)
+            if run is None:
+                raise NotFoundError(f"run {run_id} does not exist")
+            policy = OnError(run.on_error)
+            skip_now, stop_package = error_policy(policy)
+            if skip_now and run.stop_reason is None:
+                run.stop_reason = reason
+                self._skip_waiting_jobs(s, run, now, "skipped: an earlier job failed (On Error: STOP)")
+                self._stop_package(s, run.package_name, now, run_id, f"{reason} (On Error: STOP)")
+            elif stop_package:
+                run.stop_package_after = True
+            return policy
+
+    # -- log entries ------------------------------------------------------------------------
+
+    def log_entries(
+        self,
+        *,
+        package: str | None = None,
+        run_id: int | None = None,
+        job_id: int | None = None,
+        status: str | None = None,
+        kind: LogKind | None = None,
+        limit: int = 200,
+        before_id: int | None = None,
+    ) -> list[LogEntry]:
+        """Newest first."""
+        query = select(LogEntryRow).order_by(LogEntryRow.id.desc()).limit(limit)
+        filters = {
+            LogEntryRow.package_name: package,
+            LogEntryRow.run_id: run_id,
+            LogEntryRow.job_id: job_id,
+            LogEntryRow.status: status,
+            LogEntryRow.kind: kind,
+        }
+        query = query.where(*(column == value for column, value in filters.items() if value is not None))
+        if before_id is not None:
+            query = query.where(LogEntryRow.id < before_id)
+        with self._tx() as s:
+            return [convert.log_entry(row) for row in s.scalars(query)]
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _package_row(self, s: Session, name: str, *, lock: bool = False, missing_ok: bool = False) -> Any:
+        query = select(PackageRow).where(PackageRow.name == name)
+        if lock:
+            query = query.with_for_update()
+        row = s.scalar(query)
+        if row is None and not missing_ok:
+            names = list(s.scalars(select(PackageRow.name)))
+
+            raise NotFoundError(f"package '{name}' does not exist{did_you_mean(name, names)}")
+        return row
+
+    def _definition(self, s: Session, row: PackageRow) -> Package:
+        entries = s.scalars(select(EntryRow).where(EntryRow.package_id == row.id)).all()
+        recurrences = s.scalars(select(RecurrenceRow).where(RecurrenceRow.package_id == row.id)).all()
+        return convert.package_definition(row, entries, recurrences)
+
+    def _state(self, s: Session, row: PackageRow) -> PackageState:
+        last = s.scalar(
+            select(RunRow).where(RunRow.package_name == row.name).order_by(RunRow.id.desc()).limit(1)
+        )
+        next_run_at = s.scalar(
+            select(func.min(RecurrenceRow.next_fire_at)).where(RecurrenceRow.package_id == row.id)
+        )
+        return PackageState(
+            definition=self._definition(s, row),
+            status=PackageStatus(row.status),
+            version=row.version,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            next_run_at=next_run_at if row.status == PackageStatus.ACTIVE else None,
+            last_run=None
+            if last is None
+            else RunSummary(last.id, RunStatus(last.status), last.created_at, last.finished_at),
+        )
+
+    def _schedule(self, s: Session, row: PackageRow, now: datetime | None) -> None:
+        """Set each recurrence's next fire time from ``now``, or clear them all (None: not active)."""
+        for recurrence in s.scalars(select(RecurrenceRow).where(RecurrenceRow.package_id == row.id)):
+            recurrence.next_fire_at = (
+                None if now is None else Recurrence.from_dict(recurrence.spec).next_after(now)
+            )
+
+    def _stop_in_flight_runs(self, s: Session, name: str, now: datetime, reason: str, kind: LogKind) -> None:
+        runs = s.scalars(
+            select(RunRow).where(
+                RunRow.package_name == name,
+                RunRow.status.in_([RunStatus.RUNNING, RunStatus.QUEUED]),
+                RunRow.stop_reason.is_(None),
+            )
+        ).all()
+        for run in runs:
+            run.stop_reason = reason
+            skipped = self._skip_waiting_jobs(s, run, now, f"skipped: {reason}")
+            _log(
+                s,
+                kind,
+                RunStatus.STOPPED,
+                now,
+                package=name,
+                run_id=run.id,
+                message=f"{reason}: {skipped} job(s) will not start",
+            )
+            if run.status == RunStatus.QUEUED:
+                run.status = RunStatus.STOPPED
+                run.finished_at = now
+
+    def _skip_waiting_jobs(self, s: Session, run: RunRow, now: datetime, message: str) -> int:
+        skipped = s.execute(
+            update(JobRow)
+            .where(JobRow.run_id == run.id, JobRow.status.in_(_WAITING))
+            .values(status=JobStatus.SKIPPED, finished_at=now)
+            .returning(JobRow.id, JobRow.task, JobRow.run_order)
+        ).all()
+        for job_id, task, run_order in skipped:
+            _log(
+                s,
+                LogKind.JOB_SKIPPED,
+                JobStatus.SKIPPED,
+                now,
+                package=run.package_name,
+                run_id=run.id,
+                job_id=job_id,
+                task=task,
+                run_order=run_order,
+                message=message,
+            )
+        return len(skipped)
+
+    def _stop_package(self, s: Session, name: str, now: datetime, run_id: int, reason: str) -> bool:
+        """ACTIVE → ERROR; False if the package was not ACTIVE (e.g. a DRAFT being tried)."""
+        changed = s.execute(
+            update(PackageRow)
+            .where(and_(PackageRow.name == name, PackageRow.status == PackageStatus.ACTIVE))
+            .values(status=PackageStatus.ERROR, updated_at=now)
+            .returning(PackageRow.id)
+        ).first()
+        if changed is not None:
+            self._schedule(s, s.scalars(select(PackageRow).where(PackageRow.name == name)).one(), None)
+            _log(
+                s,
+                LogKind.PACKAGE_STOPPED,
+                PackageStatus.ERROR,
+                now,
+                package=name,
+                run_id=run_id,
+                message=f"package stopped: {reason}; fix the cause and activate it again",
+            )
+        return changed is not None
+
+
+def _write_definition(s: Session, row: PackageRow, package: Package, *, replace: bool) -> None:
+    row.on_error = package.on_error
+    row.catch_up = package.catch_up
+    row.allow_overlap = package.allow_overlap
+    row.description = package.description
+    s.flush()
+    if replace:
+        for old in s.scalars(select(EntryRow).where(EntryRow.package_id == row.id)):
+            s.delete(old)
+        for old_rec in s.scalars(select(RecurrenceRow).where(RecurrenceRow.package_id == row.id)):
+            s.delete(old_rec)
+        s.flush()
+    for position, entry in enumerate(package.entries, start=1):
+        s.add(EntryRow(package_id=row.id, position=position, definition=entry.to_dict()))
+    for position, recurrence in enumerate(package.recurrences, start=1):
+        s.add(RecurrenceRow(package_id=row.id, position=position, spec=recurrence.to_dict()))
+
+
+def _log(
+    s: Session,
+    kind: LogKind,
+    status: str,
+    now: datetime,
+    *,
+    package: str | None = None,
+    run_id: int | None = None,
+    job_id: int | None = None,
+    task: str | None = None,
+    run_order: int | None = None,
+    error: str | None = None,
+    message: str | None = None,
+) -> None:
+    s.execute(
+        insert(LogEntryRow).values(
+            kind=kind,
+            status=status,
+            package_name=package,
+            run_id=run_id,
+            job_id=job_id,
+            task=task,
+            run_order=run_order,
+            error=error,
+            message=message,
+            started_at=now,
+            finished_at=now,
+        )
+    )
+
+
+def _plan(run: RunRow, jobs: Sequence[JobRow]) -> RunPlan:
+    return RunPlan(
+        run_id=run.id,
+        package=run.package_name,
+        jobs=tuple(
+            JobPlan(j.id, j.task, j.run_order, j.queue, j.soft_time_limit_s, j.time_limit_s) for j in jobs
+        ),
+    )
+
+
+def _run(row: RunRow, jobs: tuple[Any, ...]) -> Run:
+    return Run(
+        id=row.id,
+        package=row.package_name,
+        status=RunStatus(row.status),
+        trigger=row.trigger,
+        stop_reason=row.stop_reason,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        jobs=jobs,
+    )
+
+
+def _seconds(value: Any) -> float | None:
+    return None if value is None else float(value.total_seconds())
