@@ -7,24 +7,29 @@ one folder, so a worker in another process on the same machine shares them.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from celery import Celery
 
 from jqm_celery.broker import TRANSPORT
 
 
-def embedded_app(name: str, data_dir: str | Path, *, polling_interval_s: float = 0.05) -> Celery:
-    """A Celery app on SQLite files in ``data_dir`` (created if missing), ready for JobQueueManager."""
+def embedded_conf(data_dir: str | Path, *, polling_interval_s: float = 0.05) -> dict[str, Any]:
+    """Celery settings for SQLite files in ``data_dir`` (created if missing)."""
     folder = Path(data_dir).resolve()
     folder.mkdir(parents=True, exist_ok=True)
+    return {
+        "broker_url": f"sqlite:///{folder / 'broker.sqlite'}",
+        "broker_transport": TRANSPORT,
+        "broker_transport_options": {"polling_interval": polling_interval_s},
+        "result_backend": f"db+sqlite:///{folder / 'results.sqlite'}",
+        "database_engine_options": {"connect_args": {"timeout": 30}},
+        "jqm_database_url": f"sqlite:///{folder / 'jqm.sqlite'}",
+    }
+
+
+def embedded_app(name: str, data_dir: str | Path, *, polling_interval_s: float = 0.05) -> Celery:
+    """A Celery app on SQLite files in ``data_dir``, ready for JobQueueManager."""
     app = Celery(name)
-    app.conf.update(
-        broker_url=f"sqlite:///{folder / 'broker.sqlite'}",
-        broker_transport=TRANSPORT,
-        broker_transport_options={"polling_interval": polling_interval_s},
-        result_backend=f"db+sqlite:///{folder / 'results.sqlite'}",
-        database_engine_options={"connect_args": {"timeout": 30}},
-        jqm_database_url=f"sqlite:///{folder / 'jqm.sqlite'}",
-        worker_hijack_root_logger=False,
-    )
+    app.conf.update(embedded_conf(data_dir, polling_interval_s=polling_interval_s))
     return app

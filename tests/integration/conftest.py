@@ -1,0 +1,155 @@
+"""Real workers on real brokers and databases: the embedded default, Redis + PostgreSQL, RabbitMQ + PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from celery import Celery
+
+from jqm_celery import JobQueueManager
+from jqm_celery.embedded import embedded_conf
+from tests.integration.testapp import make_app
+from tests.services import RABBITMQ_URL, REDIS_URL, postgres_database, require
+
+ROOT = Path(__file__).resolve().parents[2]
+BACKENDS = ["embedded", "redis-pg", "rabbitmq-pg"]
+
+
+@dataclass
+class Backend:
+    name: str
+    conf: dict[str, Any]
+    tmp: Path
+
+    _app: Celery | None = None
+
+    def app(self) -> Celery:
+        """The test process's app for this backend (made once: tasks register once)."""
+        if self._app is None:
+            self._app = make_app(self.conf)
+        return self._app
+
+    @property
+    def queue(self) -> str:
+        return str(self.conf["task_default_queue"])
+
+
+@dataclass
+class Worker:
+    """A real Celery worker in a child process, with its log in a file."""
+
+    backend: Backend
+    args: list[str] = field(default_factory=list)
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+    def start(self, timeout: float = 60.0) -> Worker:
+        name = f"w{uuid.uuid4().hex[:6]}@%h"
+        self.log_path = self.backend.tmp / f"worker-{uuid.uuid4().hex[:6]}.log"
+        log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.integration.worker", json.dumps(self.backend.conf),
+             "--loglevel=INFO", "-n", name, "--without-mingle", "--without-gossip", *self.args],
+            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while " ready." not in self.log():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"worker did not start:\n{self.log()[-4000:]}")
+            time.sleep(0.1)
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
+
+    def kill(self) -> None:
+        """SIGKILL the whole worker (main process and pool), as a crash would."""
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+
+def _conf(name: str, tmp: Path, stack: ExitStack) -> dict[str, Any]:
+    queue = f"jqm-test-{uuid.uuid4().hex[:10]}"
+    common: dict[str, Any] = {"task_default_queue": queue, "jqm_auto_migrate": True}
+    if name == "embedded":
+        return {**embedded_conf(tmp / "embedded"), **common}
+    if name == "redis-pg":
+        require("redis")
+        url = stack.enter_context(postgres_database())
+        return {**common, "broker_url": f"{REDIS_URL}/0", "result_backend": f"{REDIS_URL}/1",
+                "jqm_database_url": url}
+    if name == "rabbitmq-pg":
+        require("rabbitmq")
+        url = stack.enter_context(postgres_database())
+        return {**common, "broker_url": RABBITMQ_URL, "jqm_database_url": url}
+    raise ValueError(name)
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
+    tmp = tmp_path_factory.mktemp(request.param)
+    with ExitStack() as stack:
+        backend = Backend(request.param, _conf(request.param, tmp, stack), tmp)
+        yield backend
+        _delete_queues(backend)
+
+
+def _delete_queues(backend: Backend) -> None:
+    if backend.name == "embedded":
+        return
+    app = backend.app()
+    with app.connection_for_write() as conn:
+        channel = conn.default_channel
+        for queue in (backend.queue,):
+            try:
+                channel.queue_delete(queue)
+            except Exception:  # noqa: BLE001 - best effort clean-up of a test queue
+                pass
+
+
+@pytest.fixture(scope="session")
+def worker(backend: Backend) -> Iterator[Worker]:
+    """One worker per backend for the whole session (prefork, 3 processes)."""
+    running = Worker(backend, ["--pool=prefork", "--concurrency=3"]).start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def jqm(backend: Backend, worker: Worker) -> JobQueueManager:
+    """The test process's manager, on the same app and store as the running worker."""
+    return JobQueueManager.of(backend.app())
+
+
+@pytest.fixture
+def marks(tmp_path: Path) -> Path:
+    return tmp_path / "marks.jsonl"
+
+
+@pytest.fixture
+def name(request: pytest.FixtureRequest) -> str:
+    """A package name unique to the test."""
+    return f"{request.node.name[:60]}-{uuid.uuid4().hex[:6]}".replace("[", "-").replace("]", "")

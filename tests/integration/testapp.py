@@ -1,0 +1,69 @@
+"""The Celery app the integration tests run: the same code in the test process and in the worker."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from celery import Celery
+
+from jqm_celery import JobError, JobQueueManager
+
+
+def make_app(conf: dict[str, Any]) -> Celery:
+    app = Celery("jqm-tests")
+    app.conf.update(conf)
+    _register_tasks(app)
+    JobQueueManager(app)
+    return app
+
+
+def _register_tasks(app: Celery) -> None:
+    @app.task(shared=False, name="tests.record")
+    def record(path: str, label: str, sleep_s: float = 0.0) -> str:
+        """Append start and end marks (pid and monotonic time) to a file: ordering evidence across processes."""
+        _append(path, {"label": label, "event": "start", "t": time.monotonic(), "pid": os.getpid()})
+        time.sleep(sleep_s)
+        _append(path, {"label": label, "event": "end", "t": time.monotonic(), "pid": os.getpid()})
+        return label
+
+    @app.task(shared=False, name="tests.flaky")
+    def flaky(path: str, label: str, failures: int) -> str:
+        """Fail the first ``failures`` calls for this label, then succeed."""
+        marks = Path(path)
+        seen = marks.read_text().count(f'"{label}"') if marks.exists() else 0
+        _append(path, {"label": label, "event": "call", "t": time.monotonic(), "pid": os.getpid()})
+        if seen < failures:
+            raise ConnectionError(f"{label}: simulated failure {seen + 1} of {failures}")
+        return label
+
+    @app.task(shared=False, name="tests.fail_job")
+    def fail_job(message: str, traceback: bool = True) -> None:
+        raise JobError(message, traceback=traceback)
+
+    @app.task(shared=False, name="tests.boom")
+    def boom(message: str = "boom") -> None:
+        raise ValueError(message)
+
+    @app.task(shared=False, name="tests.sleep")
+    def sleep(seconds: float) -> None:
+        time.sleep(seconds)
+
+    @app.task(shared=False, name="tests.noop")
+    def noop(*args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def _append(path: str, record: dict[str, Any]) -> None:
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record) + "\n")
+
+
+def read_marks(path: str | Path) -> list[dict[str, Any]]:
+    file = Path(path)
+    if not file.exists():
+        return []
+    return [json.loads(line) for line in file.read_text().splitlines() if line.strip()]

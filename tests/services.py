@@ -1,0 +1,50 @@
+"""The real servers the tests talk to, on loopback; a test skips when one is absent unless CI is set."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+POSTGRES_ADMIN_URL = os.environ.get("JQM_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("JQM_TEST_REDIS", "redis://127.0.0.1:6379")
+RABBITMQ_URL = os.environ.get("JQM_TEST_RABBITMQ", "amqp://guest:guest@127.0.0.1:5672//")
+
+_PORTS = {"postgresql": 5432, "redis": 6379, "rabbitmq": 5672}
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def require(service: str) -> None:
+    """Skip the test when the service is not running — or fail, when CI is set."""
+    if _listening(_PORTS[service]):
+        return
+    message = f"{service} is not listening on 127.0.0.1:{_PORTS[service]}"
+    if os.environ.get("CI"):
+        pytest.fail(f"{message}; CI must start it (.ci/run)")
+    pytest.skip(message)
+
+
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for the duration; yields its SQLAlchemy URL."""
+    require("postgresql")
+    import psycopg
+
+    name = f"jqm_test_{uuid.uuid4().hex[:12]}"
+    admin = POSTGRES_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield admin.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{name}"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
