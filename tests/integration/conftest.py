@@ -1,4 +1,4 @@
-"""Real workers on real brokers and databases: the embedded default, Redis + PostgreSQL, RabbitMQ + PostgreSQL."""
+"""Real workers, brokers and databases: the embedded default, Redis + PostgreSQL, RabbitMQ + PostgreSQL."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,9 +60,22 @@ class Worker:
         self.log_path = self.backend.tmp / f"worker-{uuid.uuid4().hex[:6]}.log"
         log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.integration.worker", json.dumps(self.backend.conf),
-             "--loglevel=INFO", "-n", name, "--without-mingle", "--without-gossip", *self.args],
-            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "tests.integration.worker",
+                json.dumps(self.backend.conf),
+                "--loglevel=INFO",
+                "-n",
+                name,
+                "--without-mingle",
+                "--without-gossip",
+                *self.args,
+            ],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         deadline = time.monotonic() + timeout
         while " ready." not in self.log():
@@ -99,8 +112,12 @@ def _conf(name: str, tmp: Path, stack: ExitStack) -> dict[str, Any]:
     if name == "redis-pg":
         require("redis")
         url = stack.enter_context(postgres_database())
-        return {**common, "broker_url": f"{REDIS_URL}/0", "result_backend": f"{REDIS_URL}/1",
-                "jqm_database_url": url}
+        return {
+            **common,
+            "broker_url": f"{REDIS_URL}/0",
+            "result_backend": f"{REDIS_URL}/1",
+            "jqm_database_url": url,
+        }
     if name == "rabbitmq-pg":
         require("rabbitmq")
         url = stack.enter_context(postgres_database())
@@ -124,10 +141,8 @@ def _delete_queues(backend: Backend) -> None:
     with app.connection_for_write() as conn:
         channel = conn.default_channel
         for queue in (backend.queue,):
-            try:
+            with suppress(Exception):
                 channel.queue_delete(queue)
-            except Exception:  # noqa: BLE001 - best effort clean-up of a test queue
-                pass
 
 
 @pytest.fixture(scope="session")

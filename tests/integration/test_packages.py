@@ -22,7 +22,9 @@ from jqm_celery import (
 )
 from tests.integration.testapp import read_marks
 
-FAST_RETRY = RetryPolicy(max_retries=3, base_delay=timedelta(milliseconds=200), max_delay=timedelta(seconds=1))
+FAST_RETRY = RetryPolicy(
+    max_retries=3, base_delay=timedelta(milliseconds=200), max_delay=timedelta(seconds=1)
+)
 
 
 def _record(path: Path, label: str, run_order: int, sleep_s: float = 0.0) -> Entry:
@@ -37,39 +39,57 @@ def _span(marks: list[dict[str, object]], label: str) -> tuple[float, float]:
 def test_entries_run_in_run_order_and_share_a_run_order_in_parallel(
     jqm: JobQueueManager, name: str, marks: Path
 ) -> None:
-    jqm.save(Package(name, entries=[
-        _record(marks, "first", 10),
-        _record(marks, "left", 20, sleep_s=0.6),
-        _record(marks, "right", 20, sleep_s=0.6),
-        _record(marks, "last", 30),
-    ]))
+    jqm.save(
+        Package(
+            name,
+            entries=[
+                _record(marks, "first", 10),
+                _record(marks, "left", 20, sleep_s=0.6),
+                _record(marks, "right", 20, sleep_s=0.6),
+                _record(marks, "last", 30),
+            ],
+        )
+    )
     run = jqm.run_now(name).wait(timeout=60)
 
     assert run.status is RunStatus.SUCCEEDED
     spans = {label: _span(read_marks(marks), label) for label in ("first", "left", "right", "last")}
     assert spans["first"][1] <= min(spans["left"][0], spans["right"][0])
     assert max(spans["left"][1], spans["right"][1]) <= spans["last"][0]
-    assert spans["left"][0] < spans["right"][1] and spans["right"][0] < spans["left"][1], "run order 20 overlapped"
+    assert spans["left"][0] < spans["right"][1], "run order 20 ran in parallel"
+    assert spans["right"][0] < spans["left"][1], "run order 20 ran in parallel"
 
 
 def test_a_retried_job_keeps_its_place_and_logs_each_attempt_with_its_delay(
     jqm: JobQueueManager, name: str, marks: Path
 ) -> None:
-    jqm.save(Package(name, entries=[
-        Entry("tests.flaky", args=[str(marks), "flaky", 2], run_order=10, retry=FAST_RETRY),
-        _record(marks, "after", 20),
-    ]))
+    jqm.save(
+        Package(
+            name,
+            entries=[
+                Entry("tests.flaky", args=[str(marks), "flaky", 2], run_order=10, retry=FAST_RETRY),
+                _record(marks, "after", 20),
+            ],
+        )
+    )
     run = jqm.run_now(name).wait(timeout=60)
 
     assert run.status is RunStatus.SUCCEEDED
     attempts = run.job("tests.flaky").attempts
     assert [(a.retry, a.status) for a in attempts] == [
-        (0, AttemptStatus.FAILED), (1, AttemptStatus.FAILED), (2, AttemptStatus.DONE)
+        (0, AttemptStatus.FAILED),
+        (1, AttemptStatus.FAILED),
+        (2, AttemptStatus.DONE),
     ]
-    assert [a.planned_delay for a in attempts] == [timedelta(milliseconds=200), timedelta(milliseconds=400), None]
+    assert [a.planned_delay for a in attempts] == [
+        timedelta(milliseconds=200),
+        timedelta(milliseconds=400),
+        None,
+    ]
     assert "simulated failure 1 of 2" in (attempts[0].error or "")
     calls = [m["t"] for m in read_marks(marks) if m["label"] == "flaky"]
-    assert calls[1] - calls[0] >= 0.2 and calls[2] - calls[1] >= 0.4
+    assert calls[1] - calls[0] >= 0.2
+    assert calls[2] - calls[1] >= 0.4
     assert _span(read_marks(marks), "after")[0] > calls[2]
     assert run.job("tests.flaky").retry == 2
 
@@ -86,10 +106,18 @@ def test_retry_count_starts_at_zero_in_every_run(jqm: JobQueueManager, name: str
 def test_a_job_error_fails_the_job_without_retry_and_can_hide_its_traceback(
     jqm: JobQueueManager, name: str
 ) -> None:
-    jqm.save(Package(name, entries=[
-        Entry("tests.fail_job", args=["customer file missing", False], retry=FAST_RETRY, run_order=10),
-        Entry("tests.fail_job", args=["with trace", True], run_order=20),
-    ], on_error=OnError.CONTINUE))
+    jqm.save(
+        Package(
+            name,
+            entries=[
+                Entry(
+                    "tests.fail_job", args=["customer file missing", False], retry=FAST_RETRY, run_order=10
+                ),
+                Entry("tests.fail_job", args=["with trace", True], run_order=20),
+            ],
+            on_error=OnError.CONTINUE,
+        )
+    )
     run = jqm.run_now(name).wait(timeout=60)
 
     hidden, shown = run.jobs
@@ -108,13 +136,23 @@ def test_a_job_error_fails_the_job_without_retry_and_can_hide_its_traceback(
     ],
 )
 def test_on_error_policy_decides_the_rest_of_the_run_and_the_package(
-    jqm: JobQueueManager, name: str, marks: Path, policy: OnError, last_status: JobStatus,
+    jqm: JobQueueManager,
+    name: str,
+    marks: Path,
+    policy: OnError,
+    last_status: JobStatus,
     package_status: PackageStatus,
 ) -> None:
-    jqm.save(Package(name, entries=[
-        Entry("tests.boom", args=["broken"], run_order=10),
-        _record(marks, "after", 20),
-    ], on_error=policy))
+    jqm.save(
+        Package(
+            name,
+            entries=[
+                Entry("tests.boom", args=["broken"], run_order=10),
+                _record(marks, "after", 20),
+            ],
+            on_error=policy,
+        )
+    )
     jqm.activate(name)
     run = jqm.run_now(name).wait(timeout=60)
 
@@ -142,7 +180,8 @@ def test_hold_during_a_run_lets_the_running_job_finish_and_skips_the_rest(
     assert [j.status for j in run.jobs] == [JobStatus.DONE, JobStatus.SKIPPED]
     assert [m["label"] for m in read_marks(marks)] == ["running", "running"]
     kinds = [e.kind for e in jqm.log_entries(run_id=run.id)]
-    assert LogKind.RUN_STOPPED_BY_HOLD in kinds and LogKind.JOB_SKIPPED in kinds
+    assert LogKind.RUN_STOPPED_BY_HOLD in kinds
+    assert LogKind.JOB_SKIPPED in kinds
     assert jqm.package(name).status is PackageStatus.ON_HOLD
 
 
@@ -157,8 +196,10 @@ def test_a_second_run_now_is_refused_while_one_is_in_flight_unless_queued(
     assert queued.status is RunStatus.QUEUED
 
     first, queued = first.wait(timeout=60), queued.wait(timeout=60)
-    assert first.status is RunStatus.SUCCEEDED and queued.status is RunStatus.SUCCEEDED
-    assert queued.started_at is not None and first.finished_at is not None
+    assert first.status is RunStatus.SUCCEEDED
+    assert queued.status is RunStatus.SUCCEEDED
+    assert queued.started_at is not None
+    assert first.finished_at is not None
     assert queued.started_at >= first.finished_at
 
 
@@ -174,11 +215,16 @@ def test_every_attempt_is_logged_with_worker_task_id_and_aware_times(jqm: JobQue
     run = jqm.run_now(name).wait(timeout=60)
     (attempt,) = run.attempts
 
-    assert attempt.package == name and attempt.run_id == run.id
-    assert attempt.entry_task == "tests.noop" and attempt.run_order == 5
-    assert attempt.worker and "@" in attempt.worker
-    assert attempt.celery_task_id and len(attempt.celery_task_id) == 36
-    assert attempt.started_at.tzinfo is not None and attempt.finished_at is not None
+    assert attempt.package == name
+    assert attempt.run_id == run.id
+    assert attempt.entry_task == "tests.noop"
+    assert attempt.run_order == 5
+    assert attempt.worker
+    assert "@" in attempt.worker
+    assert attempt.celery_task_id
+    assert len(attempt.celery_task_id) == 36
+    assert attempt.started_at.tzinfo is not None
+    assert attempt.finished_at is not None
     assert attempt.finished_at >= attempt.started_at
     kinds = [e.kind for e in jqm.log_entries(run_id=run.id)]
     assert kinds == [LogKind.RUN_STARTED, LogKind.ATTEMPT, LogKind.RUN_FINISHED]

@@ -24,7 +24,7 @@ def make_app(conf: dict[str, Any]) -> Celery:
 def _register_tasks(app: Celery) -> None:
     @app.task(shared=False, name="tests.record")
     def record(path: str, label: str, sleep_s: float = 0.0) -> str:
-        """Append start and end marks (pid and monotonic time) to a file: ordering evidence across processes."""
+        """Append start and end marks (pid, monotonic time) to a file: ordering evidence across processes."""
         _append(path, {"label": label, "event": "start", "t": time.monotonic(), "pid": os.getpid()})
         time.sleep(sleep_s)
         _append(path, {"label": label, "event": "end", "t": time.monotonic(), "pid": os.getpid()})

@@ -1,0 +1,25 @@
+"""The ``jqm`` command. Commands stay thin: each one calls the public Python API and prints the result.
+
+Command groups live in their own modules and are attached in ``_register`` below.
+"""
+
+from __future__ import annotations
+
+from jqm_celery.cli.base import cli
+
+
+def _register() -> None:
+    from jqm_celery.cli import db, demo, log, packages, runs
+
+    for module in (packages, runs, log, db, demo):
+        module.register(cli)
+
+
+_register()
+
+
+def main() -> None:
+    cli()
+
+
+__all__ = ["cli", "main"]

@@ -1,0 +1,119 @@
+"""The root ``jqm`` group, how it finds the user's app, and how domain errors become exit code 1."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import click
+from celery import Celery
+from rich.console import Console
+
+from jqm_celery.errors import JQMError
+from jqm_celery.manager import JobQueueManager
+
+APP_HELP = (
+    "Your Celery app as 'module:attribute' (a Celery app or a JobQueueManager); also read from JQM_APP. "
+    "Without it, jqm uses a bare app on the SQLite store ./jqm.sqlite."
+)
+
+
+@dataclass
+class CliContext:
+    app_path: str | None
+    console: Console = field(default_factory=lambda: _console())
+    _jqm: JobQueueManager | None = None
+
+    @property
+    def jqm(self) -> JobQueueManager:
+        if self._jqm is None:
+            self._jqm = load_manager(self.app_path)
+        return self._jqm
+
+
+def _console() -> Console:
+    console = Console()
+    if not console.is_terminal:
+        # Piped or captured output keeps whole rows instead of wrapping at 80 columns.
+        console.width = 200
+    return console
+
+
+def load_manager(app_path: str | None) -> JobQueueManager:
+    if not app_path:
+        return JobQueueManager(Celery("jqm"))
+    module_name, _, attribute = app_path.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise click.UsageError(
+            f"--app {app_path!r}: cannot import module '{module_name}' ({exc}); run jqm from your project's "
+            "folder or put it on PYTHONPATH"
+        ) from None
+    target: Any = getattr(module, attribute or "app", None)
+    if target is None:
+        raise click.UsageError(
+            f"--app {app_path!r}: module '{module_name}' has no attribute '{attribute or 'app'}'"
+        )
+    if isinstance(target, JobQueueManager):
+        return target
+    if isinstance(target, Celery):
+        return JobQueueManager.of(target)
+    raise click.UsageError(
+        f"--app {app_path!r} is a {type(target).__name__}, not a Celery app or a JobQueueManager"
+    )
+
+
+class JQMGroup(click.Group):
+    """Turns a JQMError into a one-line message on stderr and exit code 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except JQMError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=JQMGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--app", "app_path", envvar="JQM_APP", metavar="MODULE:ATTR", help=APP_HELP)
+@click.version_option(package_name="jqm-celery", prog_name="jqm")
+@click.pass_context
+def cli(ctx: click.Context, app_path: str | None) -> None:
+    """jqm: job queue packages for Celery — define, activate, hold, run and read their log."""
+    ctx.obj = CliContext(app_path)
+
+
+pass_cli = click.make_pass_decorator(CliContext)
+
+
+def when(value: datetime | None) -> str:
+    """A timestamp as the CLI shows it: UTC, to the second."""
+    return "—" if value is None else value.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+STATUS_STYLE = {
+    "ACTIVE": "green",
+    "SUCCEEDED": "green",
+    "DONE": "green",
+    "ON_HOLD": "yellow",
+    "QUEUED": "cyan",
+    "RUNNING": "cyan",
+    "RETRYING": "yellow",
+    "FAILED": "yellow",
+    "STOPPED": "yellow",
+    "SKIPPED": "dim",
+    "DRAFT": "dim",
+    "ERROR": "red",
+    "ABORTED": "red",
+    "INTERRUPTED": "red",
+    "CANCELLED": "dim",
+}
+
+
+def styled(status: str) -> str:
+    style = STATUS_STYLE.get(str(status))
+    return f"[{style}]{status}[/]" if style else str(status)

@@ -1,0 +1,81 @@
+"""``jqm demo``: the example package from ``examples/demo.py`` on a real worker, with no servers."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import shutil
+from pathlib import Path
+
+from jqm_celery.manager import JobQueueManager
+from jqm_celery.records import Run
+from jqm_celery.statuses import AttemptStatus, JobStatus
+
+WORKER_ARGS = [
+    "worker",
+    "--pool=threads",
+    "--concurrency=4",
+    "--loglevel=WARNING",
+    "--without-heartbeat",
+    "--without-mingle",
+    "--without-gossip",
+]
+
+
+def _worker_main(data_dir: str) -> None:
+    from jqm_celery.examples.demo import make_app
+
+    # The worker's banner and log go to a file beside the store, not over the demo's output.
+    log = os.open(Path(data_dir) / "worker.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    app = make_app(data_dir)
+    JobQueueManager(app)
+    app.worker_main(WORKER_ARGS)
+
+
+class DemoWorker:
+    """A real Celery worker in a child process (spawned, so it shares nothing with this one)."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self._process = multiprocessing.get_context("spawn").Process(
+            target=_worker_main, args=(str(data_dir),), name="jqm-demo-worker", daemon=True
+        )
+
+    def __enter__(self) -> DemoWorker:
+        self._process.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._process.terminate()
+        self._process.join(15)
+        if self._process.is_alive():
+            self._process.kill()
+
+
+def prepare(data_dir: Path) -> JobQueueManager:
+    """A fresh demo store in ``data_dir`` with the demo package saved and activated."""
+    from jqm_celery.examples.demo import PACKAGE, make_app
+
+    shutil.rmtree(data_dir, ignore_errors=True)
+    jqm = JobQueueManager(make_app(data_dir))
+    jqm.save(PACKAGE)
+    jqm.activate(PACKAGE.name)
+    return jqm
+
+
+def check(run: Run) -> list[str]:
+    """What did not go as the demo promises (empty when all is well)."""
+    problems = []
+    upload = run.job("demo.upload_to_bank")
+    if [a.status for a in upload.attempts] != [AttemptStatus.FAILED, AttemptStatus.DONE]:
+        problems.append("demo.upload_to_bank should fail once and succeed on its retry")
+    notify, paid = run.job("demo.notify_finance"), run.job("demo.mark_paid")
+    spans = (notify.started_at, notify.finished_at, paid.started_at, paid.finished_at)
+    if None in spans or not (spans[0] < spans[3] and spans[2] < spans[1]):  # type: ignore[operator]
+        problems.append("demo.notify_finance and demo.mark_paid should overlap")
+    if run.job("demo.archive_pdfs").status is not JobStatus.ERROR:
+        problems.append("demo.archive_pdfs should fail for good")
+    if run.job("demo.close_period").status is not JobStatus.DONE:
+        problems.append("demo.close_period should run after the failure (On Error: CONTINUE)")
+    return problems
