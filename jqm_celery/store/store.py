@@ -65,7 +65,8 @@ class Store:
         return self.engine.dialect.name == "sqlite"
 
     @contextmanager
-    def _tx(self) -> Iterator[Session]:
+    def transaction(self) -> Iterator[Session]:
+        """One transaction (BEGIN IMMEDIATE on SQLite); the schema is checked on first use."""
         if not self._schema_ready:
             self.ensure_schema()
         with Session(self.engine, expire_on_commit=False) as session, session.begin():
@@ -101,7 +102,7 @@ class Store:
 
     def save_package(self, package: Package, now: datetime, *, create_only: bool = False) -> bool:
         """Create the package (DRAFT) or replace the definition of an editable one; True if created."""
-        with self._tx() as s:
+        with self.transaction() as s:
             row = self._package_row(s, package.name, lock=True, missing_ok=True)
             if row is None:
                 row = PackageRow(
@@ -128,12 +129,12 @@ class Store:
             return False
 
     def package(self, name: str) -> PackageState:
-        with self._tx() as s:
+        with self.transaction() as s:
             row = self._package_row(s, name)
             return self._state(s, row)
 
     def packages(self) -> list[PackageState]:
-        with self._tx() as s:
+        with self.transaction() as s:
             rows = s.scalars(select(PackageRow).order_by(PackageRow.name)).all()
             return [self._state(s, row) for row in rows]
 
@@ -145,7 +146,7 @@ class Store:
         check: Callable[[str, PackageStatus], None],
     ) -> PackageState:
         """Move the package to ``to`` after ``check(name, current)`` has accepted the move."""
-        with self._tx() as s:
+        with self.transaction() as s:
             row = self._package_row(s, name, lock=True)
             check(name, PackageStatus(row.status))
             row.status = to
@@ -156,13 +157,13 @@ class Store:
             return self._state(s, row)
 
     def delete_package(self, name: str) -> None:
-        with self._tx() as s:
+        with self.transaction() as s:
             row = self._package_row(s, name, lock=True)
             ensure_editable(name, PackageStatus(row.status), action="delete")
             s.delete(row)
 
     def package_names(self) -> list[str]:
-        with self._tx() as s:
+        with self.transaction() as s:
             return list(s.scalars(select(PackageRow.name).order_by(PackageRow.name)))
 
     # -- runs -------------------------------------------------------------------------------
@@ -171,7 +172,7 @@ class Store:
         self, name: str, trigger: str, now: datetime, *, queue_if_busy: bool
     ) -> tuple[RunPlan, bool]:
         """Insert a run and its jobs; returns (plan, start now). Refuses a second run unless queued."""
-        with self._tx() as s:
+        with self.transaction() as s:
             row = self._package_row(s, name, lock=True)
             package = self._definition(s, row)
             busy = s.scalar(
@@ -231,7 +232,7 @@ class Store:
 
     def start_queued_run(self, run_id: int, now: datetime) -> RunPlan | None:
         """Mark a queued run as started; None if it is no longer queued."""
-        with self._tx() as s:
+        with self.transaction() as s:
             run = s.get(RunRow, run_id, with_for_update=True)
             if run is None or run.status != RunStatus.QUEUED:
                 return None
@@ -251,7 +252,7 @@ class Store:
 
     def fail_dispatch(self, run_id: int, now: datetime, error: str) -> None:
         """Record that a run's canvas could not be sent; its jobs will never start."""
-        with self._tx() as s:
+        with self.transaction() as s:
             run = s.get(RunRow, run_id)
             if run is None:
                 return
@@ -275,7 +276,7 @@ class Store:
             )
 
     def run(self, run_id: int) -> Run:
-        with self._tx() as s:
+        with self.transaction() as s:
             run = s.get(RunRow, run_id)
             if run is None:
                 raise NotFoundError(f"run {run_id} does not exist; list runs with `jqm runs list`")
@@ -291,7 +292,7 @@ class Store:
             return _run(run, tuple(convert.job(j, by_job.get(j.id, ())) for j in jobs))
 
     def runs(self, package: str | None = None, status: RunStatus | None = None, limit: int = 50) -> list[Run]:
-        with self._tx() as s:
+        with self.transaction() as s:
             query = select(RunRow).order_by(RunRow.id.desc()).limit(limit)
             if package is not None:
                 query = query.where(RunRow.package_name == package)
@@ -301,7 +302,7 @@ class Store:
 
     def unsettled_jobs(self, run_id: int, up_to_run_order: int) -> int:
         """How many jobs of the run, with a run order up to the given one, have not finished yet."""
-        with self._tx() as s:
+        with self.transaction() as s:
             return (
                 s.scalar(
                     select(func.count())
@@ -317,7 +318,7 @@ class Store:
 
     def remaining_plan(self, run_id: int, after_run_order: int) -> RunPlan:
         """The jobs of the run with a higher run order, as a plan (to resume a broken canvas)."""
-        with self._tx() as s:
+        with self.transaction() as s:
             run = s.get(RunRow, run_id)
             if run is None:
                 raise NotFoundError(f"run {run_id} does not exist")
@@ -330,7 +331,7 @@ class Store:
 
     def close_run(self, run_id: int, now: datetime) -> RunClosed | None:
         """Finish the run once all its jobs have; apply FINISH_THEN_STOP. None if nothing to do."""
-        with self._tx() as s:
+        with self.transaction() as s:
             run = s.get(RunRow, run_id, with_for_update=True)
             if run is None or RunStatus(run.status).finished:
                 return None
@@ -384,7 +385,7 @@ class Store:
             JobRow.run_id.is_(None),
             exists().where(RunRow.id == JobRow.run_id, RunRow.stop_reason.is_(None)),
         )
-        with self._tx() as s:
+        with self.transaction() as s:
             row = s.execute(
                 update(JobRow)
                 .where(JobRow.id == job_id, claimable, run_open)
@@ -454,7 +455,7 @@ class Store:
 
     def skip_if_stopped(self, job_id: int, now: datetime) -> bool:
         """Skip a waiting job whose run is being stopped (held, or stopped by its On Error policy)."""
-        with self._tx() as s:
+        with self.transaction() as s:
             row = s.execute(
                 update(JobRow)
                 .where(
@@ -502,7 +503,7 @@ class Store:
             values.update(retry=job.retry + 1, current_delay_s=planned_delay_s or 0.0)
         else:
             values["finished_at"] = now
-        with self._tx() as s:
+        with self.transaction() as s:
             s.execute(update(JobRow).where(JobRow.id == job.job_id).values(**values))
             s.execute(
                 update(LogEntryRow)
@@ -518,7 +519,7 @@ class Store:
 
     def fail_job(self, job_id: int, now: datetime, error: str) -> bool:
         """Settle a job whose wrapper died as ERROR (its running attempt too); False if already settled."""
-        with self._tx() as s:
+        with self.transaction() as s:
             settled = s.execute(
                 update(JobRow)
                 .where(JobRow.id == job_id, JobRow.status.not_in(_FINISHED))
@@ -540,7 +541,7 @@ class Store:
 
     def apply_error_policy(self, run_id: int, now: datetime, reason: str) -> OnError:
         """A job of the run failed for good: skip the rest now (STOP) or flag the package to stop."""
-        with self._tx() as s:
+        with self.transaction() as s:
             run = s.get(RunRow, run_id, with_for_update=True)
             if run is None:
                 raise NotFoundError(f"run {run_id} does not exist")
@@ -579,7 +580,7 @@ class Store:
         query = query.where(*(column == value for column, value in filters.items() if value is not None))
         if before_id is not None:
             query = query.where(LogEntryRow.id < before_id)
-        with self._tx() as s:
+        with self.transaction() as s:
             return [convert.log_entry(row) for row in s.scalars(query)]
 
     # -- helpers ----------------------------------------------------------------------------
