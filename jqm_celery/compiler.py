@@ -31,7 +31,7 @@ def job_signature(app: Celery, plan: RunPlan, job: JobPlan, *, control_queue: st
         "link_error": app.signature(
             JOB_FAILED_TASK,
             kwargs={"job_id": job.id, "run_id": plan.run_id, "run_order": job.run_order},
-            queue=control_queue,
+            **_routing(control_queue),
         ),
     }
     if job.queue:
@@ -55,5 +55,12 @@ def compile_run(app: Celery, plan: RunPlan, *, control_queue: str | None = None)
     for stage in plan.stages():
         signatures = [job_signature(app, plan, job, control_queue=control_queue) for job in stage]
         steps.append(signatures[0] if len(signatures) == 1 else group(signatures))
-    steps.append(app.signature(FINISH_RUN_TASK, args=(plan.run_id,), immutable=True, queue=control_queue))
+    steps.append(
+        app.signature(FINISH_RUN_TASK, args=(plan.run_id,), immutable=True, **_routing(control_queue))
+    )
+    # Celery turns "group, then the next step" into a chord: the next stage waits for the whole group.
     return chain(*steps)
+
+
+def _routing(queue: str | None) -> dict[str, Any]:
+    return {} if queue is None else {"queue": queue}

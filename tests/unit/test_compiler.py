@@ -1,0 +1,76 @@
+"""A run compiles to a chain in run order, a group where entries share one, immutable signatures."""
+
+from __future__ import annotations
+
+from celery import Celery
+from celery.canvas import Signature, _chain, _chord, group
+
+from jqm_celery.compiler import FINISH_RUN_TASK, JOB_FAILED_TASK, JOB_TASK, compile_run, flower_name
+from jqm_celery.plans import JobPlan, RunPlan
+
+APP = Celery("compiler-tests", set_as_current=False)
+PLAN = RunPlan(
+    run_id=42,
+    package="nightly-billing",
+    jobs=(
+        JobPlan(1, "billing.export", 10, None, None, None),
+        JobPlan(2, "billing.upload", 20, "bank", 50.0, 60.0),
+        JobPlan(3, "billing.notify", 30, None, None, None),
+        JobPlan(4, "billing.mark_paid", 30, None, None, None),
+    ),
+)
+
+
+def _steps(canvas: Signature) -> list[Signature]:
+    """The chain's steps, with a chord (group + next step) unfolded into its group and its body."""
+    assert isinstance(canvas, _chain)
+    steps: list[Signature] = []
+    for step in canvas.tasks:
+        if isinstance(step, _chord):
+            steps += [group(step.tasks), step.body]
+        else:
+            steps.append(step)
+    return steps
+
+
+def test_stages_follow_run_order_and_the_run_is_closed_last() -> None:
+    steps = _steps(compile_run(APP, PLAN))
+    assert [s.task if not isinstance(s, group) else "group" for s in steps] == [
+        JOB_TASK,
+        JOB_TASK,
+        "group",
+        FINISH_RUN_TASK,
+    ]
+    assert isinstance(compile_run(APP, PLAN).tasks[2], _chord), "group + next step must be a chord"
+    assert steps[0].args == (1,)
+    assert steps[1].args == (2,)
+    assert [s.args for s in steps[2].tasks] == [(3,), (4,)]
+    assert steps[3].args == (42,)
+
+
+def test_every_signature_is_immutable() -> None:
+    steps = _steps(compile_run(APP, PLAN))
+    flat = [*steps[:2], *steps[2].tasks, steps[3]]
+    assert all(s.immutable for s in flat)
+
+
+def test_jobs_carry_their_flower_name_queue_time_limits_and_error_callback() -> None:
+    upload = _steps(compile_run(APP, PLAN))[1]
+    assert upload.options["shadow"] == "nightly-billing › billing.upload"
+    assert upload.options["queue"] == "bank"
+    assert upload.options["soft_time_limit"] == 50.0
+    assert upload.options["time_limit"] == 60.0
+    errback = upload.options["link_error"]
+    assert errback["task"] == JOB_FAILED_TASK
+    assert errback["kwargs"] == {"job_id": 2, "run_id": 42, "run_order": 20}
+    assert upload.kwargs == {"run_id": 42, "package": "nightly-billing", "task": "billing.upload"}
+
+
+def test_jqm_bookkeeping_goes_to_the_control_queue_when_one_is_set() -> None:
+    steps = _steps(compile_run(APP, PLAN, control_queue="jqm-control"))
+    assert steps[-1].options["queue"] == "jqm-control"
+    assert steps[0].options["link_error"]["options"]["queue"] == "jqm-control"
+
+
+def test_a_stand_alone_job_is_named_after_jqm_and_its_task() -> None:
+    assert flower_name(None, "reports.build") == "jqm › reports.build"
