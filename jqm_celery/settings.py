@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jqm_celery.errors import ConfigError
+from jqm_celery.notifications.settings import NotificationSettings
 from jqm_celery.store.engine import parse_url
 
 DEFAULT_DATABASE_URL = "sqlite:///jqm.sqlite"
@@ -22,10 +23,13 @@ class Settings:
     #: Base URLs used in links (notifications, CLI output), or None.
     flower_url: str | None
     web_url: str | None
+    #: SMTP server, sender, queue and retry of notifications.
+    notifications: NotificationSettings = NotificationSettings()
 
     @classmethod
     def from_conf(cls, conf: Any) -> Settings:
-        url = conf.get("jqm_database_url") or DEFAULT_DATABASE_URL
+        url = conf.get("jqm_database_url")
+        url = DEFAULT_DATABASE_URL if url is None else url
         parsed = parse_url(url)
         if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
             # Every process (worker, CLI, beat) must open the same file, wherever it was started from.
@@ -39,6 +43,7 @@ class Settings:
             auto_migrate=auto_migrate,
             flower_url=_optional_str(conf, "jqm_flower_url"),
             web_url=_optional_str(conf, "jqm_web_url"),
+            notifications=NotificationSettings.from_conf(conf),
         )
 
 

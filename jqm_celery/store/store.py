@@ -6,6 +6,7 @@ values and gets plain values back.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from jqm_celery.definitions import Package
+from jqm_celery.events import Event
 from jqm_celery.errors import ConfigError, NotFoundError, StateError, ValidationError, did_you_mean
 from jqm_celery.plans import ClaimedJob, JobPlan, RunClosed, RunPlan, error_policy
 from jqm_celery.records import LogEntry, PackageState, Run, RunSummary
@@ -36,6 +38,9 @@ from jqm_celery.store import convert, migrate
 from jqm_celery.store.engine import make_engine, redact
 from jqm_celery.store.models import EntryRow, JobRow, LogEntryRow, PackageRow, RecurrenceRow, RunRow
 
+logger = logging.getLogger("jqm_celery")
+
+_EVENTS = "jqm_events"
 _WAITING = [s.value for s in WAITING_JOB]
 _FINISHED = [s.value for s in FINISHED_JOB]
 
@@ -47,6 +52,8 @@ class Store:
         self._pid: int | None = None
         self._schema_ready = False
         self._auto_migrate = auto_migrate
+        #: Called with each Event after its transaction has committed (the notifier listens here).
+        self.listeners: list[Callable[[Event], None]] = []
 
     # -- connection -------------------------------------------------------------------------
 
@@ -69,8 +76,20 @@ class Store:
         """One transaction (BEGIN IMMEDIATE on SQLite); the schema is checked on first use."""
         if not self._schema_ready:
             self.ensure_schema()
-        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+        events: list[Event] = []
+        with Session(self.engine, expire_on_commit=False, info={_EVENTS: events}) as session, session.begin():
             yield session
+        if events and self.listeners:
+            self._publish(events)
+
+    def _publish(self, events: list[Event]) -> None:
+        for event in events:
+            for listener in self.listeners:
+                try:
+                    listener(event)
+                except Exception:
+                    # What was recorded stays recorded: a listener must never fail the caller.
+                    logger.exception("jqm: a listener of %s events failed", event.kind)
 
     def ensure_schema(self) -> None:
         """Migrate an embedded SQLite store; check that any other store is at the current revision."""
@@ -186,37 +205,11 @@ class Store:
                     "this one (jqm.run_now(name, queue=True) or `jqm packages run NAME --queue`)"
                 )
             start_now = not busy
-            run = RunRow(
-                package_name=name,
-                status=RunStatus.RUNNING if start_now else RunStatus.QUEUED,
-                trigger=trigger,
-                on_error=package.on_error,
-                created_at=now,
-                started_at=now if start_now else None,
-            )
+            run = new_run_row(package, trigger, now, start_now=start_now)
             s.add(run)
             s.flush()
-            jobs = []
-            for position, entry in enumerate(package.entries, start=1):
-                job = JobRow(
-                    run_id=run.id,
-                    package_name=name,
-                    position=position,
-                    task=entry.task,
-                    args=list(entry.args),
-                    kwargs=dict(entry.kwargs),
-                    run_order=entry.run_order,
-                    queue=entry.queue,
-                    retry_policy=entry.retry.to_dict(),
-                    soft_time_limit_s=_seconds(entry.soft_time_limit),
-                    time_limit_s=_seconds(entry.time_limit),
-                    description=entry.description,
-                    status=JobStatus.QUEUED,
-                    max_retries=entry.retry.max_retries,
-                    created_at=now,
-                )
-                s.add(job)
-                jobs.append(job)
+            jobs = new_job_rows(run, package, now)
+            s.add_all(jobs)
             s.flush()
             if start_now:
                 _log(
@@ -338,7 +331,7 @@ class Store:
             by_status = (
                 select(JobRow.status, func.count()).where(JobRow.run_id == run_id).group_by(JobRow.status)
             )
-            counts: dict[str, int] = dict(s.execute(by_status).tuples().all())
+            counts: dict[str, int] = dict(s.execute(by_status).all())
             if any(status not in _FINISHED for status in counts):
                 return None
             if counts.get(JobStatus.ERROR) or counts.get(JobStatus.ABORTED):
@@ -516,6 +509,13 @@ class Store:
                     planned_delay_s=planned_delay_s,
                 )
             )
+            if outcome is not AttemptStatus.DONE:
+                s.info[_EVENTS].append(
+                    Event(
+                        LogKind.ATTEMPT, outcome, now, job.package, job.run_id, job.job_id, job.task,
+                        log_id=job.log_id, error=error,
+                    )
+                )
 
     def fail_job(self, job_id: int, now: datetime, error: str) -> bool:
         """Settle a job whose wrapper died as ERROR (its running attempt too); False if already settled."""
@@ -695,6 +695,42 @@ class Store:
         return changed is not None
 
 
+def new_run_row(package: Package, trigger: str, now: datetime, *, start_now: bool) -> RunRow:
+    """A run of ``package``, RUNNING from ``now`` or QUEUED behind a run in flight (not yet added)."""
+    return RunRow(
+        package_name=package.name,
+        status=RunStatus.RUNNING if start_now else RunStatus.QUEUED,
+        trigger=trigger,
+        on_error=package.on_error,
+        created_at=now,
+        started_at=now if start_now else None,
+    )
+
+
+def new_job_rows(run: RunRow, package: Package, now: datetime) -> list[JobRow]:
+    """One QUEUED job per entry of ``package`` for the flushed ``run`` (not yet added)."""
+    return [
+        JobRow(
+            run_id=run.id,
+            package_name=package.name,
+            position=position,
+            task=entry.task,
+            args=list(entry.args),
+            kwargs=dict(entry.kwargs),
+            run_order=entry.run_order,
+            queue=entry.queue,
+            retry_policy=entry.retry.to_dict(),
+            soft_time_limit_s=_seconds(entry.soft_time_limit),
+            time_limit_s=_seconds(entry.time_limit),
+            description=entry.description,
+            status=JobStatus.QUEUED,
+            max_retries=entry.retry.max_retries,
+            created_at=now,
+        )
+        for position, entry in enumerate(package.entries, start=1)
+    ]
+
+
 def _write_definition(s: Session, row: PackageRow, package: Package, *, replace: bool) -> None:
     row.on_error = package.on_error
     row.catch_up = package.catch_up
@@ -727,6 +763,9 @@ def _log(
     error: str | None = None,
     message: str | None = None,
 ) -> None:
+    s.info[_EVENTS].append(
+        Event(kind, str(status), now, package, run_id, job_id, task, error=error, message=message)
+    )
     s.execute(
         insert(LogEntryRow).values(
             kind=kind,
