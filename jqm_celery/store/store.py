@@ -6,6 +6,7 @@ values and gets plain values back.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -510,12 +511,8 @@ class Store:
                 )
             )
             if outcome is not AttemptStatus.DONE:
-                s.info[_EVENTS].append(
-                    Event(
-                        LogKind.ATTEMPT, outcome, now, job.package, job.run_id, job.job_id, job.task,
-                        log_id=job.log_id, error=error,
-                    )
-                )
+                event = Event(LogKind.ATTEMPT, outcome, now, job.package, job.run_id, job.job_id, job.task)
+                s.info[_EVENTS].append(dataclasses.replace(event, log_id=job.log_id, error=error))
 
     def fail_job(self, job_id: int, now: datetime, error: str) -> bool:
         """Settle a job whose wrapper died as ERROR (its running attempt too); False if already settled."""
@@ -524,10 +521,12 @@ class Store:
                 update(JobRow)
                 .where(JobRow.id == job_id, JobRow.status.not_in(_FINISHED))
                 .values(status=JobStatus.ERROR, finished_at=now, error=error)
-                .returning(JobRow.id)
+                .returning(JobRow.run_id, JobRow.package_name, JobRow.task)
             ).one_or_none()
             if settled is None:
                 return False
+            event = Event(LogKind.ATTEMPT, AttemptStatus.ERROR, now, settled.package_name, settled.run_id)
+            s.info[_EVENTS].append(dataclasses.replace(event, job_id=job_id, task=settled.task, error=error))
             s.execute(
                 update(LogEntryRow)
                 .where(
@@ -636,20 +635,25 @@ class Store:
             )
         ).all()
         for run in runs:
-            run.stop_reason = reason
-            skipped = self._skip_waiting_jobs(s, run, now, f"skipped: {reason}")
-            _log(
-                s,
-                kind,
-                RunStatus.STOPPED,
-                now,
-                package=name,
-                run_id=run.id,
-                message=f"{reason}: {skipped} job(s) will not start",
-            )
-            if run.status == RunStatus.QUEUED:
-                run.status = RunStatus.STOPPED
-                run.finished_at = now
+            self.stop_run(s, run, now, reason, kind)
+
+    def stop_run(self, s: Session, run: RunRow, now: datetime, reason: str, kind: LogKind) -> int:
+        """Stop one run in ``s``: its waiting jobs are skipped, a queued run ends STOPPED. Jobs skipped."""
+        run.stop_reason = reason
+        skipped = self._skip_waiting_jobs(s, run, now, f"skipped: {reason}")
+        _log(
+            s,
+            kind,
+            RunStatus.STOPPED,
+            now,
+            package=run.package_name,
+            run_id=run.id,
+            message=f"{reason}: {skipped} job(s) will not start",
+        )
+        if run.status == RunStatus.QUEUED:
+            run.status = RunStatus.STOPPED
+            run.finished_at = now
+        return skipped
 
     def _skip_waiting_jobs(self, s: Session, run: RunRow, now: datetime, message: str) -> int:
         skipped = s.execute(
