@@ -1,0 +1,329 @@
+"""What tracking costs: plain Celery against jqm packages, on the same broker and the same workers.
+
+``python -m benchmarks.dispatch [--backend redis-pg|embedded|rabbitmq-pg|all] [--n 200] [--burst 1000]
+[--repeat 3] [--concurrency 2]``
+
+Per backend, one worker subprocess (prefork) runs one app that has a trivial task and a
+JobQueueManager, and this process measures, from sending to completion:
+
+(a) N trivial tasks as a plain Celery chain (waits on the last task's result);
+(b) the same N tasks as the entries of one package, run in run order (waits on the run's status);
+(c) BURST trivial tasks sent at once with ``apply_async`` (waits on all their results);
+(d) BURST one-entry packages, created beforehand, each started with ``run_now`` (waits on all runs).
+
+Baseline and package measurements alternate within each repetition; the table shows the median of
+the repetitions and their spread, and the ratios (b)/(a) in time per entry and (d)/(c) in throughput.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import celery
+from celery import Celery, chain
+from celery.result import ResultSet
+from sqlalchemy import Engine, create_engine, func, select
+
+from benchmarks.harness import (
+    RABBITMQ_URL,
+    REDIS_URL,
+    ServiceMissing,
+    Spread,
+    Worker,
+    delete_queues,
+    postgres_database,
+    require,
+    scratch_dir,
+    unique_queue,
+    wait_until,
+)
+from jqm_celery import Entry, JobQueueManager, OnError, Package
+from jqm_celery.embedded import embedded_conf
+from jqm_celery.statuses import RunStatus
+from jqm_celery.store.models import RunRow
+
+BACKENDS = ("redis-pg", "embedded", "rabbitmq-pg")
+DEFAULT_BACKENDS = ("redis-pg", "embedded")
+NOOP = "bench.noop"
+CHAIN_PACKAGE = "bench-chain"
+WARM_PACKAGE = "bench-warm-up"
+ONE_ENTRY_PREFIX = "bench-one-"
+WARM_UP_SIZE = 20
+
+
+def make_app(conf: dict[str, Any]) -> Celery:
+    """The app of the worker and of this process: one trivial task, and jqm."""
+    app = Celery("jqm-bench")
+    app.conf.update(conf)
+
+    app.task(name=NOOP, shared=False)(_noop)
+    JobQueueManager(app)
+    return app
+
+
+def _noop() -> None:
+    return None
+
+
+@contextmanager
+def backend_conf(name: str, folder: Path) -> Iterator[tuple[dict[str, Any], str]]:
+    """The Celery + jqm settings of a backend, and a one-line description of it."""
+    common: dict[str, Any] = {"task_default_queue": unique_queue(), "result_expires": 600}
+    if name == "embedded":
+        yield {**embedded_conf(folder / "embedded"), **common}, "SQLite broker, results and store"
+        return
+    if name == "redis-pg":
+        require("redis")
+        with postgres_database() as url:
+            conf = {
+                **common,
+                "broker_url": f"{REDIS_URL}/0",
+                "result_backend": f"{REDIS_URL}/1",
+                "jqm_database_url": url,
+            }
+            yield conf, "Redis broker, Redis results, PostgreSQL store"
+        return
+    if name == "rabbitmq-pg":
+        require("rabbitmq")
+        with postgres_database() as url:
+            conf = {**common, "broker_url": RABBITMQ_URL, "jqm_database_url": url}
+            yield conf, "RabbitMQ broker, PostgreSQL results (jqm's default), PostgreSQL store"
+        return
+    raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
+
+
+class Bench:
+    """The four measurements against one running worker; each returns the wall time in seconds."""
+
+    def __init__(self, app: Celery, n: int, burst: int, timeout_s: float) -> None:
+        self.app = app
+        self.jqm = JobQueueManager.of(app)
+        self.noop = app.tasks[NOOP]
+        self.n = n
+        self.burst = burst
+        self.timeout_s = timeout_s
+        # Polls must not take the store's write lock (SQLite) nor hold a transaction open.
+        self.poll_engine: Engine = create_engine(self.jqm.settings.database_url, isolation_level="AUTOCOMMIT")
+
+    def prepare(self) -> None:
+        """Create the packages (not timed) and warm every pool process up."""
+        self.jqm.upgrade_db()
+        self._save(CHAIN_PACKAGE, self.n)
+        self._save(WARM_PACKAGE, WARM_UP_SIZE)
+        for index in range(self.burst):
+            self._save(self.one_entry(index), 1)
+        self._plain_chain(WARM_UP_SIZE)
+        self._package_chain(WARM_PACKAGE)
+        self._plain_burst(WARM_UP_SIZE)
+        self._package_burst(WARM_UP_SIZE)
+
+    def dispose(self) -> None:
+        self.poll_engine.dispose()
+
+    @staticmethod
+    def one_entry(index: int) -> str:
+        return f"{ONE_ENTRY_PREFIX}{index:05d}"
+
+    def plain_chain(self) -> float:
+        return self._plain_chain(self.n)
+
+    def package_chain(self) -> float:
+        return self._package_chain(CHAIN_PACKAGE)
+
+    def plain_burst(self) -> float:
+        return self._plain_burst(self.burst)
+
+    def package_burst(self) -> float:
+        return self._package_burst(self.burst)
+
+    def _save(self, name: str, entries: int) -> None:
+        self.jqm.save(
+            Package(
+                name,
+                entries=[Entry(NOOP, run_order=order) for order in range(1, entries + 1)],
+                on_error=OnError.CONTINUE,
+            )
+        )
+
+    def _plain_chain(self, size: int) -> float:
+        started = time.perf_counter()
+        last = chain(self.noop.si() for _ in range(size)).apply_async()
+        last.get(timeout=self.timeout_s, interval=0.005)
+        return time.perf_counter() - started
+
+    def _package_chain(self, name: str) -> float:
+        started = time.perf_counter()
+        run = self.jqm.run_now(name)
+        self._wait_runs([run.id], poll_s=0.005)
+        return time.perf_counter() - started
+
+    def _plain_burst(self, size: int) -> float:
+        started = time.perf_counter()
+        results = ResultSet([self.noop.apply_async() for _ in range(size)])
+        results.get(timeout=self.timeout_s, interval=0.01)
+        return time.perf_counter() - started
+
+    def _package_burst(self, size: int) -> float:
+        started = time.perf_counter()
+        run_ids = [self.jqm.run_now(self.one_entry(index)).id for index in range(size)]
+        self._wait_runs(run_ids, poll_s=0.02)
+        return time.perf_counter() - started
+
+    def _wait_runs(self, run_ids: Sequence[int], poll_s: float) -> None:
+        unfinished = select(func.count()).where(RunRow.id.in_(run_ids), RunRow.finished_at.is_(None))
+
+        def finished() -> bool:
+            with self.poll_engine.connect() as conn:
+                return conn.scalar(unfinished) == 0
+
+        wait_until(finished, self.timeout_s, poll_s, f"{len(run_ids)} run(s)")
+        with self.poll_engine.connect() as conn:
+            failed = conn.scalar(
+                select(func.count()).where(RunRow.id.in_(run_ids), RunRow.status != RunStatus.SUCCEEDED)
+            )
+        if failed:
+            raise RuntimeError(f"{failed} of {len(run_ids)} benchmark run(s) did not succeed")
+
+
+@dataclass(frozen=True)
+class Row:
+    label: str
+    entries: int
+    seconds: Spread
+
+    @property
+    def ms_per_entry(self) -> Spread:
+        return Spread(tuple(1000 * s / self.entries for s in self.seconds.values))
+
+    @property
+    def per_second(self) -> Spread:
+        return Spread(tuple(self.entries / s for s in self.seconds.values))
+
+
+def measure(bench: Bench, repeat: int) -> list[Row]:
+    """Baseline and package alternate (a b / b a / …) so drift and noise hit both alike."""
+    pairs: list[tuple[Callable[[], float], Callable[[], float]]] = [
+        (bench.plain_chain, bench.package_chain),
+        (bench.plain_burst, bench.package_burst),
+    ]
+    samples: list[list[float]] = [[], [], [], []]
+    for rep in range(repeat):
+        for pair_index, (baseline, tracked) in enumerate(pairs):
+            order = [(0, baseline), (1, tracked)]
+            if rep % 2:
+                order.reverse()
+            for offset, step in order:
+                samples[2 * pair_index + offset].append(step())
+    labels = [
+        (f"(a) plain chain, {bench.n} tasks", bench.n),
+        (f"(b) package, {bench.n} entries", bench.n),
+        (f"(c) {bench.burst} plain tasks at once", bench.burst),
+        (f"(d) {bench.burst} one-entry packages", bench.burst),
+    ]
+    return [Row(label, k, Spread(tuple(values))) for (label, k), values in zip(labels, samples, strict=True)]
+
+
+def report(backend: str, description: str, rows: list[Row], concurrency: int, repeat: int) -> str:
+    a, b, c, d = rows
+    lines = [
+        f"backend {backend}: {description}; worker prefork ×{concurrency}; median of {repeat}",
+        f"{'measurement':<36}{'ms/entry':>10}{'per second':>12}   spread ms/entry",
+    ]
+    for row in rows:
+        lines.append(
+            f"{row.label:<36}{row.ms_per_entry.median:>10.2f}{row.per_second.median:>12.1f}"
+            f"   {row.ms_per_entry.range_text()}"
+        )
+    chain_ratio = b.ms_per_entry.median / a.ms_per_entry.median
+    paired_chain = Spread(tuple(y / x for x, y in zip(a.seconds.values, b.seconds.values, strict=True)))
+    burst_ratio = d.per_second.median / c.per_second.median
+    paired_burst = Spread(tuple(x / y for x, y in zip(c.seconds.values, d.seconds.values, strict=True)))
+    lines.append(
+        f"(b)/(a) time per entry: {chain_ratio:.2f} (per repetition {paired_chain.range_text()}; "
+        "target ≤ 1.25 on redis-pg)"
+    )
+    lines.append(f"(d)/(c) throughput:     {burst_ratio:.2f} (per repetition {paired_burst.range_text()})")
+    return "\n".join(lines)
+
+
+def run_backend(name: str, args: argparse.Namespace) -> str:
+    with ExitStack() as stack:
+        folder = stack.enter_context(scratch_dir())
+        conf, description = stack.enter_context(backend_conf(name, folder))
+        app = make_app(conf)
+        bench = Bench(app, args.n, args.burst, args.timeout)
+        stack.callback(bench.dispose)
+        if name != "embedded":
+            stack.callback(delete_queues, app, [conf["task_default_queue"]])
+        bench.jqm.upgrade_db()
+        worker = Worker(
+            "benchmarks.dispatch:make_app",
+            conf,
+            ["--pool=prefork", f"--concurrency={args.concurrency}", "--loglevel=WARNING"],
+            folder=folder,
+        )
+        stack.enter_context(worker)
+        started = time.monotonic()
+        bench.prepare()
+        rows = measure(bench, args.repeat)
+        text = report(name, description, rows, args.concurrency, args.repeat)
+        return f"{text}\n(measured in {time.monotonic() - started:.0f} s)"
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.dispatch", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--backend",
+        action="append",
+        choices=[*BACKENDS, "all"],
+        help="redis-pg, embedded, rabbitmq-pg or all; repeat the option for several "
+        f"(default: {' and '.join(DEFAULT_BACKENDS)})",
+    )
+    parser.add_argument("--n", type=_positive, default=200, help="tasks in the chain, entries in the package")
+    parser.add_argument("--burst", type=_positive, default=1000, help="tasks / packages started at once")
+    parser.add_argument("--repeat", type=_positive, default=3, help="repetitions; the median is reported")
+    parser.add_argument("--concurrency", type=_positive, default=2, help="worker pool processes")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds allowed per measurement")
+    args = parser.parse_args(argv)
+    chosen = args.backend or list(DEFAULT_BACKENDS)
+    args.backend = list(BACKENDS) if "all" in chosen else list(dict.fromkeys(chosen))
+    return args
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number ≥ 1, got {text}")
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    print(
+        f"jqm-celery dispatch benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; Python "
+        f"{platform.python_version()}, Celery {celery.__version__}; n={args.n}, burst={args.burst}, "
+        f"repeat={args.repeat}",
+        flush=True,
+    )
+    status = 0
+    for name in args.backend:
+        print(flush=True)
+        try:
+            print(run_backend(name, args), flush=True)
+        except ServiceMissing as exc:
+            print(f"backend {name}: skipped: {exc}", flush=True)
+            status = 1
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

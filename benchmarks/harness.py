@@ -1,0 +1,188 @@
+"""Shared pieces for benchmark scripts: real worker subprocesses, fresh databases, queues, statistics.
+
+Everything runs on loopback and is cleaned up: a worker is stopped with its whole process group, a
+database is dropped, a queue deleted. Nothing here knows what is being measured.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from celery import Celery
+
+ROOT = Path(__file__).resolve().parents[1]
+
+POSTGRES_ADMIN_URL = os.environ.get("JQM_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("JQM_BENCH_REDIS", "redis://127.0.0.1:6379")
+RABBITMQ_URL = os.environ.get("JQM_BENCH_RABBITMQ", "amqp://guest:guest@127.0.0.1:5672//")
+
+#: Set to a folder to profile every pool process of every worker with cProfile (one .prof file each).
+PROFILE_ENV = "JQM_BENCH_PROFILE_DIR"
+#: The worker touches this file once it is ready to consume.
+READY_ENV = "JQM_BENCH_READY_FILE"
+
+_PORTS = {"postgresql": 5432, "redis": 6379, "rabbitmq": 5672}
+
+
+class ServiceMissing(RuntimeError):
+    """Raised when a server a benchmark needs is not listening on loopback."""
+
+
+def require(service: str) -> None:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        if sock.connect_ex(("127.0.0.1", _PORTS[service])) != 0:
+            raise ServiceMissing(f"{service} is not listening on 127.0.0.1:{_PORTS[service]}; start it first")
+
+
+@contextmanager
+def postgres_database(prefix: str = "jqm_bench") -> Iterator[str]:
+    """A fresh, empty PostgreSQL database, dropped afterwards; yields its SQLAlchemy URL."""
+    require("postgresql")
+    import psycopg
+
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = POSTGRES_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield admin.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{name}"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def scratch_dir(prefix: str = "jqm-bench-") -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix=prefix) as folder:
+        yield Path(folder)
+
+
+def unique_queue(prefix: str = "jqm-bench") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def delete_queues(app: Celery, queues: Sequence[str]) -> None:
+    """Delete the queues from the broker (messages left in them go too)."""
+    with app.connection_for_write() as conn:
+        channel = conn.default_channel
+        for queue in queues:
+            with suppress(Exception):
+                channel.queue_delete(queue)
+
+
+@dataclass
+class Worker:
+    """A real Celery worker in a child process, in its own process group, logging to a file.
+
+    ``factory`` is ``"module:function"``: a function of the conf dict that returns the Celery app, so
+    the worker runs exactly the app the benchmark process builds.
+    """
+
+    factory: str
+    conf: dict[str, Any]
+    args: list[str] = field(default_factory=list)
+    folder: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+    def start(self, timeout_s: float = 60.0) -> Worker:
+        tag = uuid.uuid4().hex[:6]
+        self.log_path = self.folder / f"worker-{tag}.log"
+        ready = self.folder / f"worker-{tag}.ready"
+        env = {**os.environ, READY_ENV: str(ready)}
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "benchmarks.worker",
+                    self.factory,
+                    json.dumps(self.conf),
+                    "-n",
+                    f"bench{tag}@%h",
+                    "--without-mingle",
+                    "--without-gossip",
+                    "--without-heartbeat",
+                    *self.args,
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout_s
+        while not ready.exists():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"worker did not start:\n{self.log()[-4000:]}")
+            time.sleep(0.05)
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Warm shutdown (pool processes exit cleanly, profiles are written), then SIGKILL if stuck."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        with suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            with suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+    def __enter__(self) -> Worker:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@dataclass(frozen=True)
+class Spread:
+    """Repeated measurements of one quantity."""
+
+    values: tuple[float, ...]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.values)
+
+    @property
+    def low(self) -> float:
+        return min(self.values)
+
+    @property
+    def high(self) -> float:
+        return max(self.values)
+
+    def range_text(self, fmt: str = "{:.2f}") -> str:
+        return f"{fmt.format(self.low)}–{fmt.format(self.high)}"
+
+
+def wait_until(predicate: Any, timeout_s: float, poll_s: float, what: str) -> None:
+    """Poll ``predicate()`` until it is true; TimeoutError naming ``what`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} did not finish within {timeout_s:g} s")
+        time.sleep(poll_s)
