@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import datetime
 
 from celery import Celery
 
@@ -11,6 +12,7 @@ from jqm_celery.config import configure_app, supports_chords
 from jqm_celery.definitions import Package
 from jqm_celery.errors import ValidationError
 from jqm_celery.records import LogEntry, PackageState, Run
+from jqm_celery.recurrence import next_runs
 from jqm_celery.runtime import Runtime
 from jqm_celery.settings import Settings
 from jqm_celery.statuses import LogKind, PackageStatus, RunStatus, ensure_can_hold
@@ -72,6 +74,15 @@ class JobQueueManager:
 
     def packages(self) -> list[PackageState]:
         return self.store.packages()
+
+    def next_runs(self, name: str, count: int = 10) -> list[datetime]:
+        """The package's next ``count`` fire times from now, merged across its recurrences (aware, UTC).
+
+        It previews the definition whatever the status; ``recurrence.next_runs`` also says which
+        recurrence produces each time.
+        """
+        recurrences = self.store.package(name).definition.recurrences
+        return [at for at, _ in next_runs(recurrences, self.clock.now(), count)]
 
     # -- lifecycle --------------------------------------------------------------------------
 

@@ -70,6 +70,7 @@ class LogKind(StrEnum):
     RUN_STOPPED_BY_HOLD = "RUN_STOPPED_BY_HOLD"
     JOB_SKIPPED = "JOB_SKIPPED"
     PACKAGE_STOPPED = "PACKAGE_STOPPED"
+    FIRE_SKIPPED = "FIRE_SKIPPED"  # a recurrence came due and started no run (overlap, catch-up SKIP)
 
 
 class AttemptStatus(StrEnum):

@@ -7,7 +7,11 @@ from typing import Any
 from celery import Celery, Task
 
 from jqm_celery.compiler import FINISH_RUN_TASK, JOB_FAILED_TASK, JOB_TASK, flower_name
+from jqm_celery.firing import DJANGO_TRIGGER, start_scheduled_run
 from jqm_celery.runtime import Runtime
+
+#: Starts a run of a package by name; the task the django-celery-beat bridge schedules.
+RUN_PACKAGE_TASK = "jqm.run_package"
 
 
 def _job_shadow_name(task: Task, args: Any, kwargs: Any, options: Any) -> str | None:
@@ -50,4 +54,14 @@ def register_tasks(app: Celery, runtime: Runtime) -> dict[str, Task]:
         """Error callback of a job whose wrapper died: records it and resumes the rest of the run."""
         runtime.job_failed(self, failed_task_id, job_id, run_id, run_order)
 
-    return {JOB_TASK: job, FINISH_RUN_TASK: finish_run, JOB_FAILED_TASK: job_failed}
+    @app.task(name=RUN_PACKAGE_TASK, shared=False, serializer="json")
+    def run_package(name: str, trigger: str = DJANGO_TRIGGER) -> int | None:
+        """Start a run of an ACTIVE package for an external scheduler such as django-celery-beat."""
+        return start_scheduled_run(runtime, name, trigger)
+
+    return {
+        JOB_TASK: job,
+        FINISH_RUN_TASK: finish_run,
+        JOB_FAILED_TASK: job_failed,
+        RUN_PACKAGE_TASK: run_package,
+    }

@@ -9,9 +9,9 @@ from jqm_celery.cli.base import cli
 
 
 def _register() -> None:
-    from jqm_celery.cli import db, demo, log, packages, runs
+    from jqm_celery.cli import db, demo, log, packages, runs, schedule
 
-    for module in (packages, runs, log, db, demo):
+    for module in (packages, runs, log, db, demo, schedule):
         module.register(cli)
 
 

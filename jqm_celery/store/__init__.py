@@ -1,5 +1,6 @@
 """Persistence: SQLAlchemy models, Alembic migrations and the Store that runs every transaction."""
 
+from jqm_celery.store import beat_models  # noqa: F401  (registers the beat tables on Base)
 from jqm_celery.store.store import Store
 
 __all__ = ["Store"]
