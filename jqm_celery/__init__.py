@@ -8,6 +8,7 @@ from jqm_celery.definitions import Entry, Package, RetryPolicy
 from jqm_celery.embedded import embedded_app
 from jqm_celery.errors import ConfigError, JobError, JQMError, NotFoundError, StateError, ValidationError
 from jqm_celery.manager import JobQueueManager
+from jqm_celery.notifications import Notify, Scenario, Webhook
 from jqm_celery.records import Job, LogEntry, PackageState, Run, RunTimeoutError
 from jqm_celery.recurrence import CatchUp, Recurrence
 from jqm_celery.statuses import AttemptStatus, JobStatus, LogKind, OnError, PackageStatus, RunStatus
@@ -23,6 +24,10 @@ __all__ = [
     "OnError",
     "Recurrence",
     "CatchUp",
+    # notification rules
+    "Notify",
+    "Webhook",
+    "Scenario",
     # what runs produce
     "Run",
     "Job",

@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from jqm_celery.errors import ValidationError, did_you_mean
+from jqm_celery.notifications.rules import Notify, Webhook, check_rules
 from jqm_celery.recurrence import CatchUp, Recurrence
 from jqm_celery.statuses import OnError
 
@@ -164,7 +165,7 @@ class Entry:
 
 @dataclass(frozen=True)
 class Package:
-    """A job queue package: ordered entries, recurrences, an On Error policy.
+    """A job queue package: ordered entries, recurrences, an On Error policy, notification rules.
 
     ``allow_overlap=True`` queues a recurrence that falls due while a run is still in flight instead of
     skipping it.
@@ -177,6 +178,7 @@ class Package:
     catch_up: CatchUp = CatchUp.ONCE
     allow_overlap: bool = False
     description: str = ""
+    notifications: Sequence[Notify | Webhook] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.match(self.name):
@@ -209,6 +211,9 @@ class Package:
                     f"(Recurrence.cron/weekly/every/once), got {type(recurrence).__name__}"
                 )
         object.__setattr__(self, "recurrences", recurrences)
+        object.__setattr__(
+            self, "notifications", check_rules(self.notifications, f"package '{self.name}'")
+        )
 
     def stages(self) -> list[tuple[int, tuple[Entry, ...]]]:
         """The entries grouped by run order, lowest first; the entries of one stage run in parallel."""

@@ -11,6 +11,7 @@ from jqm_celery.clock import Clock, SystemClock
 from jqm_celery.config import configure_app, supports_chords
 from jqm_celery.definitions import Package
 from jqm_celery.errors import ValidationError
+from jqm_celery.notifications.notifier import Notifications
 from jqm_celery.records import LogEntry, PackageState, Run
 from jqm_celery.recurrence import next_runs
 from jqm_celery.runtime import Runtime
@@ -39,6 +40,7 @@ class JobQueueManager:
             configure_app(app, self.settings)
         self.runtime = Runtime(app, self.store, self.clock, self.settings.control_queue)
         self.tasks = register_tasks(app, self.runtime)
+        self.notifications = Notifications(app, self.store, self.settings, self.clock)
         setattr(app, _APP_ATTRIBUTE, self)
 
     @classmethod

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from jqm_celery.errors import ConfigError
@@ -24,7 +24,7 @@ class Settings:
     flower_url: str | None
     web_url: str | None
     #: SMTP server, sender, queue and retry of notifications.
-    notifications: NotificationSettings = NotificationSettings()
+    notifications: NotificationSettings = field(default_factory=NotificationSettings)
 
     @classmethod
     def from_conf(cls, conf: Any) -> Settings:

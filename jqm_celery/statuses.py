@@ -70,6 +70,8 @@ class LogKind(StrEnum):
     RUN_STOPPED_BY_HOLD = "RUN_STOPPED_BY_HOLD"
     JOB_SKIPPED = "JOB_SKIPPED"
     PACKAGE_STOPPED = "PACKAGE_STOPPED"
+    #: A notification was still refused after its retries (the notification ledger has the details).
+    NOTIFICATION_FAILED = "NOTIFICATION_FAILED"
     FIRE_SKIPPED = "FIRE_SKIPPED"  # a recurrence came due and started no run (overlap, catch-up SKIP)
 
 

@@ -9,9 +9,9 @@ from jqm_celery.cli.base import cli
 
 
 def _register() -> None:
-    from jqm_celery.cli import db, demo, log, packages, runs, schedule
+    from jqm_celery.cli import db, demo, log, notifications, packages, runs, schedule
 
-    for module in (packages, runs, log, db, demo, schedule):
+    for module in (packages, runs, log, db, demo, schedule, notifications):
         module.register(cli)
 
 

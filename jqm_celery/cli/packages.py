@@ -7,6 +7,7 @@ from rich.table import Table
 
 from jqm_celery.cli.base import CliContext, pass_cli, styled, when
 from jqm_celery.cli.runs import print_run
+from jqm_celery.notifications.rules import describe_scenarios
 
 
 @click.group("packages")
@@ -59,6 +60,11 @@ def show(cli: CliContext, name: str) -> None:
         for recurrence in package.recurrences:
             recurrences.add_row(recurrence.describe())
         cli.console.print(recurrences)
+    if package.notifications:
+        rules = Table("notify", "when", title="notifications")
+        for rule in package.notifications:
+            rules.add_row(rule.describe(), describe_scenarios(rule.scenarios))
+        cli.console.print(rules)
 
 
 @packages.command("activate")

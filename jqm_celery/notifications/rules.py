@@ -35,8 +35,8 @@ class Scenario(StrEnum):
     RUN_STALE = "RUN_STALE"
 
 
-#: The log entry kind the job-queue reconciler records for a stale run.
-STALE_KIND = "RUN_STALE"
+#: The log entry kind the reconciler records for a job found RUNNING on a lost worker or past its limit.
+STALE_KIND = "JOB_STALE"
 
 # One "@", no spaces, a dot in the domain: strict enough to catch typos, loose enough for real addresses.
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
@@ -71,6 +71,9 @@ def event_key(event: Event, scenario: Scenario) -> str:
     """The same event always gets the same key: one mail per (key, recipient), however often it is seen."""
     if event.log_id is not None:
         return f"attempt:{event.log_id}:{scenario.lower()}"
+    if scenario is Scenario.RUN_STALE:
+        # A requeued job can go stale again later: each time is an event of its own.
+        return f"job:{event.job_id}:{scenario.lower()}:{event.at.isoformat()}"
     if event.run_id is not None:
         return f"run:{event.run_id}:{scenario.lower()}"
     return f"job:{event.job_id}:{scenario.lower()}"
@@ -102,6 +105,11 @@ def _scenarios(value: object, owner: str) -> frozenset[Scenario]:
 def _sorted(scenarios: frozenset[Scenario]) -> list[str]:
     order = list(Scenario)
     return [s.value for s in sorted(scenarios, key=order.index)]
+
+
+def describe_scenarios(scenarios: frozenset[Scenario]) -> str:
+    """``run failed, package stopped``: the scenarios in their natural order, as words."""
+    return ", ".join(s.lower().replace("_", " ") for s in _sorted(scenarios))
 
 
 @dataclass(frozen=True)

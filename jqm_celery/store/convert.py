@@ -6,14 +6,19 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from jqm_celery.definitions import Entry, Package
+from jqm_celery.notifications.rules import rule_from_dict
 from jqm_celery.records import Job, LogEntry
 from jqm_celery.recurrence import CatchUp, Recurrence
 from jqm_celery.statuses import JobStatus, LogKind, OnError
 from jqm_celery.store.models import EntryRow, JobRow, LogEntryRow, PackageRow, RecurrenceRow
+from jqm_celery.store.notification_models import NotificationRuleRow
 
 
 def package_definition(
-    row: PackageRow, entries: Sequence[EntryRow], recurrences: Sequence[RecurrenceRow]
+    row: PackageRow,
+    entries: Sequence[EntryRow],
+    recurrences: Sequence[RecurrenceRow],
+    rules: Sequence[NotificationRuleRow] = (),
 ) -> Package:
     return Package(
         row.name,
@@ -23,6 +28,7 @@ def package_definition(
         catch_up=CatchUp(row.catch_up),
         allow_overlap=row.allow_overlap,
         description=row.description,
+        notifications=[rule_from_dict(r.definition) for r in sorted(rules, key=lambda r: r.position)],
     )
 
 

@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from jqm_celery.definitions import Package
-from jqm_celery.events import Event
 from jqm_celery.errors import ConfigError, NotFoundError, StateError, ValidationError, did_you_mean
+from jqm_celery.events import Event
 from jqm_celery.plans import ClaimedJob, JobPlan, RunClosed, RunPlan, error_policy
 from jqm_celery.records import LogEntry, PackageState, Run, RunSummary
 from jqm_celery.recurrence import Recurrence
@@ -38,6 +38,7 @@ from jqm_celery.statuses import (
 from jqm_celery.store import convert, migrate
 from jqm_celery.store.engine import make_engine, redact
 from jqm_celery.store.models import EntryRow, JobRow, LogEntryRow, PackageRow, RecurrenceRow, RunRow
+from jqm_celery.store.notification_models import NotificationRuleRow
 
 logger = logging.getLogger("jqm_celery")
 
@@ -598,7 +599,8 @@ class Store:
     def _definition(self, s: Session, row: PackageRow) -> Package:
         entries = s.scalars(select(EntryRow).where(EntryRow.package_id == row.id)).all()
         recurrences = s.scalars(select(RecurrenceRow).where(RecurrenceRow.package_id == row.id)).all()
-        return convert.package_definition(row, entries, recurrences)
+        rules = s.scalars(select(NotificationRuleRow).where(NotificationRuleRow.package_id == row.id)).all()
+        return convert.package_definition(row, entries, recurrences, rules)
 
     def _state(self, s: Session, row: PackageRow) -> PackageState:
         last = s.scalar(
@@ -746,11 +748,16 @@ def _write_definition(s: Session, row: PackageRow, package: Package, *, replace:
             s.delete(old)
         for old_rec in s.scalars(select(RecurrenceRow).where(RecurrenceRow.package_id == row.id)):
             s.delete(old_rec)
+        rules = select(NotificationRuleRow).where(NotificationRuleRow.package_id == row.id)
+        for old_rule in s.scalars(rules):
+            s.delete(old_rule)
         s.flush()
     for position, entry in enumerate(package.entries, start=1):
         s.add(EntryRow(package_id=row.id, position=position, definition=entry.to_dict()))
     for position, recurrence in enumerate(package.recurrences, start=1):
         s.add(RecurrenceRow(package_id=row.id, position=position, spec=recurrence.to_dict()))
+    for position, rule in enumerate(package.notifications, start=1):
+        s.add(NotificationRuleRow(package_id=row.id, position=position, definition=rule.to_dict()))
 
 
 def _log(
