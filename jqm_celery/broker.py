@@ -1,34 +1,235 @@
-"""The embedded broker: kombu's SQLAlchemy transport, tuned for a SQLite file shared by processes.
+"""The embedded broker: a kombu transport on one SQLite file, shared by every process on the machine.
 
-kombu hands every transport option to ``create_engine``, so its own ``polling_interval`` cannot be set
-with the stock transport; this one keeps transport options and engine options apart, and opens the file
-in WAL mode so the worker's polling does not block the producers.
+Select it with ``broker_url = "sqlite:///path/broker.sqlite"`` and ``broker_transport = TRANSPORT``
+(``embedded_app`` does both). Unlike kombu's in-memory transports it keeps a delivered message until
+the consumer acknowledges it:
+
+- a message handed to a consumer becomes invisible for ``visibility_timeout`` seconds (transport
+  option, default 3600, as for Redis) and is deleted when acknowledged;
+- a rejected message with ``requeue=True`` (Celery does this when a pool process dies and
+  ``reject_on_worker_lost`` is set) is visible again at once, marked as redelivered;
+- a message whose consumer died without a word is delivered again once its visibility timeout has
+  passed;
+- bindings live in the file too, so broadcast (fanout) reaches workers in other processes: remote
+  control (ping, revoke) works.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from queue import Empty
+from typing import Any, NamedTuple
 
-from kombu.transport import sqlalchemy as kombu_sqlalchemy
-from sqlalchemy import Engine, create_engine, event
+from kombu.transport import virtual
+from kombu.transport.virtual.exchange import ExchangeType
 
-#: ``broker_transport`` that selects this transport, with ``broker_url = "sqlite:///path/broker.sqlite"``.
+#: ``broker_transport`` that selects this transport.
 TRANSPORT = "jqm_celery.broker:Transport"
 
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS message (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    queue TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    visible_at REAL NOT NULL,
+    deliveries INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS message_queue_visible ON message (queue, visible_at, id);
+CREATE TABLE IF NOT EXISTS binding (
+    exchange TEXT NOT NULL,
+    routing_key TEXT NOT NULL,
+    pattern TEXT NOT NULL,
+    queue TEXT NOT NULL,
+    PRIMARY KEY (exchange, routing_key, pattern, queue)
+);
+"""
 
-class Channel(kombu_sqlalchemy.Channel):
-    def _engine_from_config(self) -> Engine:
-        engine = create_engine(self.connection.client.hostname, connect_args={"timeout": 30})
 
-        @event.listens_for(engine, "connect")
-        def _wal(dbapi_connection: Any, _record: Any) -> None:
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.close()
-
-        return engine
+class _Binding(NamedTuple):
+    routing_key: str
+    pattern: str
+    queue: str
 
 
-class Transport(kombu_sqlalchemy.Transport):
+class _Database:
+    """One SQLite connection per thread on the broker file; writers queue on BEGIN IMMEDIATE."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._local = threading.local()
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._connection().executescript(_SCHEMA)
+
+    def _connection(self) -> sqlite3.Connection:
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            self._local.connection = connection
+        return connection
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        connection = self._connection()
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            yield connection
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+
+
+class Channel(virtual.Channel):
+    supports_fanout = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        client = self.connection.client
+        options = client.transport_options
+        self.visibility_timeout_s = float(options.get("visibility_timeout", 3600))
+        self._db = _Database(_path_of(client.hostname))
+
+    # -- messages ---------------------------------------------------------------------------
+
+    def _put(self, queue: str, message: dict[str, Any], **kwargs: Any) -> None:
+        with self._db.transaction() as db:
+            db.execute(
+                "INSERT INTO message (queue, payload, visible_at) VALUES (?, ?, ?)",
+                (queue, json.dumps(message), time.time()),
+            )
+
+    def _get(self, queue: str, timeout: float | None = None) -> dict[str, Any]:
+        now = time.time()
+        with self._db.transaction() as db:
+            row = db.execute(
+                "SELECT id, payload, deliveries FROM message WHERE queue = ? AND visible_at <= ? "
+                "ORDER BY id LIMIT 1",
+                (queue, now),
+            ).fetchone()
+            if row is None:
+                raise Empty()
+            row_id, payload, deliveries = row
+            db.execute(
+                "UPDATE message SET visible_at = ?, deliveries = deliveries + 1 WHERE id = ?",
+                (now + self.visibility_timeout_s, row_id),
+            )
+        message: dict[str, Any] = json.loads(payload)
+        properties = message.setdefault("properties", {})
+        properties["jqm_row"] = row_id
+        if deliveries:
+            message["redelivered"] = True
+            properties.setdefault("delivery_info", {})["redelivered"] = True
+        return message
+
+    def _size(self, queue: str) -> int:
+        with self._db.transaction() as db:
+            (count,) = db.execute("SELECT COUNT(*) FROM message WHERE queue = ?", (queue,)).fetchone()
+        return int(count)
+
+    def _purge(self, queue: str) -> int:
+        with self._db.transaction() as db:
+            return db.execute("DELETE FROM message WHERE queue = ?", (queue,)).rowcount
+
+    def _delete(self, queue: str, *args: Any, **kwargs: Any) -> None:
+        super()._delete(queue, *args, **kwargs)
+        with self._db.transaction() as db:
+            db.execute("DELETE FROM message WHERE queue = ?", (queue,))
+            db.execute("DELETE FROM binding WHERE queue = ?", (queue,))
+
+    def _new_queue(self, queue: str, **kwargs: Any) -> None:
+        """Queues exist implicitly: a message names its queue."""
+
+    def _has_queue(self, queue: str, **kwargs: Any) -> bool:
+        return True
+
+    # -- acknowledgement: a delivered message stays in the file until it is acked -----------
+
+    def basic_ack(self, delivery_tag: Any, multiple: bool = False) -> None:
+        row = self._row_of(delivery_tag)
+        super().basic_ack(delivery_tag, multiple)
+        if row is not None:
+            with self._db.transaction() as db:
+                db.execute("DELETE FROM message WHERE id = ?", (row,))
+
+    def basic_reject(self, delivery_tag: Any, requeue: bool = False) -> None:
+        row = self._row_of(delivery_tag)
+        super().basic_reject(delivery_tag, requeue=requeue)
+        if not requeue and row is not None:
+            with self._db.transaction() as db:
+                db.execute("DELETE FROM message WHERE id = ?", (row,))
+
+    def _restore(self, message: Any) -> None:
+        row = message.properties.get("jqm_row")
+        if row is None:
+            super()._restore(message)
+            return
+        with self._db.transaction() as db:
+            db.execute("UPDATE message SET visible_at = ? WHERE id = ?", (time.time(), row))
+
+    def _row_of(self, delivery_tag: Any) -> int | None:
+        try:
+            message = self.qos.get(delivery_tag)
+        except KeyError:
+            return None
+        row = message.properties.get("jqm_row")
+        return int(row) if row is not None else None
+
+    # -- bindings, shared by every process --------------------------------------------------
+
+    def _queue_bind(self, exchange: str, routing_key: str, pattern: str, queue: str) -> None:
+        with self._db.transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO binding (exchange, routing_key, pattern, queue) VALUES (?, ?, ?, ?)",
+                (exchange, routing_key or "", pattern or "", queue or ""),
+            )
+
+    def get_table(self, exchange: str) -> list[Any]:
+        with self._db.transaction() as db:
+            rows = db.execute(
+                "SELECT routing_key, pattern, queue FROM binding WHERE exchange = ?", (exchange,)
+            ).fetchall()
+        return [_Binding(*row) for row in rows]
+
+    def _put_fanout(self, exchange: str, message: dict[str, Any], routing_key: str, **kwargs: Any) -> None:
+        for binding in self.get_table(exchange):
+            self._put(binding.queue, message, **kwargs)
+
+    def typeof(self, exchange: str, default: str = "direct") -> ExchangeType:
+        # A process that never declared the exchange still routes broadcasts (celery.pidbox) right.
+        if exchange.endswith(".pidbox"):
+            default = "fanout"
+        elif exchange.endswith("celeryev"):
+            default = "topic"
+        exchange_type: ExchangeType = super().typeof(exchange, default)
+        return exchange_type
+
+
+class Transport(virtual.Transport):
     Channel = Channel
+    can_parse_url = True
+    polling_interval = 0.1
+    driver_type = "sqlite"
+    driver_name = "sqlite3"
+    implements = virtual.Transport.implements.extend(
+        asynchronous=False, exchange_type=frozenset(["direct", "topic", "fanout"])
+    )
+
+    def driver_version(self) -> str:
+        return sqlite3.sqlite_version
+
+
+def _path_of(url: str) -> str:
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or len(url) == len(prefix):
+        raise ValueError(
+            f"the embedded broker needs broker_url 'sqlite:///path/to/broker.sqlite', got {url!r}"
+        )
+    return url[len(prefix) :]
