@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
 
 from celery import Celery
 
 from jqm_celery.clock import Clock, SystemClock
 from jqm_celery.config import configure_app, supports_chords
-from jqm_celery.definitions import Package
+from jqm_celery.definitions import Package, RetryPolicy
 from jqm_celery.errors import ValidationError
+from jqm_celery.jobqueue import JobQueue, JobSpec
 from jqm_celery.notifications.notifier import Notifications
-from jqm_celery.records import LogEntry, PackageState, Run
+from jqm_celery.queue_records import AuditAction, AuditEntry, Cleaned, QueueState
+from jqm_celery.records import Job, LogEntry, PackageState, Run
+from jqm_celery.recovery import Reconciler
+from jqm_celery.recovery import install as install_recovery
 from jqm_celery.recurrence import next_runs
 from jqm_celery.runtime import Runtime
 from jqm_celery.settings import Settings
-from jqm_celery.statuses import LogKind, PackageStatus, RunStatus, ensure_can_hold
+from jqm_celery.statuses import JobStatus, LogKind, PackageStatus, RunStatus, ensure_can_hold
 from jqm_celery.store import Store
 from jqm_celery.tasks import register_tasks
 
@@ -41,6 +47,9 @@ class JobQueueManager:
         self.runtime = Runtime(app, self.store, self.clock, self.settings.control_queue)
         self.tasks = register_tasks(app, self.runtime)
         self.notifications = Notifications(app, self.store, self.settings, self.clock)
+        self.job_queue = JobQueue(app, self.store, self.runtime, self.clock)
+        self.reconciler = Reconciler(app, self.job_queue, self.runtime, self.clock)
+        install_recovery(app, self.reconciler)
         setattr(app, _APP_ATTRIBUTE, self)
 
     @classmethod
@@ -51,25 +60,34 @@ class JobQueueManager:
 
     # -- definitions ------------------------------------------------------------------------
 
-    def create(self, package: Package) -> PackageState:
+    def create(self, package: Package, *, actor: str | None = None) -> PackageState:
         """Store a new package as DRAFT; refuses a name that exists."""
         self._validate(package)
         self.store.save_package(package, self.clock.now(), create_only=True)
+        self.job_queue.record(actor, AuditAction.CREATE, f"package '{package.name}'", package=package.name)
         return self.package(package.name)
 
-    def save(self, package: Package) -> PackageState:
+    def save(self, package: Package, *, actor: str | None = None) -> PackageState:
         """Create the package (DRAFT), or replace the definition of one that is not ACTIVE.
 
         Saving an unchanged definition is a no-op, whatever the status, so deploy scripts may save on
         every start.
         """
         self._validate(package)
-        self.store.save_package(package, self.clock.now())
-        return self.package(package.name)
+        now = self.clock.now()
+        created = self.store.save_package(package, now)
+        state = self.package(package.name)
+        if created or state.updated_at == now:
+            action = AuditAction.CREATE if created else AuditAction.SAVE
+            target = f"package '{package.name}'"
+            version = f"version {state.version}"
+            self.job_queue.record(actor, action, target, package=package.name, detail=version)
+        return state
 
-    def delete(self, name: str) -> None:
+    def delete(self, name: str, *, actor: str | None = None) -> None:
         """Delete a package that is not ACTIVE; its runs and log entries are kept."""
         self.store.delete_package(name)
+        self.job_queue.record(actor, AuditAction.DELETE, f"package '{name}'", package=name)
 
     def package(self, name: str) -> PackageState:
         return self.store.package(name)
@@ -88,16 +106,20 @@ class JobQueueManager:
 
     # -- lifecycle --------------------------------------------------------------------------
 
-    def activate(self, name: str) -> PackageState:
+    def activate(self, name: str, *, actor: str | None = None) -> PackageState:
         """Validate everything, then ACTIVE: recurrences start firing and editing is locked."""
         state = self.store.package(name)
         self._validate(state.definition, for_activation=True)
         now = self.clock.now()
-        return self.store.set_status(name, PackageStatus.ACTIVE, now, check=_can_activate)
+        activated = self.store.set_status(name, PackageStatus.ACTIVE, now, check=_can_activate)
+        self.job_queue.record(actor, AuditAction.ACTIVATE, f"package '{name}'", package=name)
+        return activated
 
-    def hold(self, name: str) -> PackageState:
+    def hold(self, name: str, *, actor: str | None = None) -> PackageState:
         """ON_HOLD: no more recurrences; a running job finishes, the rest of its run is skipped."""
-        return self.store.set_status(name, PackageStatus.ON_HOLD, self.clock.now(), check=ensure_can_hold)
+        held = self.store.set_status(name, PackageStatus.ON_HOLD, self.clock.now(), check=ensure_can_hold)
+        self.job_queue.record(actor, AuditAction.HOLD, f"package '{name}'", package=name)
+        return held
 
     def run_now(self, name: str, *, queue: bool = False) -> Run:
         """Start a run of the package now, whatever its status; ``queue=True`` waits for a run in flight."""
@@ -147,6 +169,109 @@ class JobQueueManager:
             before_id=before_id,
         )
         return entries[::-1]
+
+    # -- the job queue (stand-alone jobs; controls shared with package jobs): see jobqueue.py ---
+
+    def define_queue(self, name: str, pool_size: int, *, actor: str | None = None) -> QueueState:
+        """Define (or resize) a named queue; ``jqm worker`` runs ``pool_size`` of its jobs at once."""
+        return self.job_queue.define_queue(name, pool_size, actor=actor)
+
+    def queues(self) -> list[QueueState]:
+        return self.job_queue.queues()
+
+    def enqueue(
+        self,
+        task: str,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        queue: str | None = None,
+        description: str = "",
+        retry: RetryPolicy | None = None,
+        delay: timedelta | None = None,
+        soft_time_limit: timedelta | None = None,
+        time_limit: timedelta | None = None,
+    ) -> Job:
+        """Add a stand-alone job to a queue; ``delay`` holds it back, ``retry`` retries it with backoff."""
+        return self.job_queue.enqueue(
+            task,
+            args,
+            kwargs,
+            queue=queue,
+            description=description,
+            retry=retry,
+            delay=delay,
+            soft_time_limit=soft_time_limit,
+            time_limit=time_limit,
+        )
+
+    def enqueue_many(
+        self,
+        task: str,
+        jobs: Sequence[JobSpec],
+        *,
+        queue: str | None = None,
+        retry: RetryPolicy | None = None,
+        delay: timedelta | None = None,
+        soft_time_limit: timedelta | None = None,
+        time_limit: timedelta | None = None,
+    ) -> list[Job]:
+        """Many stand-alone jobs of one task, stored in one transaction."""
+        return self.job_queue.enqueue_many(
+            task,
+            jobs,
+            queue=queue,
+            retry=retry,
+            delay=delay,
+            soft_time_limit=soft_time_limit,
+            time_limit=time_limit,
+        )
+
+    def job(self, job_id: int) -> Job:
+        """A job (stand-alone or of a run) with its attempts."""
+        return self.job_queue.job(job_id)
+
+    def jobs(
+        self,
+        *,
+        queue: str | None = None,
+        status: JobStatus | str | None = None,
+        stand_alone: bool = True,
+        limit: int = 100,
+    ) -> list[Job]:
+        """Jobs, newest first (stand-alone ones only unless ``stand_alone=False``)."""
+        return self.job_queue.jobs(queue=queue, status=status, stand_alone=stand_alone, limit=limit)
+
+    def cancel(self, job_id: int, *, actor: str | None = None) -> Job:
+        """A QUEUED, DELAYED or RETRYING job never runs."""
+        return self.job_queue.cancel(job_id, actor=actor)
+
+    def abort(self, job_id: int, *, actor: str | None = None) -> Job:
+        """A RUNNING job is terminated on whichever worker runs it."""
+        return self.job_queue.abort(job_id, actor=actor)
+
+    def requeue(self, job_id: int, *, actor: str | None = None) -> Job:
+        """A DONE, CANCELLED, ABORTED or ERROR stand-alone job is added to its queue again."""
+        return self.job_queue.requeue(job_id, actor=actor)
+
+    def clean(
+        self,
+        older_than: timedelta,
+        *,
+        actor: str | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> Cleaned:
+        """Delete finished stand-alone jobs older than ``older_than`` and their log entries, in batches."""
+        return self.job_queue.clean(older_than, actor=actor, progress=progress)
+
+    def cancel_run(self, run_id: int, *, actor: str | None = None) -> Run:
+        """Stop a run: its queued jobs never start, its running job is aborted; it ends STOPPED."""
+        self.job_queue.cancel_run(run_id, actor=actor)
+        return self.run(run_id)
+
+    def audit(self, *, package: str | None = None, limit: int = 200) -> list[AuditEntry]:
+        """Who changed what and when, oldest first."""
+        return self.job_queue.audit(package=package, limit=limit)
 
     # -- the database -----------------------------------------------------------------------
 

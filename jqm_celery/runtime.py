@@ -11,6 +11,7 @@ import traceback as tb
 from typing import Any
 
 from celery import Celery, Task
+from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 
 from jqm_celery.backoff import retry_delay
 from jqm_celery.clock import Clock
@@ -68,6 +69,11 @@ class Runtime:
             user_task(*claimed.args, **claimed.kwargs)
         except JobError as exc:
             return self._fail_for_good(claimed, exc.message, tb.format_exc() if exc.traceback else None)
+        except SoftTimeLimitExceeded:
+            # A job that ran out of time would most likely run out of time again: no retry.
+            limit = (request.timelimit or (None, None))[1]
+            error = f"soft time limit of {limit or '?'} s exceeded; raise the job's soft_time_limit"
+            return self._fail_for_good(claimed, error, tb.format_exc())
         except Exception as exc:
             return self._failed_attempt(task, claimed, exc)
         self.store.end_attempt(claimed, self.clock.now(), AttemptStatus.DONE)
@@ -120,7 +126,13 @@ class Runtime:
         """The job's wrapper itself failed (hard time limit, lost database…): record it, resume the run."""
         if not getattr(task.request, "retries", 0):
             result: Any = self.app.AsyncResult(failed_task_id).result
-            error = _describe(result) if isinstance(result, BaseException) else f"job task failed: {result!r}"
+            if isinstance(result, TimeLimitExceeded):
+                limit = result.args[0] if result.args else "?"
+                error = f"hard time limit of {limit} s exceeded: the worker killed the job's process"
+            elif isinstance(result, BaseException):
+                error = _describe(result)
+            else:
+                error = f"job task failed: {result!r}"
             failed = self.store.fail_job(job_id, self.clock.now(), error)
             if failed and run_id is not None:
                 self.store.apply_error_policy(run_id, self.clock.now(), f"job {job_id} failed: {error[:200]}")

@@ -72,6 +72,12 @@ class LogKind(StrEnum):
     PACKAGE_STOPPED = "PACKAGE_STOPPED"
     #: A notification was still refused after its retries (the notification ledger has the details).
     NOTIFICATION_FAILED = "NOTIFICATION_FAILED"
+    JOB_CANCELLED = "JOB_CANCELLED"
+    JOB_ABORTED = "JOB_ABORTED"
+    JOB_REQUEUED = "JOB_REQUEUED"
+    #: The reconciler found the job RUNNING on a worker that is gone, or past its hard time limit.
+    JOB_STALE = "JOB_STALE"
+    RUN_CANCELLED = "RUN_CANCELLED"
     FIRE_SKIPPED = "FIRE_SKIPPED"  # a recurrence came due and started no run (overlap, catch-up SKIP)
 
 
@@ -83,6 +89,7 @@ class AttemptStatus(StrEnum):
     FAILED = "FAILED"  # failed, and a retry is planned
     ERROR = "ERROR"  # failed for good
     INTERRUPTED = "INTERRUPTED"  # its worker was lost; the job was delivered again
+    ABORTED = "ABORTED"  # terminated on request (jqm.abort)
 
 
 EDITABLE = frozenset({PackageStatus.DRAFT, PackageStatus.ON_HOLD, PackageStatus.ERROR})

@@ -115,6 +115,7 @@ class JobRow(Base):
     __table_args__ = (
         Index("ix_jqm_job_run_status", "run_id", "status"),
         Index("ix_jqm_job_status_queue", "status", "queue"),
+        Index("ix_jqm_job_finished_at", "finished_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -141,6 +142,8 @@ class JobRow(Base):
     created_at: Mapped[datetime]
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    #: A delayed stand-alone job does not start before this.
+    not_before: Mapped[datetime | None]
 
 
 class LogEntryRow(Base):

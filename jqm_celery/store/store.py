@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, and_, exists, func, insert, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
 
 from jqm_celery.definitions import Package
@@ -45,6 +45,8 @@ logger = logging.getLogger("jqm_celery")
 _EVENTS = "jqm_events"
 _WAITING = [s.value for s in WAITING_JOB]
 _FINISHED = [s.value for s in FINISHED_JOB]
+# Built once: an alias made per call costs more than the claim's SQL round trip.
+_EARLIER_JOB = aliased(JobRow, name="earlier_job")
 
 
 class Store:
@@ -375,15 +377,32 @@ class Store:
         """Start an attempt: the job becomes RUNNING and its attempt is logged. None if it must not run."""
         claimable: ColumnElement[bool] = JobRow.status.in_(_WAITING)
         if redelivered:
-            claimable = or_(claimable, JobRow.status == JobStatus.RUNNING)
+            # Only the message whose worker was lost may take its RUNNING job over again.
+            claimable = or_(
+                claimable, and_(JobRow.status == JobStatus.RUNNING, JobRow.celery_task_id == celery_task_id)
+            )
+        # A job re-added or recovered under a new message id must not run from a stale duplicate.
+        own_message = or_(JobRow.celery_task_id.is_(None), JobRow.celery_task_id == celery_task_id)
+        earlier = _EARLIER_JOB
         run_open = or_(
             JobRow.run_id.is_(None),
-            exists().where(RunRow.id == JobRow.run_id, RunRow.stop_reason.is_(None)),
+            and_(
+                exists().where(RunRow.id == JobRow.run_id, RunRow.stop_reason.is_(None)),
+                # A duplicate of an old canvas (after recovery) never overtakes an unfinished earlier job.
+                ~exists().where(
+                    earlier.run_id == JobRow.run_id,
+                    earlier.run_order < JobRow.run_order,
+                    earlier.status.not_in(_FINISHED),
+                ),
+            ),
         )
         with self.transaction() as s:
-            row = s.execute(
+            # Core execution on the session's connection: the ORM's bulk-DML bookkeeping (synchronising a
+            # session that holds no objects) costs more than the statements themselves on this hot path.
+            conn = s.connection()
+            row = conn.execute(
                 update(JobRow)
-                .where(JobRow.id == job_id, claimable, run_open)
+                .where(JobRow.id == job_id, claimable, own_message, run_open)
                 .values(
                     status=JobStatus.RUNNING,
                     attempts=JobRow.attempts + 1,
@@ -405,7 +424,7 @@ class Store:
             if row is None:
                 return None
             if redelivered:
-                s.execute(
+                conn.execute(
                     update(LogEntryRow)
                     .where(
                         LogEntryRow.job_id == job_id,
@@ -418,7 +437,7 @@ class Store:
                         error="the worker running this attempt was lost; the job was delivered again",
                     )
                 )
-            log_id = s.execute(
+            log_id = conn.execute(
                 insert(LogEntryRow)
                 .values(
                     kind=LogKind.ATTEMPT,
@@ -499,10 +518,13 @@ class Store:
         else:
             values["finished_at"] = now
         with self.transaction() as s:
-            s.execute(update(JobRow).where(JobRow.id == job.job_id).values(**values))
-            s.execute(
+            # An aborted or recovered job keeps the status it was given meanwhile.
+            running = JobRow.status == JobStatus.RUNNING
+            conn = s.connection()  # Core execution, as in claim_job
+            conn.execute(update(JobRow).where(JobRow.id == job.job_id, running).values(**values))
+            conn.execute(
                 update(LogEntryRow)
-                .where(LogEntryRow.id == job.log_id)
+                .where(LogEntryRow.id == job.log_id, LogEntryRow.status == AttemptStatus.RUNNING)
                 .values(
                     status=outcome,
                     finished_at=now,

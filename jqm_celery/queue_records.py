@@ -1,0 +1,60 @@
+"""What the job queue hands back: a queue with its job counts, an audit entry, the result of a clean."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+
+class AuditAction(StrEnum):
+    """What someone did, as the audit trail records it."""
+
+    CREATE = "CREATE"
+    SAVE = "SAVE"
+    ACTIVATE = "ACTIVATE"
+    HOLD = "HOLD"
+    DELETE = "DELETE"
+    DEFINE_QUEUE = "DEFINE_QUEUE"
+    CANCEL = "CANCEL"
+    ABORT = "ABORT"
+    REQUEUE = "REQUEUE"
+    CLEAN = "CLEAN"
+    CANCEL_RUN = "CANCEL_RUN"
+
+
+#: The actor recorded for changes made by beat and the reconciler rather than a person.
+SCHEDULER = "scheduler"
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    at: datetime
+    actor: str
+    action: AuditAction
+    #: What was changed: ``package 'x'``, ``job 12``, ``run 7``, ``queue 'reports'``, ``jobs``.
+    target: str
+    package: str | None
+    detail: str
+
+
+@dataclass(frozen=True)
+class QueueState:
+    """A queue, its pool size (None if jobs name it but it was never defined) and its jobs by status."""
+
+    name: str
+    pool_size: int | None
+    queued: int
+    delayed: int
+    running: int
+    retrying: int
+    failed: int
+
+
+@dataclass(frozen=True)
+class Cleaned:
+    """What ``jqm.clean`` deleted."""
+
+    jobs: int
+    log_entries: int

@@ -1,0 +1,176 @@
+"""Recovery after a restart (the seed's InitializeQueueAndRecoverJobs): worker heartbeats and a reconciler.
+
+Jobs are acknowledged late, so the broker hands a killed worker's messages to another worker — RabbitMQ at
+once, Redis only after its visibility timeout (an hour by default), the embedded SQLite broker never. The
+reconciler covers all three: every worker records a heartbeat, and at start and then every interval it
+looks for jobs marked RUNNING whose worker is gone (no heartbeat for three intervals, or restarted since
+the attempt began) or whose hard time limit has long passed, and settles them — QUEUED again under a new
+message id (a package job with the rest of its run), or ERROR once a job has lost its worker three times or
+has run out of time. Each settled job gets a ``JOB_STALE`` log entry. A duplicate of the old message is
+refused by the job's claim, which only accepts the message id the job names.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from celery import Celery, Task, bootsteps
+
+from jqm_celery.clock import Clock
+from jqm_celery.errors import ConfigError
+from jqm_celery.jobqueue import RESUME_RUN_TASK, JobQueue
+from jqm_celery.runtime import Runtime
+from jqm_celery.store.jobs import RunningJob
+
+logger = logging.getLogger("jqm_celery.recovery")
+
+INTERVAL_SETTING = "jqm_reconcile_interval_s"
+DEFAULT_INTERVAL_S = 30.0
+#: A worker that has not beaten for this many intervals is gone.
+STALE_AFTER_INTERVALS = 3
+#: A job whose worker was lost this many times ends as ERROR instead of running again.
+MAX_INTERRUPTIONS = 3
+
+
+def reconcile_interval_s(conf: Any) -> float:
+    value = conf.get(INTERVAL_SETTING)
+    if value is None:
+        return DEFAULT_INTERVAL_S
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ConfigError(f"{INTERVAL_SETTING} must be a number of seconds > 0, got {value!r}; e.g. 30")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class Reconciled:
+    requeued: int = 0
+    failed: int = 0
+
+
+class Reconciler:
+    def __init__(self, app: Celery, job_queue: JobQueue, runtime: Runtime, clock: Clock) -> None:
+        self.app = app
+        self.job_queue = job_queue
+        self.runtime = runtime
+        self.clock = clock
+        self.interval_s = reconcile_interval_s(app.conf)
+
+    def tick(self, hostname: str, started_at: datetime) -> None:
+        """One heartbeat and one reconciliation; failures are logged, the worker carries on."""
+        try:
+            self.job_queue.jobs_store.heartbeat(hostname, started_at, self.clock.now())
+            done = self.reconcile()
+        except Exception:
+            logger.exception("jqm reconciler on %s failed; it tries again in %g s", hostname, self.interval_s)
+            return
+        if done.requeued or done.failed:
+            logger.warning(
+                "jqm reconciler on %s: %d stale job(s) queued again, %d failed",
+                hostname,
+                done.requeued,
+                done.failed,
+            )
+
+    def reconcile(self) -> Reconciled:
+        store = self.job_queue.jobs_store
+        running = store.running_jobs()
+        if not running:
+            return Reconciled()
+        now = self.clock.now()
+        alive = store.workers_seen_since(now - timedelta(seconds=self.interval_s * STALE_AFTER_INTERVALS))
+        requeued = failed = 0
+        for job in running:
+            out_of_time = self._out_of_time(job, now)
+            gone = None if out_of_time else self._worker_gone(job, alive)
+            if out_of_time is None and gone is None:
+                continue
+            if gone is not None and job.interruptions + 1 < MAX_INTERRUPTIONS:
+                settled = store.settle_stale(job, now, gone, requeue_with=str(uuid.uuid4()))
+                if not isinstance(settled, bool):
+                    self.job_queue.send(settled)
+                    requeued += 1
+                continue
+            reason = (
+                out_of_time or f"{gone}; it lost its worker {MAX_INTERRUPTIONS} times, so it is not retried"
+            )
+            if store.settle_stale(job, now, reason, requeue_with=None) is True:
+                failed += 1
+                if job.run_id is not None:
+                    self.runtime.store.apply_error_policy(
+                        job.run_id, now, f"job {job.job_id} ({job.task}) failed: {reason[:200]}"
+                    )
+                    self.app.send_task(
+                        RESUME_RUN_TASK, args=(job.run_id, job.run_order), queue=self.runtime.control_queue
+                    )
+        return Reconciled(requeued, failed)
+
+    def _out_of_time(self, job: RunningJob, now: datetime) -> str | None:
+        if job.time_limit_s is None or job.attempt_started_at is None:
+            return None
+        grace = timedelta(seconds=self.interval_s * STALE_AFTER_INTERVALS)
+        if now < job.attempt_started_at + timedelta(seconds=job.time_limit_s) + grace:
+            return None
+        return (
+            f"hard time limit of {job.time_limit_s:g} s exceeded and worker {job.worker} never reported the "
+            "job; settled by the reconciler"
+        )
+
+    def _worker_gone(self, job: RunningJob, alive: dict[str, datetime]) -> str | None:
+        if job.worker is None:
+            return None
+        started = alive.get(job.worker)
+        if started is None:
+            window = self.interval_s * STALE_AFTER_INTERVALS
+            return f"worker {job.worker} is gone (no heartbeat for {window:g} s)"
+        if job.attempt_started_at is not None and job.attempt_started_at < started:
+            return f"worker {job.worker} restarted while the job was running"
+        return None
+
+    def resume_run(self, task: Task, run_id: int, run_order: int) -> None:
+        """Send the rest of a run once every job up to ``run_order`` has finished."""
+        store = self.runtime.store
+        if store.unsettled_jobs(run_id, run_order):
+            raise task.retry(countdown=1.0, max_retries=3600)
+        self.runtime.dispatch(store.remaining_plan(run_id, run_order))
+
+
+class ReconcileStep(bootsteps.StartStopStep):  # type: ignore[misc]
+    """Worker bootstep: a heartbeat and a reconciliation at start, then every interval."""
+
+    requires = ("celery.worker.consumer.tasks:Tasks",)
+
+    def __init__(self, parent: Any, **kwargs: Any) -> None:
+        super().__init__(parent, **kwargs)
+        self.timer_ref: Any = None
+
+    def start(self, parent: Any) -> None:
+        reconciler = getattr(getattr(parent.app, "jqm", None), "reconciler", None)
+        if not isinstance(reconciler, Reconciler):
+            return
+        started_at = reconciler.clock.now()
+        reconciler.tick(parent.hostname, started_at)
+        self.timer_ref = parent.timer.call_repeatedly(
+            reconciler.interval_s, reconciler.tick, (parent.hostname, started_at), priority=10
+        )
+
+    def stop(self, parent: Any) -> None:
+        if self.timer_ref is not None:
+            self.timer_ref.cancel()
+            self.timer_ref = None
+
+
+def install(app: Celery, reconciler: Reconciler) -> None:
+    """Register the resume task and the bootstep on ``app`` (workers of this app only)."""
+
+    @app.task(  # type: ignore[untyped-decorator]
+        name=RESUME_RUN_TASK, bind=True, shared=False, acks_late=True, serializer="json"
+    )
+    def resume_run(self: Task, run_id: int, run_order: int) -> None:
+        """Send the rest of a run whose job was recovered, once that job's run order has settled."""
+        reconciler.resume_run(self, run_id, run_order)
+
+    app.steps["consumer"].add(ReconcileStep)

@@ -1,0 +1,544 @@
+"""Stand-alone jobs and the controls every job shares: cancel, abort, re-add, clean, recovery.
+
+Stand-alone jobs live in ``jqm_job`` beside package jobs (no run, no package, a queue) and log their
+attempts in the same ``jqm_log_entry``. Every control is one conditional UPDATE, so two operators — or an
+operator and a worker — acting at once never both win.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, delete, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from jqm_celery.errors import NotFoundError, StateError, ValidationError, did_you_mean
+from jqm_celery.queue_records import AuditAction, QueueState
+from jqm_celery.records import Job
+from jqm_celery.statuses import (
+    FINISHED_JOB,
+    WAITING_JOB,
+    AttemptStatus,
+    JobStatus,
+    LogKind,
+    RunStatus,
+)
+from jqm_celery.store import convert
+from jqm_celery.store.audit import record
+from jqm_celery.store.models import JobRow, LogEntryRow, RunRow
+from jqm_celery.store.queue_models import QueueRow, WorkerRow
+from jqm_celery.store.store import Store, _log
+
+_WAITING = [s.value for s in WAITING_JOB]
+#: A stand-alone job in one of these statuses may be re-added (the seed's "Add Jobs to Queue").
+REQUEUEABLE = frozenset({JobStatus.DONE, JobStatus.CANCELLED, JobStatus.ABORTED, JobStatus.ERROR})
+_CLEANABLE = [s.value for s in FINISHED_JOB]
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A stand-alone job about to be stored; ``celery_task_id`` names the one message that may run it."""
+
+    task: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+    queue: str | None
+    retry_policy: dict[str, Any]
+    max_retries: int
+    soft_time_limit_s: float | None
+    time_limit_s: float | None
+    description: str
+    celery_task_id: str
+    not_before: datetime | None
+
+
+@dataclass(frozen=True)
+class JobMessage:
+    """What the sender needs to send one job's message."""
+
+    job_id: int
+    run_id: int | None
+    package: str | None
+    task: str
+    run_order: int
+    queue: str | None
+    soft_time_limit_s: float | None
+    time_limit_s: float | None
+    celery_task_id: str
+
+
+@dataclass(frozen=True)
+class Aborted:
+    job_id: int
+    run_id: int | None
+    task: str
+    celery_task_id: str | None
+
+
+@dataclass(frozen=True)
+class RunningJob:
+    """A RUNNING job as the reconciler sees it, with the start of its current attempt."""
+
+    job_id: int
+    run_id: int | None
+    run_order: int
+    task: str
+    worker: str | None
+    celery_task_id: str | None
+    attempt_started_at: datetime | None
+    time_limit_s: float | None
+    interruptions: int
+
+
+class JobStore:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    # -- queues -----------------------------------------------------------------------------
+
+    def define_queue(self, name: str, pool_size: int, now: datetime, actor: str) -> None:
+        with self.store.transaction() as s:
+            row = s.get(QueueRow, name, with_for_update=True)
+            if row is None:
+                s.add(QueueRow(name=name, pool_size=pool_size, created_at=now, updated_at=now))
+            elif row.pool_size == pool_size:
+                return
+            else:
+                row.pool_size = pool_size
+                row.updated_at = now
+            record(
+                s, now, actor, AuditAction.DEFINE_QUEUE, f"queue '{name}'", detail=f"pool size {pool_size}"
+            )
+
+    def queue_sizes(self) -> dict[str, int]:
+        with self.store.transaction() as s:
+            return dict(s.execute(select(QueueRow.name, QueueRow.pool_size)).all())
+
+    def queues(self) -> list[QueueState]:
+        """Defined queues, and queues that jobs name, with their jobs counted by status."""
+        counted = [*_WAITING, JobStatus.RUNNING, JobStatus.ERROR]
+        with self.store.transaction() as s:
+            sizes = dict(s.execute(select(QueueRow.name, QueueRow.pool_size)).all())
+            rows = s.execute(
+                select(JobRow.queue, JobRow.status, func.count())
+                .where(JobRow.status.in_(counted), JobRow.queue.is_not(None))
+                .group_by(JobRow.queue, JobRow.status)
+            ).all()
+            counts: dict[str, dict[str, int]] = {}
+            for queue, status, n in rows:
+                counts.setdefault(str(queue), {})[status] = n
+        return [
+            QueueState(
+                name=name,
+                pool_size=sizes.get(name),
+                queued=counts.get(name, {}).get(JobStatus.QUEUED, 0),
+                delayed=counts.get(name, {}).get(JobStatus.DELAYED, 0),
+                running=counts.get(name, {}).get(JobStatus.RUNNING, 0),
+                retrying=counts.get(name, {}).get(JobStatus.RETRYING, 0),
+                failed=counts.get(name, {}).get(JobStatus.ERROR, 0),
+            )
+            for name in sorted(set(sizes) | set(counts))
+        ]
+
+    # -- stand-alone jobs -------------------------------------------------------------------
+
+    def add_jobs(self, jobs: Sequence[NewJob], now: datetime) -> list[int]:
+        """Store the jobs (QUEUED, or DELAYED when they have a ``not_before``); their ids, in order."""
+        values = [
+            {
+                "run_id": None,
+                "package_name": None,
+                "position": 0,
+                "task": job.task,
+                "args": job.args,
+                "kwargs": job.kwargs,
+                "run_order": 0,
+                "queue": job.queue,
+                "retry_policy": job.retry_policy,
+                "soft_time_limit_s": job.soft_time_limit_s,
+                "time_limit_s": job.time_limit_s,
+                "description": job.description,
+                "status": JobStatus.DELAYED if job.not_before else JobStatus.QUEUED,
+                "retry": 0,
+                "max_retries": job.max_retries,
+                "current_delay_s": 0.0,
+                "attempts": 0,
+                "celery_task_id": job.celery_task_id,
+                "created_at": now,
+                "not_before": job.not_before,
+            }
+            for job in jobs
+        ]
+        with self.store.transaction() as s:
+            ids = s.scalars(insert(JobRow).returning(JobRow.id, sort_by_parameter_order=True), values)
+            return list(ids)
+
+    def fail_unsent(self, job_ids: Sequence[int], now: datetime, error: str) -> None:
+        """The broker refused the jobs' messages: they will never start."""
+        with self.store.transaction() as s:
+            s.execute(
+                update(JobRow)
+                .where(JobRow.id.in_(job_ids), JobRow.status.in_(_WAITING))
+                .values(status=JobStatus.ERROR, finished_at=now, error=error)
+            )
+
+    def job(self, job_id: int) -> Job:
+        with self.store.transaction() as s:
+            row = _job_row(s, job_id)
+            attempts = s.scalars(
+                select(LogEntryRow)
+                .where(LogEntryRow.job_id == job_id, LogEntryRow.kind == LogKind.ATTEMPT)
+                .order_by(LogEntryRow.id)
+            ).all()
+            return convert.job(row, attempts)
+
+    def jobs(
+        self,
+        *,
+        queue: str | None = None,
+        status: JobStatus | None = None,
+        stand_alone: bool = True,
+        limit: int = 100,
+    ) -> list[Job]:
+        """Newest first."""
+        query = select(JobRow).order_by(JobRow.id.desc()).limit(limit)
+        if stand_alone:
+            query = query.where(JobRow.run_id.is_(None))
+        if queue is not None:
+            query = query.where(JobRow.queue == queue)
+        if status is not None:
+            query = query.where(JobRow.status == status)
+        with self.store.transaction() as s:
+            return [convert.job(row) for row in s.scalars(query)]
+
+    # -- controls ---------------------------------------------------------------------------
+
+    def cancel(self, job_id: int, now: datetime, actor: str) -> str | None:
+        """QUEUED, DELAYED or RETRYING → CANCELLED; returns the Celery task id to revoke."""
+        with self.store.transaction() as s:
+            row = s.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id, JobRow.status.in_(_WAITING))
+                .values(status=JobStatus.CANCELLED, finished_at=now)
+                .returning(JobRow.run_id, JobRow.package_name, JobRow.task, JobRow.celery_task_id)
+            ).one_or_none()
+            if row is None:
+                status = _job_row(s, job_id).status
+                hint = (
+                    f"; to stop it while it runs: jqm.abort({job_id})" if status == JobStatus.RUNNING else ""
+                )
+                raise StateError(
+                    f"job {job_id} is {status}: only a QUEUED, DELAYED or RETRYING job can be cancelled{hint}"
+                )
+            message = f"cancelled by {actor}: the job will not start"
+            _log(
+                s,
+                LogKind.JOB_CANCELLED,
+                JobStatus.CANCELLED,
+                now,
+                package=row.package_name,
+                run_id=row.run_id,
+                job_id=job_id,
+                task=row.task,
+                message=message,
+            )
+            record(
+                s, now, actor, AuditAction.CANCEL, f"job {job_id}", package=row.package_name, detail=row.task
+            )
+            return None if row.celery_task_id is None else str(row.celery_task_id)
+
+    def abort(self, job_id: int, now: datetime, actor: str) -> Aborted:
+        """RUNNING → ABORTED, its attempt too; the caller then terminates it on its worker."""
+        with self.store.transaction() as s:
+            aborted = _abort(s, job_id, now, f"aborted by {actor}")
+            if aborted is None:
+                status = _job_row(s, job_id).status
+                hint = f"; it has not started: jqm.cancel({job_id})" if status in _WAITING else ""
+                raise StateError(f"job {job_id} is {status}: only a RUNNING job can be aborted{hint}")
+            package = s.scalar(select(JobRow.package_name).where(JobRow.id == job_id))
+            record(s, now, actor, AuditAction.ABORT, f"job {job_id}", package=package, detail=aborted.task)
+            return aborted
+
+    def requeue(self, job_id: int, now: datetime, actor: str, celery_task_id: str) -> JobMessage:
+        """DONE, CANCELLED, ABORTED or ERROR → QUEUED with a fresh retry count; its log continues."""
+        with self.store.transaction() as s:
+            row = _job_row(s, job_id, lock=True)
+            if row.run_id is not None:
+                raise StateError(
+                    f"job {job_id} belongs to run {row.run_id} of package '{row.package_name}': run the "
+                    f"package again instead (jqm.run_now('{row.package_name}'))"
+                )
+            if row.status not in REQUEUEABLE:
+                raise StateError(
+                    f"job {job_id} is {row.status}: only a DONE, CANCELLED, ABORTED or ERROR job can be "
+                    "added to its queue again"
+                    + (f"; abort it first (jqm.abort({job_id}))" if row.status == JobStatus.RUNNING else "")
+                )
+            previous = row.status
+            row.status = JobStatus.QUEUED
+            row.retry = 0
+            row.current_delay_s = 0.0
+            row.error = None
+            row.worker = None
+            row.started_at = None
+            row.finished_at = None
+            row.not_before = None
+            row.celery_task_id = celery_task_id
+            _log(
+                s,
+                LogKind.JOB_REQUEUED,
+                JobStatus.QUEUED,
+                now,
+                job_id=job_id,
+                task=row.task,
+                message=f"added to queue '{row.queue}' again by {actor} (was {previous})",
+            )
+            record(s, now, actor, AuditAction.REQUEUE, f"job {job_id}", detail=f"{row.task} (was {previous})")
+            return _message(row)
+
+    def cancel_run(self, run_id: int, now: datetime, actor: str) -> list[Aborted]:
+        """Stop a run: waiting jobs are skipped, running ones aborted, and the run ends STOPPED."""
+        with self.store.transaction() as s:
+            run = s.get(RunRow, run_id, with_for_update=True)
+            if run is None:
+                raise NotFoundError(f"run {run_id} does not exist; list runs with `jqm runs list`")
+            if RunStatus(run.status).finished:
+                raise StateError(
+                    f"run {run_id} of '{run.package_name}' is {run.status}: it has already finished"
+                )
+            reason = f"run cancelled by {actor}"
+            self.store.stop_run(s, run, now, reason, LogKind.RUN_CANCELLED)
+            running = s.scalars(
+                select(JobRow.id).where(JobRow.run_id == run_id, JobRow.status == JobStatus.RUNNING)
+            ).all()
+            aborted = [a for a in (_abort(s, job_id, now, reason) for job_id in running) if a is not None]
+            if run.status != RunStatus.STOPPED:
+                run.status = RunStatus.STOPPED
+                run.finished_at = now
+                _log(
+                    s,
+                    LogKind.RUN_FINISHED,
+                    RunStatus.STOPPED,
+                    now,
+                    package=run.package_name,
+                    run_id=run_id,
+                    message=f"run finished: STOPPED ({reason})",
+                )
+            record(
+                s,
+                now,
+                actor,
+                AuditAction.CANCEL_RUN,
+                f"run {run_id}",
+                package=run.package_name,
+                detail=f"{len(aborted)} running job(s) aborted",
+            )
+            return aborted
+
+    # -- clean ------------------------------------------------------------------------------
+
+    def cleanable(self, before: datetime) -> int:
+        with self.store.transaction() as s:
+            return s.scalar(select(func.count()).select_from(JobRow).where(*_cleanable(before))) or 0
+
+    def clean_batch(self, before: datetime, batch_size: int) -> tuple[int, int]:
+        """Delete up to ``batch_size`` finished stand-alone jobs and their log entries; (jobs, entries)."""
+        with self.store.transaction() as s:
+            ids = list(s.scalars(select(JobRow.id).where(*_cleanable(before)).limit(batch_size)))
+            if not ids:
+                return 0, 0
+            logs = _count(s.execute(delete(LogEntryRow).where(LogEntryRow.job_id.in_(ids))))
+            jobs = _count(s.execute(delete(JobRow).where(JobRow.id.in_(ids))))
+            return jobs, logs
+
+    # -- recovery ---------------------------------------------------------------------------
+
+    def heartbeat(self, hostname: str, started_at: datetime, now: datetime) -> None:
+        with self.store.transaction() as s:
+            beat = update(WorkerRow).where(WorkerRow.hostname == hostname)
+            updated = _count(s.execute(beat.values(last_seen_at=now, started_at=started_at)))
+            if not updated:
+                s.add(WorkerRow(hostname=hostname, started_at=started_at, last_seen_at=now))
+
+    def workers_seen_since(self, since: datetime) -> dict[str, datetime]:
+        """Hostnames of workers that have beaten since ``since``, with the time they started."""
+        with self.store.transaction() as s:
+            rows = s.execute(
+                select(WorkerRow.hostname, WorkerRow.started_at).where(WorkerRow.last_seen_at >= since)
+            )
+            return dict(rows.all())
+
+    def running_jobs(self) -> list[RunningJob]:
+        with self.store.transaction() as s:
+            jobs = s.execute(
+                select(
+                    JobRow.id,
+                    JobRow.run_id,
+                    JobRow.run_order,
+                    JobRow.task,
+                    JobRow.worker,
+                    JobRow.celery_task_id,
+                    JobRow.time_limit_s,
+                ).where(JobRow.status == JobStatus.RUNNING)
+            ).all()
+            if not jobs:
+                return []
+            ids = [j.id for j in jobs]
+            started = dict(
+                s.execute(
+                    select(LogEntryRow.job_id, func.max(LogEntryRow.started_at))
+                    .where(
+                        LogEntryRow.job_id.in_(ids),
+                        LogEntryRow.kind == LogKind.ATTEMPT,
+                        LogEntryRow.status == AttemptStatus.RUNNING,
+                    )
+                    .group_by(LogEntryRow.job_id)
+                ).all()
+            )
+            interrupted = dict(
+                s.execute(
+                    select(LogEntryRow.job_id, func.count())
+                    .where(
+                        LogEntryRow.job_id.in_(ids),
+                        LogEntryRow.kind == LogKind.ATTEMPT,
+                        LogEntryRow.status == AttemptStatus.INTERRUPTED,
+                    )
+                    .group_by(LogEntryRow.job_id)
+                ).all()
+            )
+        return [
+            RunningJob(
+                j.id,
+                j.run_id,
+                j.run_order,
+                j.task,
+                j.worker,
+                j.celery_task_id,
+                started.get(j.id),
+                j.time_limit_s,
+                interrupted.get(j.id, 0),
+            )
+            for j in jobs
+        ]
+
+    def settle_stale(
+        self, job: RunningJob, now: datetime, reason: str, *, requeue_with: str | None
+    ) -> JobMessage | bool:
+        """Settle a stale RUNNING job: QUEUED again under a new message id, or ERROR (``requeue_with=None``).
+
+        Returns the message to send, True when it was failed, False when someone else settled it first.
+        """
+        attempt = AttemptStatus.INTERRUPTED if requeue_with else AttemptStatus.ERROR
+        values: dict[str, Any] = (
+            {"status": JobStatus.QUEUED, "celery_task_id": requeue_with, "error": None}
+            if requeue_with
+            else {"status": JobStatus.ERROR, "finished_at": now, "error": reason}
+        )
+        with self.store.transaction() as s:
+            row = s.execute(
+                update(JobRow)
+                .where(
+                    JobRow.id == job.job_id,
+                    JobRow.status == JobStatus.RUNNING,
+                    JobRow.celery_task_id == job.celery_task_id,
+                )
+                .values(**values)
+                .returning(JobRow)
+            ).scalar_one_or_none()
+            if row is None:
+                return False
+            s.execute(
+                update(LogEntryRow)
+                .where(
+                    LogEntryRow.job_id == job.job_id,
+                    LogEntryRow.kind == LogKind.ATTEMPT,
+                    LogEntryRow.status == AttemptStatus.RUNNING,
+                )
+                .values(status=attempt, finished_at=now, error=reason)
+            )
+            _log(
+                s,
+                LogKind.JOB_STALE,
+                row.status,
+                now,
+                package=row.package_name,
+                run_id=row.run_id,
+                job_id=row.id,
+                task=row.task,
+                run_order=row.run_order,
+                error=reason,
+                message="queued again" if requeue_with else "failed for good",
+            )
+            return _message(row) if requeue_with else True
+
+
+def _count(result: Any) -> int:
+    return int(cast(CursorResult[Any], result).rowcount)
+
+
+def _job_row(s: Session, job_id: int, *, lock: bool = False) -> JobRow:
+    row = s.get(JobRow, job_id, with_for_update=lock)
+    if row is None:
+        raise NotFoundError(f"job {job_id} does not exist; list jobs with `jqm jobs list`")
+    return row
+
+
+def _abort(s: Session, job_id: int, now: datetime, reason: str) -> Aborted | None:
+    row = s.execute(
+        update(JobRow)
+        .where(JobRow.id == job_id, JobRow.status == JobStatus.RUNNING)
+        .values(status=JobStatus.ABORTED, finished_at=now, error=reason)
+        .returning(JobRow.run_id, JobRow.package_name, JobRow.task, JobRow.run_order, JobRow.celery_task_id)
+    ).one_or_none()
+    if row is None:
+        return None
+    s.execute(
+        update(LogEntryRow)
+        .where(
+            LogEntryRow.job_id == job_id,
+            LogEntryRow.kind == LogKind.ATTEMPT,
+            LogEntryRow.status == AttemptStatus.RUNNING,
+        )
+        .values(status=AttemptStatus.ABORTED, finished_at=now, error=reason)
+    )
+    _log(
+        s,
+        LogKind.JOB_ABORTED,
+        JobStatus.ABORTED,
+        now,
+        package=row.package_name,
+        run_id=row.run_id,
+        job_id=job_id,
+        task=row.task,
+        run_order=row.run_order,
+        message=reason,
+    )
+    return Aborted(job_id, row.run_id, row.task, row.celery_task_id)
+
+
+def _cleanable(before: datetime) -> tuple[Any, ...]:
+    return (JobRow.run_id.is_(None), JobRow.status.in_(_CLEANABLE), JobRow.finished_at < before)
+
+
+def _message(row: JobRow) -> JobMessage:
+    return JobMessage(
+        job_id=row.id,
+        run_id=row.run_id,
+        package=row.package_name,
+        task=row.task,
+        run_order=row.run_order,
+        queue=row.queue,
+        soft_time_limit_s=row.soft_time_limit_s,
+        time_limit_s=row.time_limit_s,
+        celery_task_id=str(row.celery_task_id),
+    )
+
+
+def unknown_queue(name: str, known: Sequence[str]) -> ValidationError:
+    return ValidationError(
+        f"queue '{name}' is not defined{did_you_mean(name, known)}; define it first: "
+        f"jqm.define_queue('{name}', pool_size=4)"
+    )

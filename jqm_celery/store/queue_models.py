@@ -1,0 +1,46 @@
+"""The job queue's tables: defined queues, the audit trail, and the heartbeat of every worker."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from jqm_celery.store.models import Base
+
+
+class QueueRow(Base):
+    """A defined queue: the pool size ``jqm worker`` starts for it."""
+
+    __tablename__ = "jqm_queue"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    pool_size: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class AuditRow(Base):
+    """Who changed what, and when."""
+
+    __tablename__ = "jqm_audit"
+    __table_args__ = (Index("ix_jqm_audit_package_id", "package_name", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(255))
+    action: Mapped[str] = mapped_column(String(24))
+    target: Mapped[str] = mapped_column(String(255))
+    package_name: Mapped[str | None] = mapped_column(String(100))
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class WorkerRow(Base):
+    """A worker's heartbeat: a worker that has not beaten for a while is gone, with its running jobs."""
+
+    __tablename__ = "jqm_worker"
+
+    hostname: Mapped[str] = mapped_column(String(255), primary_key=True)
+    started_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
