@@ -1,4 +1,4 @@
-"""The test app as a module attribute, for ``jqm --app tests.integration.cliapp:app`` (conf from JQM_TEST_CONF)."""
+"""The test app as a module attribute for ``jqm --app tests.integration.cliapp:app`` (conf: JQM_TEST_CONF)."""
 
 from __future__ import annotations
 
