@@ -9,9 +9,9 @@ from jqm_celery.cli.base import cli
 
 
 def _register() -> None:
-    from jqm_celery.cli import db, demo, log, notifications, packages, runs, schedule
+    from jqm_celery.cli import db, demo, jobs, log, notifications, packages, runs, schedule, worker
 
-    for module in (packages, runs, log, db, demo, schedule, notifications):
+    for module in (packages, runs, log, db, demo, schedule, notifications, jobs, worker):
         module.register(cli)
 
 
