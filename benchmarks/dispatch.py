@@ -199,6 +199,8 @@ class Row:
     label: str
     entries: int
     seconds: Spread
+    #: CPU time the worker's processes spent on the measurement.
+    worker_cpu_seconds: Spread
 
     @property
     def ms_per_entry(self) -> Spread:
@@ -208,40 +210,50 @@ class Row:
     def per_second(self) -> Spread:
         return Spread(tuple(self.entries / s for s in self.seconds.values))
 
+    @property
+    def worker_cpu_ms_per_entry(self) -> Spread:
+        return Spread(tuple(1000 * s / self.entries for s in self.worker_cpu_seconds.values))
 
-def measure(bench: Bench, repeat: int) -> list[Row]:
+
+def measure(bench: Bench, worker: Worker, repeat: int) -> list[Row]:
     """Baseline and package alternate (a b / b a / …) so drift and noise hit both alike."""
     pairs: list[tuple[Callable[[], float], Callable[[], float]]] = [
         (bench.plain_chain, bench.package_chain),
         (bench.plain_burst, bench.package_burst),
     ]
     samples: list[list[float]] = [[], [], [], []]
+    cpu: list[list[float]] = [[], [], [], []]
     for rep in range(repeat):
         for pair_index, (baseline, tracked) in enumerate(pairs):
             order = [(0, baseline), (1, tracked)]
             if rep % 2:
                 order.reverse()
             for offset, step in order:
+                cpu_before = worker.cpu_seconds()
                 samples[2 * pair_index + offset].append(step())
+                cpu[2 * pair_index + offset].append(worker.cpu_seconds() - cpu_before)
     labels = [
         (f"(a) plain chain, {bench.n} tasks", bench.n),
         (f"(b) package, {bench.n} entries", bench.n),
         (f"(c) {bench.burst} plain tasks at once", bench.burst),
         (f"(d) {bench.burst} one-entry packages", bench.burst),
     ]
-    return [Row(label, k, Spread(tuple(values))) for (label, k), values in zip(labels, samples, strict=True)]
+    return [
+        Row(label, k, Spread(tuple(values)), Spread(tuple(seconds)))
+        for (label, k), values, seconds in zip(labels, samples, cpu, strict=True)
+    ]
 
 
 def report(backend: str, description: str, rows: list[Row], concurrency: int, repeat: int) -> str:
     a, b, c, d = rows
     lines = [
         f"backend {backend}: {description}; worker prefork ×{concurrency}; median of {repeat}",
-        f"{'measurement':<36}{'ms/entry':>10}{'per second':>12}   spread ms/entry",
+        f"{'measurement':<36}{'ms/entry':>10}{'per second':>12}{'worker CPU ms/entry':>21}   spread ms/entry",
     ]
     for row in rows:
         lines.append(
             f"{row.label:<36}{row.ms_per_entry.median:>10.2f}{row.per_second.median:>12.1f}"
-            f"   {row.ms_per_entry.range_text()}"
+            f"{row.worker_cpu_ms_per_entry.median:>21.2f}   {row.ms_per_entry.range_text()}"
         )
     chain_ratio = b.ms_per_entry.median / a.ms_per_entry.median
     paired_chain = Spread(tuple(y / x for x, y in zip(a.seconds.values, b.seconds.values, strict=True)))
@@ -252,6 +264,9 @@ def report(backend: str, description: str, rows: list[Row], concurrency: int, re
         "target ≤ 1.25 on redis-pg)"
     )
     lines.append(f"(d)/(c) throughput:     {burst_ratio:.2f} (per repetition {paired_burst.range_text()})")
+    cpu_chain = b.worker_cpu_ms_per_entry.median / a.worker_cpu_ms_per_entry.median
+    cpu_burst = d.worker_cpu_ms_per_entry.median / c.worker_cpu_ms_per_entry.median
+    lines.append(f"worker CPU per entry:   (b)/(a) {cpu_chain:.2f}, (d)/(c) {cpu_burst:.2f}")
     return "\n".join(lines)
 
 
@@ -274,7 +289,7 @@ def run_backend(name: str, args: argparse.Namespace) -> str:
         stack.enter_context(worker)
         started = time.monotonic()
         bench.prepare()
-        rows = measure(bench, args.repeat)
+        rows = measure(bench, worker, args.repeat)
         text = report(name, description, rows, args.concurrency, args.repeat)
         return f"{text}\n(measured in {time.monotonic() - started:.0f} s)"
 

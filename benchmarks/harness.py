@@ -150,11 +150,34 @@ class Worker:
                 os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(10)
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) used so far by the worker's live processes (main and pool).
+
+        Less sensitive than wall time to other load on the machine; pool processes that have exited
+        are no longer counted, so compare readings taken while the same pool is up.
+        """
+        if self.process is None:
+            return 0.0
+        return process_group_cpu_seconds(self.process.pid)
+
     def __enter__(self) -> Worker:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def process_group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU seconds of the live processes in a process group (Linux /proc)."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid:
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
