@@ -13,6 +13,7 @@ from jqm_celery.clock import Clock, SystemClock
 from jqm_celery.config import configure_app, supports_chords
 from jqm_celery.definitions import Package, RetryPolicy
 from jqm_celery.errors import ValidationError
+from jqm_celery.flower import name_sent_events_by_shadow
 from jqm_celery.jobqueue import JobQueue, JobSpec
 from jqm_celery.notifications.notifier import Notifications
 from jqm_celery.queue_records import AuditAction, AuditEntry, Cleaned, QueueState
@@ -44,6 +45,7 @@ class JobQueueManager:
         self.store = Store(self.settings.database_url, auto_migrate=self.settings.auto_migrate)
         if configure:
             configure_app(app, self.settings)
+            name_sent_events_by_shadow(app)
         self.runtime = Runtime(app, self.store, self.clock, self.settings.control_queue)
         self.tasks = register_tasks(app, self.runtime)
         self.notifications = Notifications(app, self.store, self.settings, self.clock)

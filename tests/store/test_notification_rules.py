@@ -1,0 +1,78 @@
+"""Notification rules in the store (SQLite and PostgreSQL): part of the definition, edit lock, queue rules."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from celery import Celery
+
+from jqm_celery import ConfigError, Entry, JobQueueManager, Notify, Package, Scenario, StateError, Webhook
+from jqm_celery.store import migrate
+from tests.store.conftest import register_billing_tasks
+
+RULES = (
+    Notify("ops@example.com", on={Scenario.RUN_FAILED, Scenario.PACKAGE_STOPPED}),
+    Notify(["cfo@example.com", "controller@example.com"], on={Scenario.RUN_SUCCEEDED}),
+    Webhook("https://hooks.example.com/jqm", on={Scenario.JOB_FAILED}),
+)
+BILLING = Package("nightly-billing", entries=[Entry("billing.export")], notifications=RULES)
+
+
+def test_rules_are_stored_with_the_package_and_read_back_equal(jqm: JobQueueManager) -> None:
+    jqm.save(BILLING)
+    assert jqm.package("nightly-billing").definition.notifications == RULES
+
+
+def test_changing_the_rules_of_an_active_package_is_refused_and_keeps_the_old_rules(
+    jqm: JobQueueManager,
+) -> None:
+    jqm.save(BILLING)
+    jqm.activate("nightly-billing")
+    changed = dataclasses.replace(
+        BILLING, notifications=[Notify("new@example.com", on={Scenario.RUN_FAILED})]
+    )
+    with pytest.raises(StateError, match="put it on hold first"):
+        jqm.save(changed)
+    assert jqm.package("nightly-billing").definition.notifications == RULES
+
+
+def test_rules_of_a_held_package_can_be_replaced(jqm: JobQueueManager) -> None:
+    jqm.save(BILLING)
+    jqm.activate("nightly-billing")
+    jqm.hold("nightly-billing")
+    fewer = (Notify("new@example.com", on={Scenario.RUN_STARTED}),)
+    jqm.save(dataclasses.replace(BILLING, notifications=fewer))
+    assert jqm.package("nightly-billing").definition.notifications == fewer
+
+
+def test_queue_rules_are_kept_per_queue(jqm: JobQueueManager) -> None:
+    jqm.notifications.set_queue_rules("emails", [Notify("mail-team@example.com", on={Scenario.JOB_FAILED})])
+    jqm.notifications.set_queue_rules("reports", [])
+    assert jqm.notifications.queue_rules("emails") == (Notify("mail-team@example.com", on={"JOB_FAILED"}),)
+    assert jqm.notifications.queue_rules("reports") == ()
+
+
+def test_a_malformed_smtp_url_fails_at_start_up_and_writes_nothing(database_url: str) -> None:
+    app = Celery("bad-smtp")
+    app.conf.update(
+        jqm_database_url=database_url,
+        jqm_smtp_url="smtp://jqm:Very-Secret@mail.example.com:port",
+        jqm_mail_from="jqm@example.com",
+    )
+    register_billing_tasks(app)
+    with pytest.raises(
+        ConfigError, match=r"jqm_smtp_url 'smtp://jqm:\*\*\*@mail.example.com:port'"
+    ) as caught:
+        JobQueueManager(app)
+    assert "Very-Secret" not in str(caught.value)
+    assert not hasattr(app, "jqm")
+
+
+def test_the_notification_tables_migrate_down_and_up_again(jqm: JobQueueManager) -> None:
+    jqm.save(BILLING)
+    engine = jqm.store.engine
+    migrate.command.downgrade(migrate.alembic_config(engine), "0003")
+    assert migrate.current_revision(engine) == "0003"
+    migrate.upgrade(engine)
+    assert migrate.current_revision(engine) == migrate.head_revision(engine)
