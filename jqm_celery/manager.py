@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,6 +30,8 @@ from jqm_celery.tasks import register_tasks
 
 _APP_ATTRIBUTE = "jqm"
 
+logger = logging.getLogger("jqm_celery")
+
 
 class JobQueueManager:
     """Job queue packages for a Celery app: define, activate, hold, run, and read the log.
@@ -52,6 +55,11 @@ class JobQueueManager:
         self.job_queue = JobQueue(app, self.store, self.runtime, self.clock)
         self.reconciler = Reconciler(app, self.job_queue, self.runtime, self.clock)
         install_recovery(app, self.reconciler)
+        #: Called with a package's name after this manager created, saved, activated, held or deleted it
+        #: (the django-celery-beat bridge keeps its rows in step here). A failing listener is logged.
+        self.package_listeners: list[Callable[[str], None]] = []
+        #: Called with the definition before an activation is written; raise ValidationError to refuse it.
+        self.activation_checks: list[Callable[[Package], None]] = []
         setattr(app, _APP_ATTRIBUTE, self)
 
     @classmethod
@@ -67,6 +75,7 @@ class JobQueueManager:
         self._validate(package)
         self.store.save_package(package, self.clock.now(), create_only=True)
         self.job_queue.record(actor, AuditAction.CREATE, f"package '{package.name}'", package=package.name)
+        self._changed(package.name)
         return self.package(package.name)
 
     def save(self, package: Package, *, actor: str | None = None) -> PackageState:
@@ -84,12 +93,14 @@ class JobQueueManager:
             target = f"package '{package.name}'"
             version = f"version {state.version}"
             self.job_queue.record(actor, action, target, package=package.name, detail=version)
+            self._changed(package.name)
         return state
 
     def delete(self, name: str, *, actor: str | None = None) -> None:
         """Delete a package that is not ACTIVE; its runs and log entries are kept."""
         self.store.delete_package(name)
         self.job_queue.record(actor, AuditAction.DELETE, f"package '{name}'", package=name)
+        self._changed(name)
 
     def package(self, name: str) -> PackageState:
         return self.store.package(name)
@@ -115,12 +126,14 @@ class JobQueueManager:
         now = self.clock.now()
         activated = self.store.set_status(name, PackageStatus.ACTIVE, now, check=_can_activate)
         self.job_queue.record(actor, AuditAction.ACTIVATE, f"package '{name}'", package=name)
+        self._changed(name)
         return activated
 
     def hold(self, name: str, *, actor: str | None = None) -> PackageState:
         """ON_HOLD: no more recurrences; a running job finishes, the rest of its run is skipped."""
         held = self.store.set_status(name, PackageStatus.ON_HOLD, self.clock.now(), check=ensure_can_hold)
         self.job_queue.record(actor, AuditAction.HOLD, f"package '{name}'", package=name)
+        self._changed(name)
         return held
 
     def run_now(self, name: str, *, queue: bool = False) -> Run:
@@ -295,12 +308,23 @@ class JobQueueManager:
             now = self.clock.now()
             for recurrence in package.recurrences:
                 recurrence.validate(now)
+            for check in self.activation_checks:
+                check(package)
         if _has_parallel_entries(package) and not supports_chords(self.app):
             raise ValidationError(
                 f"package '{package.name}': entries that share a run order run as a Celery chord, which "
                 f"needs a result backend that supports chords; the app's result_backend is "
                 f"{self.app.conf.result_backend!r} — use redis://, db+postgresql://… or leave it unset"
             )
+
+    def _changed(self, name: str) -> None:
+        for listener in self.package_listeners:
+            try:
+                listener(name)
+            except Exception:
+                # The change is committed; a listener that fails (e.g. an unreachable Django database) is
+                # logged and can be repaired by its own full resync.
+                logger.exception("jqm: a package listener failed for package '%s'", name)
 
 
 def _can_activate(name: str, status: PackageStatus) -> None:

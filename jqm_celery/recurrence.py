@@ -51,7 +51,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from jqm_celery.errors import ValidationError, did_you_mean
 
-__all__ = ["CatchUp", "Recurrence", "RecurrenceKind", "next_runs"]
+__all__ = ["CatchUp", "CronFields", "Recurrence", "RecurrenceKind", "next_runs"]
 
 
 class CatchUp(StrEnum):
@@ -115,6 +115,19 @@ _CRON_ALIASES = {
     "@hourly": "0 * * * *",
 }
 _CRON_PART = re.compile(r"(?P<range>\*|[a-z0-9]+(?:-[a-z0-9]+)?)(?:/(?P<step>[0-9]+))?")
+
+
+@dataclass(frozen=True)
+class CronFields:
+    """The values each field of a cron recurrence matches, for schedulers that take cron fields."""
+
+    minutes: tuple[int, ...]
+    hours: tuple[int, ...]
+    days_of_month: tuple[int, ...]
+    months: tuple[int, ...]
+    days_of_week: tuple[int, ...]  # 0 = Sunday
+    #: Both day fields are restricted, so a day that matches either one fires (Vixie cron).
+    either_day: bool
 
 
 @dataclass(frozen=True)
@@ -666,6 +679,20 @@ class Recurrence:
         raise ValidationError(f"{label} has no fire time {window}; widen earliest_start / expires")
 
     # -- text and storage
+
+    def cron_fields(self) -> CronFields | None:
+        """What a cron recurrence's fields match (aliases expanded); ``None`` for the other kinds."""
+        if self._cron is None:
+            return None
+        spec = self._cron
+        return CronFields(
+            spec.minutes,
+            spec.hours,
+            tuple(sorted(spec.days)),
+            tuple(sorted(spec.months)),
+            tuple(sorted(spec.weekdays)),
+            spec.either_day,
+        )
 
     def describe(self) -> str:
         """Human text, e.g. ``"Mon–Fri 08:00–18:00 every 30 min (Europe/Amsterdam)"``."""
