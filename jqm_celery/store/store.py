@@ -7,6 +7,7 @@ values and gets plain values back.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -14,7 +15,20 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, exists, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Select,
+    Update,
+    and_,
+    bindparam,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -35,7 +49,7 @@ from jqm_celery.statuses import (
     RunStatus,
     ensure_editable,
 )
-from jqm_celery.store import convert, migrate
+from jqm_celery.store import convert, migrate, one_statement
 from jqm_celery.store.engine import make_engine, redact
 from jqm_celery.store.models import EntryRow, JobRow, LogEntryRow, PackageRow, RecurrenceRow, RunRow
 from jqm_celery.store.notification_models import NotificationRuleRow
@@ -45,8 +59,6 @@ logger = logging.getLogger("jqm_celery")
 _EVENTS = "jqm_events"
 _WAITING = [s.value for s in WAITING_JOB]
 _FINISHED = [s.value for s in FINISHED_JOB]
-# Built once: an alias made per call costs more than the claim's SQL round trip.
-_EARLIER_JOB = aliased(JobRow, name="earlier_job")
 
 
 class Store:
@@ -85,6 +97,19 @@ class Store:
             yield session
         if events and self.listeners:
             self._publish(events)
+
+    @contextmanager
+    def autocommit(self) -> Iterator[Connection]:
+        """A connection on which each statement commits on its own (for single-statement writes)."""
+        if not self._schema_ready:
+            self.ensure_schema()
+        with self.engine.connect() as conn:
+            yield conn.execution_options(isolation_level="AUTOCOMMIT")
+
+    @property
+    def writes_attempts_in_one_statement(self) -> bool:
+        """True on PostgreSQL: an attempt's start and end are one statement each (see one_statement)."""
+        return self.engine.dialect.name == "postgresql"
 
     def _publish(self, events: list[Event]) -> None:
         for event in events:
@@ -375,52 +400,16 @@ class Store:
         self, job_id: int, worker: str, celery_task_id: str, now: datetime, *, redelivered: bool
     ) -> ClaimedJob | None:
         """Start an attempt: the job becomes RUNNING and its attempt is logged. None if it must not run."""
-        claimable: ColumnElement[bool] = JobRow.status.in_(_WAITING)
-        if redelivered:
-            # Only the message whose worker was lost may take its RUNNING job over again.
-            claimable = or_(
-                claimable, and_(JobRow.status == JobStatus.RUNNING, JobRow.celery_task_id == celery_task_id)
-            )
-        # A job re-added or recovered under a new message id must not run from a stale duplicate.
-        own_message = or_(JobRow.celery_task_id.is_(None), JobRow.celery_task_id == celery_task_id)
-        earlier = _EARLIER_JOB
-        run_open = or_(
-            JobRow.run_id.is_(None),
-            and_(
-                exists().where(RunRow.id == JobRow.run_id, RunRow.stop_reason.is_(None)),
-                # A duplicate of an old canvas (after recovery) never overtakes an unfinished earlier job.
-                ~exists().where(
-                    earlier.run_id == JobRow.run_id,
-                    earlier.run_order < JobRow.run_order,
-                    earlier.status.not_in(_FINISHED),
-                ),
-            ),
-        )
+        params = {"p_job_id": job_id, "p_worker": worker, "p_celery_task_id": celery_task_id, "p_now": now}
+        if not redelivered and self.writes_attempts_in_one_statement:
+            with self.autocommit() as conn:
+                claimed = conn.execute(_claim_and_log(), params).one_or_none()
+            return None if claimed is None else _claimed_job(job_id, claimed.log_id, claimed)
         with self.transaction() as s:
             # Core execution on the session's connection: the ORM's bulk-DML bookkeeping (synchronising a
             # session that holds no objects) costs more than the statements themselves on this hot path.
             conn = s.connection()
-            row = conn.execute(
-                update(JobRow)
-                .where(JobRow.id == job_id, claimable, own_message, run_open)
-                .values(
-                    status=JobStatus.RUNNING,
-                    attempts=JobRow.attempts + 1,
-                    worker=worker,
-                    celery_task_id=celery_task_id,
-                    started_at=func.coalesce(JobRow.started_at, now),
-                )
-                .returning(
-                    JobRow.run_id,
-                    JobRow.package_name,
-                    JobRow.task,
-                    JobRow.args,
-                    JobRow.kwargs,
-                    JobRow.run_order,
-                    JobRow.retry,
-                    JobRow.retry_policy,
-                )
-            ).one_or_none()
+            row = conn.execute(_claim(redelivered), params).one_or_none()
             if row is None:
                 return None
             if redelivered:
@@ -454,18 +443,7 @@ class Store:
                 )
                 .returning(LogEntryRow.id)
             ).scalar_one()
-            return ClaimedJob(
-                job_id=job_id,
-                run_id=row.run_id,
-                log_id=log_id,
-                package=row.package_name,
-                task=row.task,
-                args=list(row.args or []),
-                kwargs=dict(row.kwargs or {}),
-                run_order=row.run_order,
-                retry=row.retry,
-                retry_policy=dict(row.retry_policy or {}),
-            )
+            return _claimed_job(job_id, log_id, row)
 
     def skip_if_stopped(self, job_id: int, now: datetime) -> bool:
         """Skip a waiting job whose run is being stopped (held, or stopped by its On Error policy)."""
@@ -507,35 +485,32 @@ class Store:
         planned_delay_s: float | None = None,
     ) -> None:
         """Close the attempt's log entry and move the job on (DONE, RETRYING or ERROR)."""
-        job_status = {
-            AttemptStatus.DONE: JobStatus.DONE,
-            AttemptStatus.FAILED: JobStatus.RETRYING,
-            AttemptStatus.ERROR: JobStatus.ERROR,
-        }[outcome]
-        values: dict[str, Any] = {"status": job_status, "error": error}
-        if outcome is AttemptStatus.FAILED:
-            values.update(retry=job.retry + 1, current_delay_s=planned_delay_s or 0.0)
-        else:
-            values["finished_at"] = now
+        params = {
+            "p_job_id": job.job_id,
+            "p_log_id": job.log_id,
+            "p_now": now,
+            "p_error": error,
+            "p_traceback": traceback,
+            "p_planned_delay_s": planned_delay_s,
+            "p_retry": job.retry + 1,
+            "p_current_delay_s": planned_delay_s or 0.0,
+        }
+        events: list[Event] = []
+        if outcome is not AttemptStatus.DONE:
+            event = Event(LogKind.ATTEMPT, outcome, now, job.package, job.run_id, job.job_id, job.task)
+            events.append(dataclasses.replace(event, log_id=job.log_id, error=error))
+        if self.writes_attempts_in_one_statement:
+            with self.autocommit() as conn:
+                conn.execute(_end_attempt_in_one_statement(outcome), params)
+            if events and self.listeners:
+                self._publish(events)
+            return
+        end_job, end_log = _end_attempt(outcome)
         with self.transaction() as s:
-            # An aborted or recovered job keeps the status it was given meanwhile.
-            running = JobRow.status == JobStatus.RUNNING
             conn = s.connection()  # Core execution, as in claim_job
-            conn.execute(update(JobRow).where(JobRow.id == job.job_id, running).values(**values))
-            conn.execute(
-                update(LogEntryRow)
-                .where(LogEntryRow.id == job.log_id, LogEntryRow.status == AttemptStatus.RUNNING)
-                .values(
-                    status=outcome,
-                    finished_at=now,
-                    error=error,
-                    traceback=traceback,
-                    planned_delay_s=planned_delay_s,
-                )
-            )
-            if outcome is not AttemptStatus.DONE:
-                event = Event(LogKind.ATTEMPT, outcome, now, job.package, job.run_id, job.job_id, job.task)
-                s.info[_EVENTS].append(dataclasses.replace(event, log_id=job.log_id, error=error))
+            conn.execute(end_job, params)
+            conn.execute(end_log, params)
+            s.info[_EVENTS].extend(events)
 
     def fail_job(self, job_id: int, now: datetime, error: str) -> bool:
         """Settle a job whose wrapper died as ERROR (its running attempt too); False if already settled."""
@@ -813,6 +788,131 @@ def _log(
             started_at=now,
             finished_at=now,
         )
+    )
+
+
+# The hot path's statements are built once, with bound parameters (named p_*: INSERT and UPDATE reserve
+# the column names): building and hashing a statement of this size on every call costs more CPU than
+# executing it.
+
+
+@functools.cache
+def _claim(redelivered: bool) -> Update:
+    """The job becomes RUNNING (parameters: p_job_id, p_worker, p_celery_task_id, p_now); returns its row."""
+    job_id = bindparam("p_job_id", type_=JobRow.id.type)
+    celery_task_id = bindparam("p_celery_task_id", type_=JobRow.celery_task_id.type)
+    claimable: ColumnElement[bool] = JobRow.status.in_(_WAITING)
+    if redelivered:
+        # Only the message whose worker was lost may take its RUNNING job over again.
+        claimable = or_(
+            claimable, and_(JobRow.status == JobStatus.RUNNING, JobRow.celery_task_id == celery_task_id)
+        )
+    # A job re-added or recovered under a new message id must not run from a stale duplicate.
+    own_message = or_(JobRow.celery_task_id.is_(None), JobRow.celery_task_id == celery_task_id)
+    earlier = aliased(JobRow, name="earlier_job")
+    run_open = or_(
+        JobRow.run_id.is_(None),
+        and_(
+            exists().where(RunRow.id == JobRow.run_id, RunRow.stop_reason.is_(None)),
+            # A duplicate of an old canvas (after recovery) never overtakes an unfinished earlier job.
+            ~exists().where(
+                earlier.run_id == JobRow.run_id,
+                earlier.run_order < JobRow.run_order,
+                earlier.status.not_in(_FINISHED),
+            ),
+        ),
+    )
+    return (
+        update(JobRow)
+        .where(JobRow.id == job_id, claimable, own_message, run_open)
+        .values(
+            status=JobStatus.RUNNING,
+            attempts=JobRow.attempts + 1,
+            worker=bindparam("p_worker", type_=JobRow.worker.type),
+            celery_task_id=celery_task_id,
+            started_at=func.coalesce(JobRow.started_at, bindparam("p_now", type_=JobRow.started_at.type)),
+        )
+        .returning(
+            JobRow.run_id,
+            JobRow.package_name,
+            JobRow.task,
+            JobRow.args,
+            JobRow.kwargs,
+            JobRow.run_order,
+            JobRow.retry,
+            JobRow.retry_policy,
+        )
+    )
+
+
+@functools.cache
+def _claim_and_log() -> Select[Any]:
+    return one_statement.claim_and_log(_claim(redelivered=False))
+
+
+@functools.cache
+def _end_attempt(outcome: AttemptStatus) -> tuple[Update, Update]:
+    """(job update, log entry update) that end an attempt with ``outcome``.
+
+    Parameters: p_job_id, p_log_id, p_now, p_error, p_traceback, p_planned_delay_s, and for a FAILED
+    attempt (a retry is planned) p_retry and p_current_delay_s.
+    """
+    job_status = {
+        AttemptStatus.DONE: JobStatus.DONE,
+        AttemptStatus.FAILED: JobStatus.RETRYING,
+        AttemptStatus.ERROR: JobStatus.ERROR,
+    }[outcome]
+    now = bindparam("p_now", type_=JobRow.finished_at.type)
+    error = bindparam("p_error", type_=JobRow.error.type)
+    values: dict[str, Any] = {"status": job_status, "error": error}
+    if outcome is AttemptStatus.FAILED:
+        values.update(
+            retry=bindparam("p_retry", type_=JobRow.retry.type),
+            current_delay_s=bindparam("p_current_delay_s", type_=JobRow.current_delay_s.type),
+        )
+    else:
+        values["finished_at"] = now
+    # An aborted or recovered job keeps the status it was given meanwhile.
+    running = JobRow.status == JobStatus.RUNNING
+    end_job = (
+        update(JobRow)
+        .where(JobRow.id == bindparam("p_job_id", type_=JobRow.id.type), running)
+        .values(**values)
+    )
+    end_log = (
+        update(LogEntryRow)
+        .where(
+            LogEntryRow.id == bindparam("p_log_id", type_=LogEntryRow.id.type),
+            LogEntryRow.status == AttemptStatus.RUNNING,
+        )
+        .values(
+            status=outcome,
+            finished_at=now,
+            error=error,
+            traceback=bindparam("p_traceback", type_=LogEntryRow.traceback.type),
+            planned_delay_s=bindparam("p_planned_delay_s", type_=LogEntryRow.planned_delay_s.type),
+        )
+    )
+    return end_job, end_log
+
+
+@functools.cache
+def _end_attempt_in_one_statement(outcome: AttemptStatus) -> Update:
+    return one_statement.both(*_end_attempt(outcome))
+
+
+def _claimed_job(job_id: int, log_id: int, row: Any) -> ClaimedJob:
+    return ClaimedJob(
+        job_id=job_id,
+        run_id=row.run_id,
+        log_id=log_id,
+        package=row.package_name,
+        task=row.task,
+        args=list(row.args or []),
+        kwargs=dict(row.kwargs or {}),
+        run_order=row.run_order,
+        retry=row.retry,
+        retry_policy=dict(row.retry_policy or {}),
     )
 
 
