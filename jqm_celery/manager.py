@@ -17,6 +17,7 @@ from jqm_celery.errors import ValidationError
 from jqm_celery.flower import name_sent_events_by_shadow
 from jqm_celery.jobqueue import JobQueue, JobSpec
 from jqm_celery.notifications.notifier import Notifications
+from jqm_celery.package_list import PackagePage
 from jqm_celery.queue_records import AuditAction, AuditEntry, Cleaned, QueueState
 from jqm_celery.records import Job, LogEntry, PackageState, Run
 from jqm_celery.recovery import Reconciler
@@ -26,6 +27,7 @@ from jqm_celery.runtime import Runtime
 from jqm_celery.settings import Settings
 from jqm_celery.statuses import JobStatus, LogKind, PackageStatus, RunStatus, ensure_can_hold
 from jqm_celery.store import Store
+from jqm_celery.store.package_list import package_page
 from jqm_celery.tasks import register_tasks
 
 _APP_ATTRIBUTE = "jqm"
@@ -108,6 +110,23 @@ class JobQueueManager:
     def packages(self) -> list[PackageState]:
         return self.store.packages()
 
+    def package_list(
+        self,
+        *,
+        status: PackageStatus | str | Sequence[PackageStatus | str] = (),
+        name_contains: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> PackagePage:
+        """One page of packages sorted by name, with next and last run, without loading definitions."""
+        for label, value, low in (("limit", limit, 1), ("offset", offset, 0)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValidationError(f"package list: {label} must be a whole number ≥ {low}, got {value!r}")
+        statuses = [_package_status(s) for s in ([status] if isinstance(status, str) else status)]
+        return package_page(
+            self.store, statuses=statuses, name_contains=name_contains, limit=limit, offset=offset
+        )
+
     def next_runs(self, name: str, count: int = 10) -> list[datetime]:
         """The package's next ``count`` fire times from now, merged across its recurrences (aware, UTC).
 
@@ -168,8 +187,16 @@ class JobQueueManager:
         kind: LogKind | str | None = None,
         limit: int = 200,
         before_id: int | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
     ) -> list[LogEntry]:
-        """Log entries, oldest first, filtered; ``before_id`` pages back from the newest."""
+        """Log entries, oldest first, filtered; ``before_id`` pages back from the newest.
+
+        ``since`` / ``until`` keep entries that started at or after / before those aware instants.
+        """
+        for label, value in (("since", since), ("until", until)):
+            if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
+                raise ValidationError(f"log entries: {label} must be an aware datetime, got {value!r}")
         if package is not None:
             self.store.package(package)
         if run_id is not None:
@@ -182,6 +209,8 @@ class JobQueueManager:
             kind=None if kind is None else LogKind(kind),
             limit=limit,
             before_id=before_id,
+            since=since,
+            until=until,
         )
         return entries[::-1]
 
@@ -334,6 +363,16 @@ def _can_activate(name: str, status: PackageStatus) -> None:
 
 def _has_parallel_entries(package: Package) -> bool:
     return any(len(entries) > 1 for _, entries in package.stages())
+
+
+def _package_status(value: PackageStatus | str) -> PackageStatus:
+    try:
+        return PackageStatus(str(value).upper())
+    except ValueError:
+        raise ValidationError(
+            f"package status {value!r} is not valid; "
+            f"choose one of {', '.join(s.value for s in PackageStatus)}"
+        ) from None
 
 
 def _run_status(value: RunStatus | str) -> RunStatus:

@@ -9,9 +9,9 @@ from jqm_celery.cli.base import cli
 
 
 def _register() -> None:
-    from jqm_celery.cli import db, demo, jobs, log, notifications, packages, runs, schedule, worker
+    from jqm_celery.cli import db, demo, jobs, log, notifications, packages, runs, schedule, web, worker
 
-    for module in (packages, runs, log, db, demo, schedule, notifications, jobs, worker):
+    for module in (packages, runs, log, db, demo, schedule, notifications, jobs, worker, web):
         module.register(cli)
 
 

@@ -564,6 +564,8 @@ class Store:
         kind: LogKind | None = None,
         limit: int = 200,
         before_id: int | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
     ) -> list[LogEntry]:
         """Newest first."""
         query = select(LogEntryRow).order_by(LogEntryRow.id.desc()).limit(limit)
@@ -577,6 +579,10 @@ class Store:
         query = query.where(*(column == value for column, value in filters.items() if value is not None))
         if before_id is not None:
             query = query.where(LogEntryRow.id < before_id)
+        if since is not None:
+            query = query.where(LogEntryRow.started_at >= since)
+        if until is not None:
+            query = query.where(LogEntryRow.started_at < until)
         with self.transaction() as s:
             return [convert.log_entry(row) for row in s.scalars(query)]
 

@@ -1,0 +1,36 @@
+"""Path and query parameters shared by pages and API, bounded so that no input reaches the database raw."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated
+
+from fastapi import Path, Query, Request
+
+from jqm_celery.manager import JobQueueManager
+
+#: The largest id the store's INTEGER keys hold.
+MAX_ID = 2**31 - 1
+PACKAGE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,99}$"
+
+RunId = Annotated[int, Path(ge=1, le=MAX_ID)]
+JobId = Annotated[int, Path(ge=1, le=MAX_ID)]
+Position = Annotated[int, Path(ge=1, le=10_000)]
+PackageName = Annotated[str, Path(pattern=PACKAGE_NAME, max_length=100)]
+
+
+def manager(request: Request) -> JobQueueManager:
+    jqm: JobQueueManager = request.app.state.jqm
+    return jqm
+
+
+def day_start(value: date | None) -> datetime | None:
+    return None if value is None else datetime.combine(value, time(), tzinfo=UTC)
+
+
+def day_end(value: date | None) -> datetime | None:
+    """The instant after the day: ``until`` a date includes that whole day."""
+    return None if value is None else datetime.combine(value, time(), tzinfo=UTC) + timedelta(days=1)
+
+
+OptionalText = Annotated[str, Query(max_length=200, pattern=r"^[^\x00]*$")]

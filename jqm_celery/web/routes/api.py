@@ -1,0 +1,259 @@
+"""The REST API (JSON under ``/api``): the same reads and actions as the pages, for scripts.
+
+Authenticate with ``Authorization: Bearer <token>`` (``jqm users token NAME``); a browser session works
+too, with its CSRF token in ``X-CSRF-Token`` for changes. Errors are ``{"detail": "..."}`` with 401, 403,
+404, 409 (not allowed in the current status) or 422 (bad input; nothing was written).
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from starlette.concurrency import run_in_threadpool
+
+from jqm_celery.statuses import JobStatus, LogKind, PackageStatus, RunStatus
+from jqm_celery.web.params import (
+    MAX_ID,
+    PACKAGE_NAME,
+    JobId,
+    PackageName,
+    RunId,
+    day_end,
+    day_start,
+    manager,
+)
+from jqm_celery.web.permits import (
+    Aborter,
+    Activator,
+    Cleaner,
+    Creator,
+    Deleter,
+    Editor,
+    Holder,
+    JobCanceller,
+    Requeuer,
+    RunCanceller,
+    Runner,
+    Viewer,
+)
+from jqm_celery.web.roles import PERMISSIONS
+from jqm_celery.web.schemas import CleanIn, PackageIn
+from jqm_celery.web.serialize import package_json, plain, record
+
+router = APIRouter(
+    responses={
+        401: {"description": "Not signed in: no valid API token or session"},
+        403: {"description": "The user's role may not do this"},
+    }
+)
+Json = dict[str, Any]
+Limit = Annotated[int, Query(ge=1, le=1000)]
+OptionalPackage = Annotated[str | None, Query(pattern=PACKAGE_NAME, max_length=100)]
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such package, run or job"}}
+_CHANGE: dict[int | str, dict[str, Any]] = {
+    **_NOT_FOUND,
+    409: {"description": "Not allowed in the current status"},
+    422: {"description": "Bad input"},
+}
+
+
+@router.get("/me", tags=["users"])
+def me(user: Viewer) -> Json:
+    """The signed-in user, their role and the actions it allows."""
+    return {
+        "name": user.name,
+        "role": user.role.value,
+        "actions": [action.value for action, roles in PERMISSIONS.items() if user.role in roles],
+    }
+
+
+# -- packages --------------------------------------------------------------------------------
+
+
+@router.get("/packages", tags=["packages"])
+def packages(
+    request: Request,
+    user: Viewer,
+    status: Annotated[list[PackageStatus] | None, Query()] = None,
+    q: Annotated[str | None, Query(max_length=100, pattern=r"^[^\x00]*$")] = None,
+    limit: Limit = 50,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> Json:
+    """Packages sorted by name with status, next run and last run; filter by status and name."""
+    listing = manager(request).package_list(status=status or (), name_contains=q, limit=limit, offset=offset)
+    return record(listing)
+
+
+@router.get("/packages/{name}", tags=["packages"], responses=_NOT_FOUND)
+def package(request: Request, user: Viewer, name: PackageName) -> Json:
+    """A package's definition, status, next 10 run times and last run."""
+    jqm = manager(request)
+    return package_json(jqm.package(name), jqm.next_runs(name, 10))
+
+
+@router.post("/packages", tags=["packages"], status_code=201, responses=_CHANGE)
+def create_package(request: Request, body: PackageIn, user: Creator) -> Json:
+    """Create a DRAFT package; 422 if the name exists."""
+    jqm = manager(request)
+    state = jqm.create(body.build(), actor=user.name)
+    return package_json(state, jqm.next_runs(state.name, 10))
+
+
+@router.put("/packages/{name}", tags=["packages"], responses=_CHANGE)
+def save_package(request: Request, name: PackageName, body: PackageIn, user: Editor) -> Json:
+    """Replace the definition of a package that is not ACTIVE (or create it as DRAFT)."""
+    if body.name != name:
+        raise HTTPException(422, f"the body names package '{body.name}' but the URL names '{name}'")
+    jqm = manager(request)
+    state = jqm.save(body.build(), actor=user.name)
+    return package_json(state, jqm.next_runs(name, 10))
+
+
+@router.delete("/packages/{name}", tags=["packages"], status_code=204, responses=_CHANGE)
+def delete_package(request: Request, name: PackageName, user: Deleter) -> None:
+    """Delete a package that is not ACTIVE; its runs and log entries are kept."""
+    manager(request).delete(name, actor=user.name)
+
+
+@router.post("/packages/{name}/activate", tags=["packages"], responses=_CHANGE)
+def activate(request: Request, name: PackageName, user: Activator) -> Json:
+    """Validate everything and make the package ACTIVE: its recurrences fire, editing is locked."""
+    jqm = manager(request)
+    return package_json(jqm.activate(name, actor=user.name), jqm.next_runs(name, 10))
+
+
+@router.post("/packages/{name}/hold", tags=["packages"], responses=_CHANGE)
+def hold(request: Request, name: PackageName, user: Holder) -> Json:
+    """Put an ACTIVE package ON_HOLD: a running job finishes, the rest of its run is skipped."""
+    jqm = manager(request)
+    return package_json(jqm.hold(name, actor=user.name), jqm.next_runs(name, 10))
+
+
+@router.post("/packages/{name}/run", tags=["packages"], status_code=201, responses=_CHANGE)
+def run_now(
+    request: Request,
+    name: PackageName,
+    user: Runner,
+    queue: bool = False,
+) -> Json:
+    """Start a run now; ``queue=true`` waits for a run in flight instead of refusing."""
+    return record(manager(request).run_now(name, queue=queue))
+
+
+# -- runs and log entries --------------------------------------------------------------------
+
+
+@router.get("/runs", tags=["runs"], responses=_NOT_FOUND)
+def runs(
+    request: Request,
+    user: Viewer,
+    package: OptionalPackage = None,
+    status: RunStatus | None = None,
+    limit: Limit = 50,
+) -> list[Json]:
+    """Runs, newest first."""
+    return [plain(run) for run in manager(request).runs(package, status, limit)]
+
+
+@router.get("/runs/{run_id}", tags=["runs"], responses=_NOT_FOUND)
+def run(request: Request, user: Viewer, run_id: RunId) -> Json:
+    """A run with each job and its attempts."""
+    return record(manager(request).run(run_id))
+
+
+@router.post("/runs/{run_id}/cancel", tags=["runs"], responses=_CHANGE)
+def cancel_run(request: Request, run_id: RunId, user: RunCanceller) -> Json:
+    """Stop a run: queued jobs never start, the running job is aborted."""
+    return record(manager(request).cancel_run(run_id, actor=user.name))
+
+
+@router.get("/log-entries", tags=["runs"], responses=_NOT_FOUND)
+def log_entries(
+    request: Request,
+    user: Viewer,
+    package: OptionalPackage = None,
+    run_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    job_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    status: Annotated[str | None, Query(pattern=r"^[A-Za-z_]{1,16}$")] = None,
+    kind: LogKind | None = None,
+    since: date | None = None,
+    until: date | None = None,
+    before_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    limit: Limit = 100,
+) -> list[Json]:
+    """Log entries, newest first; page back with ``before_id`` = the last id of the previous page."""
+    entries = manager(request).log_entries(
+        package=package,
+        run_id=run_id,
+        job_id=job_id,
+        status=status,
+        kind=kind,
+        since=day_start(since),
+        until=day_end(until),
+        before_id=before_id,
+        limit=limit,
+    )
+    return [plain(entry) for entry in reversed(entries)]
+
+
+# -- the job queue ---------------------------------------------------------------------------
+
+
+@router.get("/queues", tags=["job queue"])
+def queues(request: Request, user: Viewer) -> list[Json]:
+    """Queues with their pool size and job counts by status."""
+    return [plain(queue) for queue in manager(request).queues()]
+
+
+@router.get("/jobs", tags=["job queue"])
+def jobs(
+    request: Request,
+    user: Viewer,
+    queue: Annotated[str | None, Query(max_length=255, pattern=r"^[^\x00]*$")] = None,
+    status: JobStatus | None = None,
+    include_runs: bool = False,
+    limit: Limit = 100,
+) -> list[Json]:
+    """Jobs, newest first: stand-alone ones, or all (``include_runs=true``)."""
+    found = manager(request).jobs(queue=queue, status=status, stand_alone=not include_runs, limit=limit)
+    return [plain(job) for job in found]
+
+
+@router.get("/jobs/{job_id}", tags=["job queue"], responses=_NOT_FOUND)
+def job(request: Request, user: Viewer, job_id: JobId) -> Json:
+    """A job with its attempts."""
+    return record(manager(request).job(job_id))
+
+
+@router.post("/jobs/{job_id}/cancel", tags=["job queue"], responses=_CHANGE)
+def cancel_job(request: Request, job_id: JobId, user: JobCanceller) -> Json:
+    """Cancel a QUEUED, DELAYED or RETRYING job: it never runs."""
+    return record(manager(request).cancel(job_id, actor=user.name))
+
+
+@router.post("/jobs/{job_id}/abort", tags=["job queue"], responses=_CHANGE)
+def abort_job(request: Request, job_id: JobId, user: Aborter) -> Json:
+    """Terminate a RUNNING job on whichever worker runs it."""
+    return record(manager(request).abort(job_id, actor=user.name))
+
+
+@router.post("/jobs/{job_id}/requeue", tags=["job queue"], responses=_CHANGE)
+def requeue_job(request: Request, job_id: JobId, user: Requeuer) -> Json:
+    """Add a finished stand-alone job to its queue again."""
+    return record(manager(request).requeue(job_id, actor=user.name))
+
+
+@router.post("/jobs/clean", tags=["job queue"], responses=_CHANGE)
+async def clean_jobs(request: Request, user: Cleaner, body: CleanIn) -> Json:
+    """Delete finished stand-alone jobs older than ``older_than_s`` seconds, and their log entries."""
+    jqm = manager(request)
+    cleaned = await run_in_threadpool(jqm.clean, timedelta(seconds=body.older_than_s), actor=user.name)
+    return record(cleaned)
+
+
+@router.get("/audit", tags=["job queue"])
+def audit(request: Request, user: Viewer, package: OptionalPackage = None, limit: Limit = 200) -> list[Json]:
+    """The audit trail, newest first."""
+    return [plain(entry) for entry in reversed(manager(request).audit(package=package, limit=limit))]

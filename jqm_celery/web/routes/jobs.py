@@ -1,0 +1,90 @@
+"""The job queue monitor: queues with their counts, jobs by status, cancel / abort / re-add / clean."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+
+from jqm_celery.errors import JQMError, NotFoundError
+from jqm_celery.records import Job
+from jqm_celery.statuses import JobStatus
+from jqm_celery.web.params import JobId, OptionalText, manager
+from jqm_celery.web.permits import Aborter, Cleaner, JobCanceller, Requeuer, Viewer
+from jqm_celery.web.templating import flash, page, redirect
+
+router = APIRouter()
+LIMIT = 200
+
+
+@router.get("/jobs")
+def jobs(
+    request: Request,
+    user: Viewer,
+    queue: OptionalText = "",
+    status: OptionalText = "",
+    all: bool = False,
+) -> HTMLResponse:
+    jqm = manager(request)
+    chosen = status if status in JobStatus.__members__ else ""
+    return page(
+        request,
+        user,
+        "jobs.html",
+        queues=jqm.queues(),
+        jobs=jqm.jobs(queue=queue or None, status=chosen or None, stand_alone=not all, limit=LIMIT),
+        queue=queue,
+        status=chosen,
+        include_runs=all,
+        statuses=list(JobStatus),
+    )
+
+
+@router.get("/jobs/{job_id}")
+def job(request: Request, user: Viewer, job_id: JobId) -> HTMLResponse:
+    return page(request, user, "job.html", job=manager(request).job(job_id))
+
+
+@router.post("/jobs/{job_id}/cancel")
+def cancel(request: Request, user: JobCanceller, job_id: JobId) -> RedirectResponse:
+    return _control(request, job_id, lambda: manager(request).cancel(job_id, actor=user.name))
+
+
+@router.post("/jobs/{job_id}/abort")
+def abort(request: Request, user: Aborter, job_id: JobId) -> RedirectResponse:
+    return _control(request, job_id, lambda: manager(request).abort(job_id, actor=user.name))
+
+
+@router.post("/jobs/{job_id}/requeue")
+def requeue(request: Request, user: Requeuer, job_id: JobId) -> RedirectResponse:
+    return _control(request, job_id, lambda: manager(request).requeue(job_id, actor=user.name))
+
+
+@router.post("/jobs/clean")
+def clean(request: Request, user: Cleaner, older_than_days: Annotated[str, Form()] = "") -> RedirectResponse:
+    try:
+        days = float(older_than_days)
+        if not 0 <= days <= 36_500:
+            raise ValueError
+    except ValueError:
+        flash(request, f"clean: older than {older_than_days!r} days is not a number from 0 to 36500", "error")
+        return redirect("/jobs")
+    cleaned = manager(request).clean(timedelta(days=days), actor=user.name)
+    flash(request, f"deleted {cleaned.jobs} job(s) and {cleaned.log_entries} log entries")
+    return redirect("/jobs")
+
+
+def _control(request: Request, job_id: int, act: Callable[[], Job]) -> RedirectResponse:
+    back = request.headers.get("referer", "")
+    target = back if back.startswith(str(request.base_url)) else f"/jobs/{job_id}"
+    try:
+        done = act()
+        flash(request, f"job {job_id} is {done.status}")
+    except NotFoundError:
+        raise
+    except JQMError as exc:
+        flash(request, str(exc), "error")
+    return redirect(target)

@@ -1,0 +1,70 @@
+"""Log entries, filtered by package, run, status, kind and date, newest page first."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse
+
+from jqm_celery.errors import JQMError
+from jqm_celery.records import LogEntry
+from jqm_celery.statuses import AttemptStatus, LogKind, RunStatus
+from jqm_celery.web.params import MAX_ID, OptionalText, day_end, day_start, manager
+from jqm_celery.web.permits import Viewer
+from jqm_celery.web.templating import page
+
+router = APIRouter()
+PAGE_SIZE = 100
+#: Every status a log entry can carry: an attempt's, or a run's for run events.
+STATUSES = sorted({*AttemptStatus, *RunStatus, "SKIPPED", "CANCELLED", "STOPPED"})
+
+
+@router.get("/log")
+def log_entries(
+    request: Request,
+    user: Viewer,
+    package: OptionalText = "",
+    status: OptionalText = "",
+    kind: OptionalText = "",
+    run_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    since: date | None = None,
+    until: date | None = None,
+    before_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+) -> HTMLResponse:
+    error = None
+    entries: list[LogEntry] = []
+    try:
+        entries = manager(request).log_entries(
+            package=package or None,
+            run_id=run_id,
+            status=status or None,
+            kind=kind if kind in LogKind.__members__ else None,
+            since=day_start(since),
+            until=day_end(until),
+            before_id=before_id,
+            limit=PAGE_SIZE,
+        )
+    except JQMError as exc:
+        error = str(exc)
+    filters = {
+        "package": package,
+        "status": status,
+        "kind": kind,
+        "run_id": run_id,
+        "since": since and since.isoformat(),
+        "until": until and until.isoformat(),
+    }
+    return page(
+        request,
+        user,
+        "log.html",
+        entries=entries[::-1],
+        filters=filters,
+        statuses=STATUSES,
+        kinds=list(LogKind),
+        older=entries[0].id if len(entries) == PAGE_SIZE else None,
+        paged=before_id is not None,
+        error=error,
+    )

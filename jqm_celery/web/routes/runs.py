@@ -1,0 +1,59 @@
+"""Runs: the list, a run's page with its jobs and attempts (updated live), and cancelling a run."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+
+from jqm_celery.errors import JQMError, NotFoundError
+from jqm_celery.statuses import RunStatus
+from jqm_celery.web.params import OptionalText, RunId, manager
+from jqm_celery.web.permits import RunCanceller, Viewer
+from jqm_celery.web.templating import flash, page, redirect
+
+router = APIRouter()
+
+
+@router.get("/runs")
+def runs(
+    request: Request, user: Viewer, package: OptionalText = "", status: OptionalText = ""
+) -> HTMLResponse:
+    chosen = status if status in RunStatus.__members__ else ""
+    error = None
+    try:
+        found = manager(request).runs(package or None, chosen or None, limit=200)
+    except NotFoundError as exc:
+        found, error = [], str(exc)
+    return page(
+        request,
+        user,
+        "runs.html",
+        runs=found,
+        package=package,
+        status=chosen,
+        statuses=list(RunStatus),
+        error=error,
+    )
+
+
+@router.get("/runs/{run_id}")
+def run(request: Request, user: Viewer, run_id: RunId) -> HTMLResponse:
+    return page(request, user, "run.html", run=manager(request).run(run_id))
+
+
+@router.get("/runs/{run_id}/jobs")
+def run_jobs(request: Request, user: Viewer, run_id: RunId) -> HTMLResponse:
+    """The run's jobs as an HTML fragment: the run page swaps it in while the run is in flight."""
+    return page(request, user, "_run_jobs.html", run=manager(request).run(run_id))
+
+
+@router.post("/runs/{run_id}/cancel")
+def cancel(request: Request, user: RunCanceller, run_id: RunId) -> RedirectResponse:
+    try:
+        stopped = manager(request).cancel_run(run_id, actor=user.name)
+        flash(request, f"run {run_id} is {stopped.status}")
+    except NotFoundError:
+        raise
+    except JQMError as exc:
+        flash(request, str(exc), "error")
+    return redirect(f"/runs/{run_id}")

@@ -1,0 +1,73 @@
+"""Jinja2 pages: every page gets the signed-in user, their permissions, the CSRF token and flash messages."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.templating import Jinja2Templates
+
+from jqm_celery.definitions import Entry, Package
+from jqm_celery.web.roles import Action, allowed
+from jqm_celery.web.security import csrf_token
+from jqm_celery.web.users import WebUser
+
+_FLASH = "flash"
+
+templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+
+
+def when(value: datetime | None) -> str:
+    return "—" if value is None else value.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def query(**params: Any) -> str:
+    """``?a=1&b=2`` from the parameters that are set."""
+    kept = {k: v for k, v in params.items() if v not in (None, "")}
+    return f"?{urlencode(kept)}" if kept else ""
+
+
+def ordered_entries(package: Package) -> list[tuple[int, Entry]]:
+    """The entries with their 1-based position, in run order (the order they run in)."""
+    return sorted(enumerate(package.entries, start=1), key=lambda item: (item[1].run_order, item[0]))
+
+
+templates.env.filters["when"] = when
+templates.env.globals["ordered_entries"] = ordered_entries
+templates.env.globals["query"] = query
+templates.env.globals["Action"] = Action
+
+
+def flash(request: Request, message: str, kind: str = "ok") -> None:
+    request.session.setdefault(_FLASH, []).append([kind, message])
+
+
+def page(
+    request: Request, user: WebUser | None, template: str, *, status_code: int = 200, **context: Any
+) -> HTMLResponse:
+    flashes = request.session.pop(_FLASH, []) if _FLASH in request.session else []
+
+    def can(action: Action) -> bool:
+        return user is not None and allowed(user.role, action)
+
+    return templates.TemplateResponse(
+        request,
+        template,
+        {
+            "user": user,
+            "can": can,
+            "csrf": csrf_token(request),
+            "flashes": flashes,
+            "flower_url": request.app.state.jqm.settings.flower_url,
+            **context,
+        },
+        status_code=status_code,
+    )
+
+
+def redirect(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)

@@ -1,0 +1,99 @@
+"""Users of the web UI and the REST API: add, sign in, API tokens. Backed by ``store/users.py``."""
+
+from __future__ import annotations
+
+import functools
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from jqm_celery.errors import ValidationError
+from jqm_celery.manager import JobQueueManager
+from jqm_celery.store.users import UserStore
+from jqm_celery.web.passwords import hash_password, new_token, token_hash, verify_password
+from jqm_celery.web.roles import Role, parse_role
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$")
+MIN_PASSWORD = 8
+_SECRET_SETTING = "session_secret"
+
+
+@dataclass(frozen=True)
+class WebUser:
+    name: str
+    role: Role
+
+
+@dataclass(frozen=True)
+class UserInfo:
+    name: str
+    role: Role
+    created_at: datetime
+    tokens: int
+
+
+class Users:
+    def __init__(self, jqm: JobQueueManager) -> None:
+        self.jqm = jqm
+        self.store = UserStore(jqm.store)
+
+    def add(self, name: str, role: Role | str, password: str) -> WebUser:
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise ValidationError(
+                f"user name {name!r} is not valid: use 1–100 letters, digits, '.', '_', '@' or '-'"
+            )
+        checked = role if isinstance(role, Role) else parse_role(role)
+        if len(password) < MIN_PASSWORD:
+            raise ValidationError(
+                f"user '{name}': the password is {len(password)} characters long; use at least {MIN_PASSWORD}"
+            )
+        self.store.add(name, checked.value, hash_password(password), self.jqm.clock.now())
+        return WebUser(name, checked)
+
+    def remove(self, name: str) -> None:
+        self.store.remove(name)
+
+    def users(self) -> list[UserInfo]:
+        return [UserInfo(u.name, Role(u.role), u.created_at, u.tokens) for u in self.store.users()]
+
+    def authenticate(self, name: str, password: str) -> WebUser | None:
+        record = self.store.user(name)
+        if record is None:
+            # Spend the same time as for a wrong password, so a login does not reveal which names exist.
+            verify_password(password, _dummy_hash())
+            return None
+        return (
+            WebUser(record.name, Role(record.role))
+            if verify_password(password, record.password_hash)
+            else None
+        )
+
+    def user(self, name: str) -> WebUser | None:
+        record = self.store.user(name)
+        return None if record is None else WebUser(record.name, Role(record.role))
+
+    def create_token(self, name: str, label: str = "") -> str:
+        """A new API token for the user; it is returned once and only its hash is stored."""
+        token = new_token()
+        self.store.add_token(name, token_hash(token), label[:100], self.jqm.clock.now())
+        return token
+
+    def revoke_tokens(self, name: str) -> int:
+        return self.store.revoke_tokens(name)
+
+    def user_of_token(self, token: str) -> WebUser | None:
+        record = self.store.user_of_token(token_hash(token))
+        return None if record is None else WebUser(record.name, Role(record.role))
+
+    def session_secret(self) -> str:
+        """``jqm_web_secret`` from the app's conf, else one generated once and kept in the store."""
+        configured = self.jqm.app.conf.get("jqm_web_secret")
+        if configured:
+            return str(configured)
+        return self.store.setting(_SECRET_SETTING, lambda: secrets.token_urlsafe(48))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    return hash_password(secrets.token_urlsafe(16))

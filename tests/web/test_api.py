@@ -1,0 +1,73 @@
+"""The REST API: the same reads and actions as the pages, as JSON, with the errors mapped to statuses."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from jqm_celery import JobQueueManager
+from jqm_celery.web.roles import Role
+from tests.store.conftest import FakeClock
+
+PACKAGE = {
+    "name": "nightly",
+    "on_error": "CONTINUE",
+    "entries": [
+        {"task": "billing.export", "run_order": 10},
+        {"task": "billing.upload", "args": [7], "run_order": 20, "retry": {"max_retries": 2}},
+    ],
+    "recurrences": [{"kind": "CRON", "expression": "0 2 * * *", "tz": "Europe/Amsterdam"}],
+    "notifications": [{"type": "email", "recipients": ["ops@example.com"], "on": ["RUN_FAILED"]}],
+}
+
+
+@pytest.fixture
+def api(web: FastAPI, token_for: Callable[[Role], str]) -> TestClient:
+    client = TestClient(web)
+    client.headers["Authorization"] = f"Bearer {token_for(Role.ADMIN)}"
+    return client
+
+
+def test_a_package_is_created_read_activated_and_listed(api: TestClient, jqm: JobQueueManager) -> None:
+    created = api.post("/api/packages", json=PACKAGE)
+    assert created.status_code == 201
+    assert created.json()["entries"][1]["retry"]["max_retries"] == 2
+    assert len(created.json()["next_runs"]) == 10
+    activated = api.post("/api/packages/nightly/activate").json()
+    assert activated["status"] == "ACTIVE"
+    assert activated["next_run_at"].startswith("2026-11-22T01:00")  # 02:00 in Amsterdam
+    listing = api.get("/api/packages", params={"status": "ACTIVE"}).json()
+    assert (listing["total"], listing["packages"][0]["name"]) == (1, "nightly")
+    assert jqm.audit()[-1].actor == "ann"
+
+
+def test_errors_map_to_404_409_and_422(api: TestClient) -> None:
+    assert api.get("/api/packages/nope").status_code == 404
+    api.post("/api/packages", json=PACKAGE)
+    api.post("/api/packages/nightly/activate")
+    locked = api.put("/api/packages/nightly", json=PACKAGE | {"on_error": "STOP"})
+    assert locked.status_code == 409
+    assert "put it on hold first" in locked.json()["detail"]
+    typo = api.post(
+        "/api/packages", json=PACKAGE | {"name": "other", "entries": [{"task": "billing.uplaod"}]}
+    )
+    assert typo.status_code == 422
+    assert "did you mean 'billing.upload'" in typo.json()["detail"]
+    assert api.get("/api/runs/2147483648").status_code == 422
+
+
+def test_log_entries_filter_by_date(api: TestClient, jqm: JobQueueManager, clock: FakeClock) -> None:
+    api.post("/api/packages", json=PACKAGE)
+    jqm.store.create_run("nightly", "test", clock.now(), queue_if_busy=True)
+    day = clock.now().date().isoformat()
+    assert len(api.get("/api/log-entries", params={"since": day, "until": day}).json()) >= 1
+    assert api.get("/api/log-entries", params={"until": "2026-11-20"}).json() == []
+
+
+def test_the_openapi_document_lists_the_api_and_not_the_pages(api: TestClient) -> None:
+    paths = api.get("/openapi.json").json()["paths"]
+    assert "/api/packages/{name}/activate" in paths
+    assert not any(not path.startswith("/api/") for path in paths)
