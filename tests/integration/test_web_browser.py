@@ -1,0 +1,151 @@
+"""The web UI in a real browser (headless chromium) against a real worker, broker and store."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from jqm_celery import Entry, JobQueueManager, Package, RunStatus
+from jqm_celery.web.users import Users
+from tests.integration.conftest import Backend, Worker
+from tests.integration.webserver import CHROMIUM_ARGS, SCREENSHOTS, require_chromium, serve
+
+pytestmark = pytest.mark.parametrize("backend", ["redis-pg"], indirect=True)
+PASSWORD = "correct horse battery"
+TIMEOUT_MS = 30_000
+expect.set_options(timeout=TIMEOUT_MS)
+
+
+@pytest.fixture
+def base_url(backend: Backend, worker: Worker) -> Iterator[str]:
+    with serve(JobQueueManager.of(backend.app())) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    executable = require_chromium()
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+def _user(jqm: JobQueueManager, role: str) -> str:
+    name = f"{role}-{uuid.uuid4().hex[:6]}"
+    Users(jqm).add(name, role, PASSWORD)
+    return name
+
+
+def _sign_in(browser: Browser, base_url: str, name: str) -> Page:
+    page = browser.new_page(base_url=base_url)
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto("/login")
+    page.fill("#f-name", name)
+    page.fill("#f-password", PASSWORD)
+    page.click("button:has-text('Sign in')")
+    expect(page.locator("h1")).to_have_text("Packages")
+    return page
+
+
+def _shot(page: Page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def test_a_package_is_built_activated_run_and_its_log_read_in_the_browser(
+    browser: Browser, base_url: str, jqm: JobQueueManager, name: str
+) -> None:
+    page = _sign_in(browser, base_url, _user(jqm, "admin"))
+    page.click("text=New package")
+    page.fill("#f-name", name)
+    page.fill("#f-task", "tests.noop")
+    page.select_option("#f-on_error", "CONTINUE")
+    _shot(page, "01-new-package")
+    page.click("button:has-text('Create package')")
+    expect(page.locator("h1")).to_contain_text(name)
+    expect(page.locator("h1 .status")).to_have_text("DRAFT")
+
+    page.click("#entries summary")
+    page.fill("#entry-form #f-task", "tests.sleep")
+    page.fill("#entry-form #f-args", "[1.5]")
+    page.fill("#entry-form #f-run_order", "20")
+    page.click("button:has-text('Add entry')")
+    expect(page.locator("#entries tbody tr")).to_have_count(2)
+
+    page.click("#recurrences summary")
+    page.fill("#recurrence-form #f-expression", "30 3 * * *")
+    page.fill("#recurrence-form #f-tz", "Europe/Amsterdam")
+    page.click("button:has-text('Preview next 10')")
+    expect(page.locator("#preview li")).to_have_count(10)
+    _shot(page, "02-recurrence-preview")
+    page.click("button:has-text('Add recurrence')")
+    expect(page.locator("#recurrences ul")).to_contain_text("cron '30 3 * * *' (Europe/Amsterdam)")
+
+    page.click("button:has-text('Activate')")
+    expect(page.locator("h1 .status")).to_have_text("ACTIVE")
+    expect(page.locator("#next-run")).to_contain_text("UTC")
+    expect(page.locator("#entry-form")).to_have_count(0)
+    _shot(page, "03-package-active")
+
+    page.click("button:has-text('Run now')")
+    expect(page.locator("h1")).to_contain_text("Run #")
+    page.evaluate("window.__sameDocument = true")
+    expect(page.locator("#run-status")).to_have_text("RUNNING")
+    _shot(page, "04-run-in-flight")
+    expect(page.locator("#run-status")).to_have_text("SUCCEEDED")
+    assert page.evaluate("window.__sameDocument") is True, "the run page reloaded instead of updating live"
+    expect(page.locator("#jobs .job-status")).to_have_text(["DONE", "DONE"])
+    _shot(page, "05-run-finished")
+
+    page.click("text=Log entries")
+    expect(page.locator("#log-entries")).to_contain_text("tests.sleep")
+    expect(page.locator("#log-entries tbody tr").first).to_contain_text("run finished")
+    _shot(page, "06-log-entries")
+    run = jqm.runs(name)[0]
+    assert run.status is RunStatus.SUCCEEDED
+    assert jqm.audit(package=name)[-1].action == "ACTIVATE"
+
+
+def test_an_unknown_task_is_shown_next_to_its_field_in_the_browser(
+    browser: Browser, base_url: str, jqm: JobQueueManager, name: str
+) -> None:
+    page = _sign_in(browser, base_url, _user(jqm, "user"))
+    page.goto("/packages/new")
+    page.fill("#f-name", name)
+    page.fill("#f-task", "tests.nop")
+    page.click("button:has-text('Create package')")
+    expect(page.locator("#error-task")).to_have_text("unknown task 'tests.nop'; did you mean 'tests.noop'?")
+    expect(page.locator("#f-task")).to_have_attribute("aria-invalid", "true")
+    _shot(page, "07-inline-error")
+    assert jqm.package_list(name_contains=name).total == 0
+
+
+def test_a_user_sees_no_abort_button_and_gets_403_from_the_api_while_an_administrator_can_abort(
+    browser: Browser, base_url: str, jqm: JobQueueManager, name: str
+) -> None:
+    jqm.save(Package(name, entries=[Entry("tests.sleep", args=[30])]))
+    run = jqm.run_now(name)
+    user_name = _user(jqm, "user")
+    user = _sign_in(browser, base_url, user_name)
+    user.goto(f"/runs/{run.id}")
+    expect(user.locator("#jobs .job-status")).to_have_text("RUNNING")
+    expect(user.locator("button:has-text('Abort')")).to_have_count(0)
+    _shot(user, "08-user-no-abort")
+    job_id = jqm.run(run.id).jobs[0].id
+    token = Users(jqm).create_token(user_name)
+    refused = httpx.post(f"{base_url}/api/jobs/{job_id}/abort", headers={"Authorization": f"Bearer {token}"})
+    assert refused.status_code == 403
+
+    admin = _sign_in(browser, base_url, _user(jqm, "admin"))
+    admin.goto(f"/runs/{run.id}")
+    admin.on("dialog", lambda dialog: dialog.accept())
+    admin.click("button:has-text('Abort')")
+    expect(admin.locator("#jobs .job-status")).to_have_text("ABORTED")
+    _shot(admin, "09-admin-aborted")
+    assert jqm.run(run.id).jobs[0].status == "ABORTED"
+    assert jqm.audit(package=name)[-1].actor.startswith("admin-")
