@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, DisconnectionError, NoSuchModuleError
 
 from jqm_celery.errors import ConfigError
 
 _EXAMPLES = "e.g. 'sqlite:///jqm.sqlite' or 'postgresql+psycopg://user@127.0.0.1/jqm'"
+
+#: A pooled server connection idle for longer than this is pinged before it is handed out. One used more
+#: recently is trusted: pinging on every checkout (pool_pre_ping) would add a round trip to each of a job
+#: attempt's two writes, and a connection that does fail is invalidated with the rest of the pool.
+PING_AFTER_IDLE_S = 1.0
+_IDLE_SINCE = "jqm_idle_since"
 
 
 def parse_url(url: str) -> URL:
@@ -42,7 +49,9 @@ def make_engine(url: str, *, sqlite_timeout_s: float = 30.0) -> Engine:
     try:
         if parsed.get_backend_name() == "sqlite":
             return _sqlite_engine(parsed, sqlite_timeout_s)
-        return create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=10)
+        engine = create_engine(parsed, pool_size=5, max_overflow=10)
+        _ping_when_idle(engine, PING_AFTER_IDLE_S)
+        return engine
     except NoSuchModuleError:
         raise ConfigError(
             f"jqm_database_url {redact(url)!r}: SQLAlchemy has no dialect '{parsed.drivername}'; {_EXAMPLES}"
@@ -52,6 +61,24 @@ def make_engine(url: str, *, sqlite_timeout_s: float = 30.0) -> Engine:
             f"jqm_database_url {redact(url)!r} needs the driver module '{exc.name}', which is not installed; "
             "for PostgreSQL: pip install 'jqm-celery[postgres]'"
         ) from None
+
+
+def _ping_when_idle(engine: Engine, idle_s: float) -> None:
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get(_IDLE_SINCE)
+        if idle_since is None or time.monotonic() - idle_since <= idle_s:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            # The pool discards this connection and checks out a fresh one, which needs no ping.
+            del record.info[_IDLE_SINCE]
+            raise DisconnectionError(f"stale connection: {exc}") from exc
 
 
 def _sqlite_engine(url: URL, timeout_s: float) -> Engine:
