@@ -54,9 +54,20 @@ def compile_run(app: Celery, plan: RunPlan, *, control_queue: str | None = None)
     steps: list[Signature] = []
     for stage in plan.stages():
         signatures = [job_signature(app, plan, job, control_queue=control_queue) for job in stage]
-        steps.append(signatures[0] if len(signatures) == 1 else group(signatures))
+        if len(signatures) == 1:
+            # Nothing reads a lone job's result, so it is not stored (a failure still is, for the job's
+            # error callback); the jobs of a group keep theirs: the chord that follows counts them.
+            steps.append(signatures[0].set(ignore_result=True))
+        else:
+            steps.append(group(signatures))
     steps.append(
-        app.signature(FINISH_RUN_TASK, args=(plan.run_id,), immutable=True, **_routing(control_queue))
+        app.signature(
+            FINISH_RUN_TASK,
+            args=(plan.run_id,),
+            immutable=True,
+            ignore_result=True,
+            **_routing(control_queue),
+        )
     )
     # Celery turns "group, then the next step" into a chord: the next stage waits for the whole group.
     return chain(*steps)

@@ -28,6 +28,8 @@ def register_tasks(app: Celery, runtime: Runtime) -> dict[str, Task]:
         shared=False,
         acks_late=True,
         reject_on_worker_lost=True,
+        # Failures are stored even when a job's result is not: its error callback reads them.
+        store_errors_even_if_ignored=True,
         serializer="json",
         max_retries=None,
         shadow_name=_job_shadow_name,

@@ -74,3 +74,10 @@ def test_jqm_bookkeeping_goes_to_the_control_queue_when_one_is_set() -> None:
 
 def test_a_stand_alone_job_is_named_after_jqm_and_its_task() -> None:
     assert flower_name(None, "reports.build") == "jqm › reports.build"
+
+
+def test_lone_jobs_and_the_closing_step_store_no_result_and_jobs_of_a_group_do() -> None:
+    steps = _steps(compile_run(APP, PLAN))
+    assert [steps[0].options.get("ignore_result"), steps[1].options.get("ignore_result")] == [True, True]
+    assert [s.options.get("ignore_result") for s in steps[2].tasks] == [None, None]
+    assert steps[3].options["ignore_result"] is True
