@@ -249,6 +249,9 @@ def _save(models: Any, alias: str, row: Any, spec: PeriodicSpec, args: str, enab
     elif spec.clocked is not None:
         row.clocked = _schedule_row(models.ClockedSchedule, alias, clocked_time=spec.clocked)
     row.one_off = spec.clocked is not None
+    if row.one_off:
+        # django-celery-beat disables a one-off row that has a run count instead of firing it.
+        row.total_run_count = 0
     row.start_time = spec.start_time
     row.expires = spec.expires
     row.description = spec.description

@@ -210,6 +210,21 @@ def test_an_edit_rewrites_the_rows_and_deletes_those_of_removed_recurrences(
     )
 
 
+def test_a_once_recurrence_that_replaces_a_row_which_has_run_is_written_to_fire(
+    jqm: JobQueueManager, bridge: DjangoBeatBridge, name: str
+) -> None:
+    jqm.save(_package(name, Recurrence.every(timedelta(hours=6))))
+    jqm.activate(name)
+    _rows(name)[f"jqm:{name}:1"].__class__.objects.filter(name=f"jqm:{name}:1").update(total_run_count=3)
+    jqm.hold(name)
+
+    jqm.save(_package(name, Recurrence.once(_far_future())))
+    jqm.activate(name)
+
+    row = _rows(name)[f"jqm:{name}:1"]
+    assert (row.one_off, row.enabled, row.total_run_count) == (True, True, 0)
+
+
 def test_deleting_a_package_deletes_its_rows(
     jqm: JobQueueManager, bridge: DjangoBeatBridge, name: str
 ) -> None:

@@ -1,0 +1,66 @@
+"""A real ``celery beat`` for ``benchmarks.beat_scale``.
+
+``python -m benchmarks.beat_process CONF_JSON SCHEDULER``:
+
+``SCHEDULER`` is ``jqm`` (``beat_schedules:PackageScheduler``) or ``django`` (django-celery-beat's
+``DatabaseScheduler``, with Django configured on the jqm store's PostgreSQL database).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import make_url
+
+SCHEDULERS = {
+    "jqm": "beat_schedules:PackageScheduler",
+    "django": "django_celery_beat.schedulers:DatabaseScheduler",
+}
+
+
+def configure_django(database_url: str, *, migrate: bool) -> None:
+    """Configure Django for this process with django-celery-beat's tables in the PostgreSQL database."""
+    import django
+    from django.conf import settings
+    from django.core.management import call_command
+
+    url = make_url(database_url)
+    settings.configure(
+        INSTALLED_APPS=["django.contrib.contenttypes", "django_celery_beat"],
+        DATABASES={
+            "default": {
+                "ENGINE": "django.db.backends.postgresql",
+                "NAME": url.database,
+                "USER": url.username or "postgres",
+                "PASSWORD": url.password or "",
+                "HOST": url.host or "127.0.0.1",
+                "PORT": str(url.port or 5432),
+            }
+        },
+        USE_TZ=True,
+        TIME_ZONE="UTC",
+        DEFAULT_AUTO_FIELD="django.db.models.AutoField",
+    )
+    django.setup()
+    if migrate:
+        call_command("migrate", verbosity=0)
+
+
+def main(argv: list[str]) -> None:
+    from benchmarks.beat_scale import make_app
+
+    conf: dict[str, Any] = json.loads(argv[0])
+    scheduler = argv[1]
+    if scheduler == "django":
+        configure_django(conf["jqm_database_url"], migrate=False)
+    app = make_app(conf)
+    schedule = Path(tempfile.mkdtemp(prefix="jqm-beat-")) / "schedule"
+    app.start(["beat", "-S", SCHEDULERS[scheduler], "-s", str(schedule), "-l", "INFO"])
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
