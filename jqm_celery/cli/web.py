@@ -20,10 +20,12 @@ def web(cli: CliContext, host: str, port: int) -> None:
     import uvicorn
 
     from jqm_celery.web import create_app
+    from jqm_celery.web.app import settle_heap
 
     app = create_app(cli.jqm)
     if not app.state.users.users():
         cli.console.print("[yellow]no users yet:[/] add one with `jqm users add NAME --role admin`")
+    settle_heap()
     uvicorn.run(app, host=host, port=port, log_level="info")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -51,6 +52,17 @@ def create_app(jqm: JobQueueManager) -> FastAPI:
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(JQMError, _jqm_error)
     return app
+
+
+def settle_heap() -> None:
+    """Put every object alive at start-up out of the cyclic garbage collector's reach (``gc.freeze``).
+
+    A full collection then scans only what requests allocate. Without it, the collector's occasional pass
+    over the whole start-up heap took the log-entries page's p99 from about 20 ms to about 200 ms
+    (``python -m benchmarks.web``). Call it once, after ``create_app``, in a process that only serves.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def _is_api(request: Request) -> bool:
