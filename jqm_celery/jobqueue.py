@@ -337,6 +337,14 @@ class JobQueue:
                 self.runtime.store.apply_error_policy(
                     job.run_id, self.clock.now(), f"job {job.job_id} ({job.task}) aborted by {actor}"
                 )
+                # A terminated task ends its chain (and its chord) without calling its error callback:
+                # the callback's task is sent here so the rest of the run goes on, or is closed.
+                self.app.signature(
+                    JOB_FAILED_TASK,
+                    args=(job.celery_task_id or "",),
+                    kwargs={"job_id": job.job_id, "run_id": job.run_id, "run_order": job.run_order},
+                    **({"queue": self.runtime.control_queue} if self.runtime.control_queue else {}),
+                ).apply_async()
 
     # -- validation -------------------------------------------------------------------------
 

@@ -76,6 +76,7 @@ class Aborted:
     run_id: int | None
     task: str
     celery_task_id: str | None
+    run_order: int = 0
 
 
 @dataclass(frozen=True)
@@ -516,7 +517,7 @@ def _abort(s: Session, job_id: int, now: datetime, reason: str) -> Aborted | Non
         run_order=row.run_order,
         message=reason,
     )
-    return Aborted(job_id, row.run_id, row.task, row.celery_task_id)
+    return Aborted(job_id, row.run_id, row.task, row.celery_task_id, row.run_order)
 
 
 def _cleanable(before: datetime) -> tuple[Any, ...]:

@@ -16,6 +16,7 @@ from jqm_celery import (
     JobStatus,
     LogKind,
     NotFoundError,
+    OnError,
     Package,
     RetryPolicy,
     RunStatus,
@@ -168,6 +169,30 @@ def test_cancel_run_aborts_the_running_job_skips_the_rest_and_stops_the_run(
     assert labels(marks, "end") == []
     assert jqm.run(run.id).status is RunStatus.STOPPED
     assert LogKind.RUN_CANCELLED in [e.kind for e in jqm.log_entries(run_id=run.id)]
+
+
+def test_aborting_the_running_job_of_a_package_run_lets_the_run_go_on_by_its_on_error_policy(
+    jqm: JobQueueManager, name: str, marks: Path
+) -> None:
+    jqm.save(
+        Package(
+            name,
+            entries=[
+                Entry("tests.record", args=[str(marks), "running", 30.0], run_order=10),
+                Entry("tests.record", args=[str(marks), "later"], run_order=20),
+            ],
+            on_error=OnError.CONTINUE,
+        )
+    )
+    run = jqm.run_now(name)
+    wait_for(lambda: labels(marks, "start") == ["running"])
+    wait_for(lambda: jqm.run(run.id).jobs[0].status is JobStatus.RUNNING)
+
+    jqm.abort(run.jobs[0].id)
+    finished = run.wait(timeout=60)
+    assert finished.status is RunStatus.FAILED
+    assert [j.status for j in finished.jobs] == [JobStatus.ABORTED, JobStatus.DONE]
+    assert labels(marks, "end") == ["later"]
 
 
 @ONE_BACKEND
