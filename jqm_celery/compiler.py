@@ -30,7 +30,9 @@ def job_signature(app: Celery, plan: RunPlan, job: JobPlan, *, control_queue: st
         "shadow": flower_name(plan.package, job.task),
         "link_error": app.signature(
             JOB_FAILED_TASK,
-            kwargs={"job_id": job.id, "run_id": plan.run_id, "run_order": job.run_order},
+            # Positional, not keywords: every message of the chain carries the errbacks of all the jobs
+            # after it. Celery puts the failed task's id in front of these when it calls the errback.
+            args=(job.id, plan.run_id, job.run_order),
             **_routing(control_queue),
         ),
     }

@@ -62,7 +62,7 @@ def test_jobs_carry_their_flower_name_queue_time_limits_and_error_callback() -> 
     assert upload.options["time_limit"] == 60.0
     errback = upload.options["link_error"]
     assert errback["task"] == JOB_FAILED_TASK
-    assert errback["kwargs"] == {"job_id": 2, "run_id": 42, "run_order": 20}
+    assert (errback["args"], errback["kwargs"]) == ((2, 42, 20), {})
     assert upload.kwargs == {"run_id": 42, "package": "nightly-billing", "task": "billing.upload"}
 
 
