@@ -26,8 +26,9 @@ def flower_name(package: str | None, task: str) -> str:
 
 
 def job_signature(app: Celery, plan: RunPlan, job: JobPlan, *, control_queue: str | None) -> Signature:
+    # No "shadow" option: jqm.job's shadow_name derives the Flower name from the kwargs when each message
+    # is sent, and every message of a chain carries the signatures of all the jobs after it.
     options: dict[str, Any] = {
-        "shadow": flower_name(plan.package, job.task),
         "link_error": app.signature(
             JOB_FAILED_TASK,
             # Positional, not keywords: every message of the chain carries the errbacks of all the jobs

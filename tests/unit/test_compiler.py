@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from celery import Celery
 from celery.canvas import Signature, _chain, _chord, group
 
+from jqm_celery import JobQueueManager
 from jqm_celery.compiler import FINISH_RUN_TASK, JOB_FAILED_TASK, JOB_TASK, compile_run, flower_name
 from jqm_celery.plans import JobPlan, RunPlan
 
@@ -54,9 +58,8 @@ def test_every_signature_is_immutable() -> None:
     assert all(s.immutable for s in flat)
 
 
-def test_jobs_carry_their_flower_name_queue_time_limits_and_error_callback() -> None:
+def test_jobs_carry_their_queue_time_limits_and_error_callback() -> None:
     upload = _steps(compile_run(APP, PLAN))[1]
-    assert upload.options["shadow"] == "nightly-billing › billing.upload"
     assert upload.options["queue"] == "bank"
     assert upload.options["soft_time_limit"] == 50.0
     assert upload.options["time_limit"] == 60.0
@@ -81,3 +84,17 @@ def test_lone_jobs_and_the_closing_step_store_no_result_and_jobs_of_a_group_do()
     assert [steps[0].options.get("ignore_result"), steps[1].options.get("ignore_result")] == [True, True]
     assert [s.options.get("ignore_result") for s in steps[2].tasks] == [None, None]
     assert steps[3].options["ignore_result"] is True
+
+
+def test_each_job_message_is_sent_under_its_flower_name(tmp_path: Path) -> None:
+    app = Celery("compiler-names", broker="memory://", set_as_current=False)
+    app.conf.jqm_database_url = f"sqlite:///{tmp_path / 'jqm.sqlite'}"
+    JobQueueManager(app)
+    sent: list[tuple[str, str]] = []
+
+    def capture(producer: object, name: str, message: Any, **options: object) -> None:
+        sent.append((message.headers["task"], message.headers["shadow"]))
+
+    app.amqp.send_task_message = capture
+    compile_run(app, PLAN).apply_async()
+    assert sent == [(JOB_TASK, "nightly-billing › billing.export")]
