@@ -12,7 +12,8 @@ JobQueueManager, and this process measures, from sending to completion:
 (d) BURST one-entry packages, created beforehand, each started with ``run_now`` (waits on all runs).
 
 Baseline and package measurements alternate within each repetition; the table shows the median of
-the repetitions and their spread, and the ratios (b)/(a) in time per entry and (d)/(c) in throughput.
+the repetitions and their spread, the CPU time the worker's processes spent per entry, and the ratios
+(b)/(a) in time per entry and (d)/(c) in throughput. See docs/benchmarks.md.
 """
 
 from __future__ import annotations
