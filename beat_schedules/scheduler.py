@@ -22,6 +22,7 @@ from celery.beat import Scheduler
 from jqm_celery import firing
 from jqm_celery.manager import JobQueueManager
 from jqm_celery.store.engine import redact
+from jqm_celery.store.schedule import release_lease
 
 logger = logging.getLogger("beat_schedules")
 
@@ -30,7 +31,8 @@ class PackageScheduler(Scheduler):  # type: ignore[misc]
     """Fires jqm recurrences from the store; any number of these may run at once.
 
     On PostgreSQL every beat ticks and each claims different due recurrences (``FOR UPDATE SKIP
-    LOCKED``); on SQLite one beat holds a lease and the others wait to take over.
+    LOCKED``); on SQLite one beat holds a lease and the others wait to take over, at once when it
+    closes.
     """
 
     #: Longest sleep between ticks, in seconds: the delay before a change in the store takes effect.
@@ -80,6 +82,19 @@ class PackageScheduler(Scheduler):  # type: ignore[misc]
             until_due = (result.next_due_at - self.jqm.clock.now()).total_seconds()
             wait = min(wait, max(until_due, 0.0))
         return wait
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._release_lease()
+
+    def _release_lease(self) -> None:
+        try:
+            release_lease(self.jqm.store, self.holder)
+        except Exception:
+            # The lease then expires on its own; a beat shutting down must still shut down.
+            logger.exception("beat: could not release the lease; another beat takes over once it expires")
 
     @property
     def info(self) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from jqm_celery.definitions import Entry, Package
@@ -106,6 +106,18 @@ def fire_due(
             plans = _fire(s, dues, now, grace)
         next_due_at = s.scalar(select(func.min(RecurrenceRow.next_fire_at)))
         return TickResult(tuple(plans), len(dues), len(dues) >= limit, next_due_at)
+
+
+def release_lease(store: Store, holder: str) -> None:
+    """Give up the SQLite beat lease if ``holder`` has it, so another beat ticks at once.
+
+    Without this a stopped beat's lease would block the others until it expires, by the stopped beat's
+    clock. A lease another beat holds by now is left alone.
+    """
+    if not store.is_sqlite:
+        return
+    with store.transaction() as s:
+        s.execute(delete(BeatLeaseRow).where(BeatLeaseRow.name == _LEASE, BeatLeaseRow.holder == holder))
 
 
 def mark_sent(store: Store, run_ids: Sequence[int], now: datetime) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -59,8 +59,13 @@ class Beat:
 
 
 @pytest.fixture
-def beat(backend: Backend, worker: object) -> Beat:
-    return Beat(backend)
+def beat(backend: Backend, worker: object) -> Iterator[Beat]:
+    started = Beat(backend)
+    yield started
+    # Closing releases the SQLite lease, held until a time on this test's clock that the next test's
+    # beats (and real-time ones) would otherwise have to wait for.
+    started.scheduler.close()
+    started.jqm.store.dispose()
 
 
 def _package(name: str, *recurrences: Recurrence, sleep_s: float = 0.0, **options: object) -> Package:
