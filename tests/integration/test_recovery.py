@@ -1,8 +1,8 @@
 """Recovery after a crash: a worker is SIGKILLed in the middle of a job, a new one finishes the work.
 
-RabbitMQ hands the killed worker's unacknowledged message to the new worker at once; Redis would wait
-for its visibility timeout and the embedded broker never gives it back, so there the reconciler of the
-new worker settles the job. Either way the interrupted attempt is the only one that runs twice.
+RabbitMQ hands the killed worker's unacknowledged message to the new worker at once; Redis and the
+embedded broker would wait for their visibility timeout (an hour by default), so there the reconciler of
+the new worker settles the job first. Either way the interrupted attempt is the only one that runs twice.
 """
 
 from __future__ import annotations
