@@ -45,7 +45,8 @@ def test_the_lifecycle_goes_draft_active_on_hold_active(jqm: JobQueueManager) ->
 
 def test_an_unknown_task_is_refused_with_a_suggestion_and_nothing_is_written(jqm: JobQueueManager) -> None:
     typo = Package("typo", entries=[Entry("billing.uplaod")])
-    with pytest.raises(ValidationError, match="unknown task 'billing.uplaod'; did you mean 'billing.upload'"):
+    suggestion = r"unknown task 'billing\.uplaod'; did you mean 'billing\.upload'"
+    with pytest.raises(ValidationError, match=suggestion):
         jqm.save(typo)
     assert jqm.packages() == []
 

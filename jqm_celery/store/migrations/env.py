@@ -5,8 +5,10 @@ from __future__ import annotations
 from alembic import context
 
 import jqm_celery.store.queue_models  # noqa: F401  (registers the job queue tables on Base)
-from jqm_celery.store import beat_models  # noqa: F401  (registers the beat tables on Base)
-from jqm_celery.store import web_models  # noqa: F401  (registers the web UI tables on Base)
+from jqm_celery.store import (
+    beat_models,  # noqa: F401  (registers the beat tables on Base)
+    web_models,  # noqa: F401  (registers the web UI tables on Base)
+)
 from jqm_celery.store.migrate import VERSION_TABLE
 from jqm_celery.store.models import Base
 
