@@ -61,7 +61,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--n", type=int, default=10_000)
     parser.add_argument("--concurrency", type=int, default=4)
-    parser.add_argument("--clean", type=int, default=1_000_000)
+    parser.add_argument("--clean", type=int, default=1_000_000, help="0 skips the clean measurement")
     options = parser.parse_args()
     require("redis")
     require("postgresql")
@@ -86,7 +86,8 @@ def main() -> None:
                 _measure(app, jqm, counter, engine, options.n)
         finally:
             delete_queues(app, [queue])
-        _clean(jqm, engine, options.clean)
+        if options.clean:
+            _clean(jqm, engine, options.clean)
 
 
 def _done_jobs(engine: Any, first_id: int) -> int:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import getpass
 import json
+import math
 import re
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -34,6 +36,10 @@ from jqm_celery.store.jobs import Aborted, JobMessage, JobStore, NewJob, unknown
 RESUME_RUN_TASK = "jqm.resume_run"
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,254}$")
 CLEAN_BATCH = 5_000
+#: How long, in seconds, a process trusts the queue names it has read. A name it has not seen is read
+#: again at once, so a queue defined elsewhere is usable immediately; only a queue removed from the store
+#: by hand stays accepted this long.
+QUEUE_NAMES_TTL_S = 10.0
 _T = TypeVar("_T")
 
 
@@ -61,6 +67,8 @@ class JobQueue:
         self.runtime = runtime
         self.jobs_store = JobStore(store)
         self.audit_trail = AuditTrail(store)
+        self._queue_names: frozenset[str] = frozenset()
+        self._queue_names_read_at = -math.inf
 
     # -- queues -----------------------------------------------------------------------------
 
@@ -75,6 +83,7 @@ class JobQueue:
                 "it is how many jobs of this queue run at once on a worker"
             )
         self.jobs_store.define_queue(name, pool_size, self.clock.now(), actor or default_actor())
+        self._queue_names |= {name}
         return next(q for q in self.jobs_store.queues() if q.name == name)
 
     def queues(self) -> list[QueueState]:
@@ -303,6 +312,10 @@ class JobQueue:
             countdown=countdown_s,
             shadow=flower_name(None, message.task),
             producer=producer,
+            # The job's row is its result: storing "DONE" as well costs the worker two round trips to the
+            # result backend (and the sender a subscription to it). A failure is still stored, for the
+            # error callback (jqm.job stores errors even when its result is ignored).
+            ignore_result=True,
             link_error=self.app.signature(
                 JOB_FAILED_TASK, kwargs={"job_id": message.job_id}, queue=self.runtime.control_queue
             ),
@@ -351,6 +364,8 @@ class JobQueue:
     def _check_task(self, task: str) -> None:
         if not isinstance(task, str) or not task.strip():
             raise ValidationError(f"job: task must be a registered Celery task name, got {task!r}")
+        if task in self.app.tasks:
+            return
         self.app.loader.import_default_modules()
         if task not in self.app.tasks:
             registered = [n for n in self.app.tasks if not n.startswith(("celery.", "jqm."))]
@@ -363,9 +378,13 @@ class JobQueue:
         default = self.default_queue()
         if queue is None or queue == default:
             return default
-        known = self.jobs_store.queue_sizes()
-        if queue not in known:
-            raise unknown_queue(queue, [*known, default])
+        fresh = time.monotonic() - self._queue_names_read_at < QUEUE_NAMES_TTL_S
+        if fresh and queue in self._queue_names:
+            return queue
+        self._queue_names = frozenset(self.jobs_store.queue_sizes())
+        self._queue_names_read_at = time.monotonic()
+        if queue not in self._queue_names:
+            raise unknown_queue(queue, [*sorted(self._queue_names), default])
         return queue
 
     def _snapshot(self, job_id: int, spec: NewJob, now: Any) -> Job:

@@ -7,12 +7,13 @@ operator and a worker — acting at once never both win.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, func, insert, select, update
+from sqlalchemy import CursorResult, Insert, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from jqm_celery.errors import NotFoundError, StateError, ValidationError, did_you_mean
@@ -173,9 +174,13 @@ class JobStore:
             }
             for job in jobs
         ]
+        if len(values) == 1 and self.store.engine.dialect.name == "postgresql":
+            # One autocommitted statement: a lone job costs one round trip (BEGIN and COMMIT are two more).
+            with self.store.autocommit() as conn:
+                return [conn.execute(_insert_job(), values[0]).scalar_one()]
         with self.store.transaction() as s:
-            ids = s.scalars(insert(JobRow).returning(JobRow.id, sort_by_parameter_order=True), values)
-            return list(ids)
+            # Core on the session's connection: one multi-row INSERT, without the ORM's bulk bookkeeping.
+            return list(s.connection().execute(_insert_job(), values).scalars())
 
     def fail_unsent(self, job_ids: Sequence[int], now: datetime, error: str) -> None:
         """The broker refused the jobs' messages: they will never start."""
@@ -474,6 +479,11 @@ class JobStore:
                 message="queued again" if requeue_with else "failed for good",
             )
             return _message(row) if requeue_with else True
+
+
+@functools.cache
+def _insert_job() -> Insert:
+    return insert(JobRow).returning(JobRow.id, sort_by_parameter_order=True)
 
 
 def _count(result: Any) -> int:
