@@ -4,6 +4,11 @@ Every signature is immutable, so no result flows from one job into the next; eac
 ``link_error`` callback applies the On Error policy if the job's wrapper itself dies (a hard time limit,
 a lost database). Job failures the wrapper sees are data, recorded by the runtime, and never break the
 chain; the last step closes the run.
+
+A long run is sent in parts of at most ``CHUNK_STAGES`` stages: every message of a Celery chain carries
+the signatures of all the steps after it, so one chain of n stages ships O(n²) bytes, and the worker's
+handling of each message grows with it. Each part ends with ``jqm.continue_run``, which compiles and sends
+the next part from the store.
 """
 
 from __future__ import annotations
@@ -18,6 +23,10 @@ from jqm_celery.plans import JobPlan, RunPlan
 JOB_TASK = "jqm.job"
 FINISH_RUN_TASK = "jqm.finish_run"
 JOB_FAILED_TASK = "jqm.job_failed"
+CONTINUE_RUN_TASK = "jqm.continue_run"
+
+#: Stages per sent part of a run (see docs/benchmarks.md for the measurement behind it).
+CHUNK_STAGES = 24
 
 
 def flower_name(package: str | None, task: str) -> str:
@@ -52,10 +61,17 @@ def job_signature(app: Celery, plan: RunPlan, job: JobPlan, *, control_queue: st
     )
 
 
-def compile_run(app: Celery, plan: RunPlan, *, control_queue: str | None = None) -> Signature:
-    """The canvas of a run (or of what is left of it): stages in run order, then the run's closing step."""
+def compile_run(
+    app: Celery, plan: RunPlan, *, control_queue: str | None = None, chunk_stages: int = CHUNK_STAGES
+) -> Signature:
+    """The canvas of a run (or of what is left of it): stages in run order, then the run's closing step.
+
+    With more than ``chunk_stages`` stages, only the first ``chunk_stages`` are compiled, followed by the
+    step that sends the rest once they have finished.
+    """
+    stages = plan.stages()
     steps: list[Signature] = []
-    for stage in plan.stages():
+    for stage in stages[:chunk_stages]:
         signatures = [job_signature(app, plan, job, control_queue=control_queue) for job in stage]
         if len(signatures) == 1:
             # Nothing reads a lone job's result, so it is not stored (a failure still is, for the job's
@@ -63,15 +79,24 @@ def compile_run(app: Celery, plan: RunPlan, *, control_queue: str | None = None)
             steps.append(signatures[0].set(ignore_result=True))
         else:
             steps.append(group(signatures))
-    steps.append(
-        app.signature(
+    if len(stages) > chunk_stages:
+        last_run_order = stages[chunk_stages - 1][0].run_order
+        closing = app.signature(
+            CONTINUE_RUN_TASK,
+            args=(plan.run_id, last_run_order),
+            immutable=True,
+            ignore_result=True,
+            **_routing(control_queue),
+        )
+    else:
+        closing = app.signature(
             FINISH_RUN_TASK,
             args=(plan.run_id,),
             immutable=True,
             ignore_result=True,
             **_routing(control_queue),
         )
-    )
+    steps.append(closing)
     # Celery turns "group, then the next step" into a chord: the next stage waits for the whole group.
     return chain(*steps)
 

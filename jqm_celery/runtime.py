@@ -120,6 +120,10 @@ class Runtime:
                 self.dispatch(plan)
         return closed.status
 
+    def continue_run(self, run_id: int, after_run_order: int) -> None:
+        """The previous part of a long run has finished: send the next one (see compiler.CHUNK_STAGES)."""
+        self.dispatch(self.store.remaining_plan(run_id, after_run_order))
+
     def job_failed(
         self, task: Task, failed_task_id: str, job_id: int, run_id: int | None, run_order: int
     ) -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 from celery import Celery, Task
 
-from jqm_celery.compiler import FINISH_RUN_TASK, JOB_FAILED_TASK, JOB_TASK, flower_name
+from jqm_celery.compiler import CONTINUE_RUN_TASK, FINISH_RUN_TASK, JOB_FAILED_TASK, JOB_TASK, flower_name
 from jqm_celery.firing import DJANGO_TRIGGER, start_scheduled_run
 from jqm_celery.runtime import Runtime
 
@@ -49,6 +49,11 @@ def register_tasks(app: Celery, runtime: Runtime) -> dict[str, Task]:
         """Close a run once its last job has finished."""
         return runtime.finish_run(run_id)
 
+    @app.task(name=CONTINUE_RUN_TASK, bind=True, shared=False, acks_late=True, serializer="json")
+    def continue_run(self: Task, run_id: int, after_run_order: int) -> None:
+        """Send the next part of a long run once its previous part has finished."""
+        runtime.continue_run(run_id, after_run_order)
+
     @app.task(name=JOB_FAILED_TASK, bind=True, shared=False, acks_late=True, serializer="json")
     def job_failed(
         self: Task, failed_task_id: str, job_id: int, run_id: int | None = None, run_order: int = 0
@@ -64,6 +69,7 @@ def register_tasks(app: Celery, runtime: Runtime) -> dict[str, Task]:
     return {
         JOB_TASK: job,
         FINISH_RUN_TASK: finish_run,
+        CONTINUE_RUN_TASK: continue_run,
         JOB_FAILED_TASK: job_failed,
         RUN_PACKAGE_TASK: run_package,
     }

@@ -9,7 +9,15 @@ from celery import Celery
 from celery.canvas import Signature, _chain, _chord, group
 
 from jqm_celery import JobQueueManager
-from jqm_celery.compiler import FINISH_RUN_TASK, JOB_FAILED_TASK, JOB_TASK, compile_run, flower_name
+from jqm_celery.compiler import (
+    CHUNK_STAGES,
+    CONTINUE_RUN_TASK,
+    FINISH_RUN_TASK,
+    JOB_FAILED_TASK,
+    JOB_TASK,
+    compile_run,
+    flower_name,
+)
 from jqm_celery.plans import JobPlan, RunPlan
 
 APP = Celery("compiler-tests", set_as_current=False)
@@ -98,3 +106,21 @@ def test_each_job_message_is_sent_under_its_flower_name(tmp_path: Path) -> None:
     app.amqp.send_task_message = capture
     compile_run(app, PLAN).apply_async()
     assert sent == [(JOB_TASK, "nightly-billing › billing.export")]
+
+
+def test_a_run_longer_than_one_part_is_sent_in_parts_that_each_end_by_sending_the_next() -> None:
+    long_plan = RunPlan(
+        run_id=7,
+        package="long",
+        jobs=tuple(JobPlan(order, "t", order * 10, None, None, None) for order in range(1, CHUNK_STAGES + 3)),
+    )
+    steps = _steps(compile_run(APP, long_plan))
+    assert len(steps) == CHUNK_STAGES + 1
+    assert steps[-1].task == CONTINUE_RUN_TASK
+    assert steps[-1].args == (7, CHUNK_STAGES * 10), "the next part starts after the last run order sent"
+    assert steps[-1].immutable
+
+
+def test_a_run_of_exactly_one_part_ends_by_closing_the_run() -> None:
+    plan = RunPlan(7, "p", tuple(JobPlan(o, "t", o, None, None, None) for o in range(1, CHUNK_STAGES + 1)))
+    assert _steps(compile_run(APP, plan))[-1].task == FINISH_RUN_TASK
