@@ -1,6 +1,6 @@
 """What the job queue costs: stand-alone jobs against plain ``apply_async``, and cleaning a million jobs.
 
-``python -m benchmarks.jobs [--n 10000] [--concurrency 4] [--clean 1000000]``
+``python -m benchmarks.jobs [--n 10000] [--concurrency 4] [--clean 1000000] [--profile-enqueue FILE]``
 
 On Redis + PostgreSQL, one worker subprocess (prefork) runs one app with a task that counts its calls in
 Redis and a JobQueueManager. This process measures, from the first send to the last completion:
@@ -9,7 +9,9 @@ Redis and a JobQueueManager. This process measures, from the first send to the l
 (b) N stand-alone jobs of the same task, each ``jqm.enqueue`` (done: N jobs DONE in the store);
 (c) N stand-alone jobs sent with ``jqm.enqueue_many`` in batches of 500 (same).
 
-It prints the enqueue rate and the throughput of each, and their ratios to (a). Then it bulk-inserts
+It prints the enqueue rate and the throughput of each, and their ratios to (a), and the CPU time spent per
+job by the worker's processes, by this process (the sender), and by the PostgreSQL and Redis servers —
+less sensitive than wall time to other load on the machine. Then it bulk-inserts
 CLEAN finished stand-alone jobs, one log entry each, with SQL, and times ``jqm.clean`` over them with
 the peak Python memory it allocated (tracemalloc).
 """
@@ -17,9 +19,12 @@ the peak Python memory it allocated (tracemalloc).
 from __future__ import annotations
 
 import argparse
+import cProfile
+import os
 import time
 import tracemalloc
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -31,6 +36,7 @@ from benchmarks.harness import (
     Worker,
     delete_queues,
     postgres_database,
+    process_group_cpu_seconds,
     require,
     scratch_dir,
     unique_queue,
@@ -62,6 +68,9 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=10_000)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--clean", type=int, default=1_000_000, help="0 skips the clean measurement")
+    parser.add_argument(
+        "--profile-enqueue", type=Path, help="write a cProfile of this process's jqm.enqueue calls here"
+    )
     options = parser.parse_args()
     require("redis")
     require("postgresql")
@@ -82,8 +91,8 @@ def main() -> None:
         engine = create_engine(url)
         args = ["--pool=prefork", f"--concurrency={options.concurrency}", "--loglevel=WARNING"]
         try:
-            with Worker("benchmarks.jobs:make_app", conf, args, folder):
-                _measure(app, jqm, counter, engine, options.n)
+            with Worker("benchmarks.jobs:make_app", conf, args, folder) as worker:
+                _measure(app, jqm, counter, engine, options.n, worker, options.profile_enqueue)
         finally:
             delete_queues(app, [queue])
         if options.clean:
@@ -100,7 +109,40 @@ def _done_jobs(engine: Any, first_id: int) -> int:
         return int(conn.execute(query).scalar_one())
 
 
-def _measure(app: Celery, jqm: JobQueueManager, counter: Any, engine: Any, n: int) -> None:
+def _server_cpu_seconds(command: str) -> float:
+    """User + system CPU seconds of the live processes whose command name starts with ``command``."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            name, fields = stat.read_text().split(" (", 1)[1].rsplit(")", 1)
+        except (OSError, IndexError, ValueError):
+            continue
+        if name.startswith(command):
+            parts = fields.split()
+            ticks += int(parts[11]) + int(parts[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu(worker: Worker) -> tuple[float, float, float, float]:
+    """CPU seconds so far: the worker's processes, this process, PostgreSQL, Redis."""
+    assert worker.process is not None
+    return (
+        process_group_cpu_seconds(worker.process.pid),
+        time.process_time(),
+        _server_cpu_seconds("postgres"),
+        _server_cpu_seconds("redis-server"),
+    )
+
+
+def _measure(
+    app: Celery,
+    jqm: JobQueueManager,
+    counter: Any,
+    engine: Any,
+    n: int,
+    worker: Worker,
+    profile_to: Path | None,
+) -> None:
     task = app.tasks[COUNT]
 
     def plain(key: str, size: int) -> tuple[float, float]:
@@ -113,7 +155,9 @@ def _measure(app: Celery, jqm: JobQueueManager, counter: Any, engine: Any, n: in
         wait_until(lambda: int(counter.get(key) or 0) >= size, 600, 0.05, "plain apply_async")
         return sent - start, time.perf_counter() - start
 
-    def jobs(key: str, size: int, *, bulk: bool) -> tuple[float, float]:
+    def jobs(
+        key: str, size: int, *, bulk: bool, profile: cProfile.Profile | None = None
+    ) -> tuple[float, float]:
         start = time.perf_counter()
         if bulk:
             ids = []
@@ -121,26 +165,44 @@ def _measure(app: Celery, jqm: JobQueueManager, counter: Any, engine: Any, n: in
                 specs = [JobSpec(args=[key])] * min(BATCH, size - offset)
                 ids += [job.id for job in jqm.enqueue_many(COUNT, specs)]
         else:
+            if profile is not None:
+                profile.enable()
             ids = [jqm.enqueue(COUNT, args=[key]).id for _ in range(size)]
+            if profile is not None:
+                profile.disable()
         sent = time.perf_counter()
         wait_until(lambda: _done_jobs(engine, ids[0]) >= size, 900, 0.2, "stand-alone jobs")
         return sent - start, time.perf_counter() - start
 
+    def measured(work: Any) -> tuple[float, float, tuple[float, ...]]:
+        before = _cpu(worker)
+        enqueue_s, total_s = work()
+        return enqueue_s, total_s, tuple(b - a for a, b in zip(before, _cpu(worker), strict=True))
+
+    profile = cProfile.Profile() if profile_to else None
     plain("warm", 200)
     jobs("warm", 200, bulk=False)
     results = {
-        "(a) plain apply_async": plain("plain", n),
-        "(b) jqm.enqueue, one by one": jobs("one", n, bulk=False),
-        f"(c) jqm.enqueue_many, {BATCH} a batch": jobs("bulk", n, bulk=True),
+        "(a) plain apply_async": measured(lambda: plain("plain", n)),
+        "(b) jqm.enqueue, one by one": measured(lambda: jobs("one", n, bulk=False, profile=profile)),
+        f"(c) jqm.enqueue_many, {BATCH} a batch": measured(lambda: jobs("bulk", n, bulk=True)),
     }
-    base_enqueue, base_total = results["(a) plain apply_async"]
+    if profile is not None and profile_to is not None:
+        profile.dump_stats(str(profile_to))
+    base_enqueue, base_total, _ = results["(a) plain apply_async"]
     print(f"\n{n} jobs of one trivial task, Redis broker + PostgreSQL store, one worker, prefork")
-    print(f"{'':34} {'enqueue/s':>10} {'done/s':>9} {'enqueue ×':>10} {'throughput ×':>13}")
-    for label, (enqueue_s, total_s) in results.items():
+    print(
+        f"{'':34} {'enqueue/s':>10} {'done/s':>9} {'enqueue ×':>10} {'throughput ×':>13} | "
+        f"CPU ms per job: {'worker':>6} {'sender':>6} {'pg':>5} {'redis':>5} {'total':>6}"
+    )
+    for label, (enqueue_s, total_s, cpu) in results.items():
+        per_job = [1000 * seconds / n for seconds in cpu]
         print(
             f"{label:34} {n / enqueue_s:10.0f} {n / total_s:9.0f} {base_enqueue / enqueue_s:10.2f} "
-            f"{base_total / total_s:13.2f}"
+            f"{base_total / total_s:13.2f} | {'':15} {per_job[0]:6.2f} {per_job[1]:6.2f} {per_job[2]:5.2f} "
+            f"{per_job[3]:5.2f} {sum(per_job):6.2f}"
         )
+    print("(the PostgreSQL and Redis columns count the whole servers, other load on them included)")
 
 
 def _clean(jqm: JobQueueManager, engine: Any, size: int) -> None:

@@ -49,7 +49,7 @@ from jqm_celery.statuses import (
     RunStatus,
     ensure_editable,
 )
-from jqm_celery.store import convert, migrate, one_statement
+from jqm_celery.store import convert, driver, migrate, one_statement
 from jqm_celery.store.engine import make_engine, redact
 from jqm_celery.store.models import EntryRow, JobRow, LogEntryRow, PackageRow, RecurrenceRow, RunRow
 from jqm_celery.store.notification_models import NotificationRuleRow
@@ -105,6 +105,12 @@ class Store:
             self.ensure_schema()
         with self.engine.connect() as conn:
             yield conn.execution_options(isolation_level="AUTOCOMMIT")
+
+    def _execute_on_driver(self, statement: Select[Any] | Update, params: dict[str, Any]) -> Any:
+        """One autocommitted statement of an attempt, on this thread's kept connection (see driver)."""
+        if not self._schema_ready:
+            self.ensure_schema()
+        return driver.execute_one(self.engine, statement, params)
 
     @property
     def writes_attempts_in_one_statement(self) -> bool:
@@ -402,8 +408,7 @@ class Store:
         """Start an attempt: the job becomes RUNNING and its attempt is logged. None if it must not run."""
         params = {"p_job_id": job_id, "p_worker": worker, "p_celery_task_id": celery_task_id, "p_now": now}
         if not redelivered and self.writes_attempts_in_one_statement:
-            with self.autocommit() as conn:
-                claimed = conn.execute(_claim_and_log(), params).one_or_none()
+            claimed = self._execute_on_driver(_claim_and_log(), params)
             return None if claimed is None else _claimed_job(job_id, claimed.log_id, claimed)
         with self.transaction() as s:
             # Core execution on the session's connection: the ORM's bulk-DML bookkeeping (synchronising a
@@ -500,8 +505,7 @@ class Store:
             event = Event(LogKind.ATTEMPT, outcome, now, job.package, job.run_id, job.job_id, job.task)
             events.append(dataclasses.replace(event, log_id=job.log_id, error=error))
         if self.writes_attempts_in_one_statement:
-            with self.autocommit() as conn:
-                conn.execute(_end_attempt_in_one_statement(outcome), params)
+            self._execute_on_driver(_end_attempt_in_one_statement(outcome), params)
             if events and self.listeners:
                 self._publish(events)
             return

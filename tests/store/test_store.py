@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
-from sqlalchemy import Connection, event
+from sqlalchemy import Connection, Engine, event
+from sqlalchemy.sql import ClauseElement
 
 from jqm_celery import Entry, JobStatus, OnError, Package, PackageStatus, RunStatus
 from jqm_celery.plans import RunPlan
 from jqm_celery.statuses import AttemptStatus, LogKind, ensure_can_hold
-from jqm_celery.store import Store
+from jqm_celery.store import Store, driver
 
 NOW = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
 
@@ -34,23 +36,37 @@ def _run(store: Store, on_error: OnError = OnError.STOP, *, activate: bool = Fal
 def _writes(store: Store) -> Iterator[dict[str, int]]:
     """Counts commits and writing statements (INSERT/UPDATE/DELETE, or WITH … around them) sent to the
     database; a writing statement on an autocommit connection is a transaction of its own, so it counts
-    as a commit too."""
+    as a commit too. Statements the store runs straight on the driver (store/driver.py, always
+    autocommitted) are counted where they enter it."""
     counts = {"commits": 0, "statements": 0}
 
+    def writes(statement: str) -> bool:
+        return statement.lstrip().split(None, 1)[0].upper() in {"INSERT", "UPDATE", "DELETE", "WITH"}
+
     def on_execute(conn: Connection, cursor: object, statement: str, *args: object) -> None:
-        if statement.lstrip().split(None, 1)[0].upper() in {"INSERT", "UPDATE", "DELETE", "WITH"}:
+        if writes(statement):
             counts["statements"] += 1
             if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
                 counts["commits"] += 1
+
+    on_driver = driver.execute_one
+
+    def execute_one(engine: Engine, statement: ClauseElement, params: Mapping[str, Any]) -> Any:
+        if writes(str(statement.compile(dialect=engine.dialect))):
+            counts["statements"] += 1
+            counts["commits"] += 1
+        return on_driver(engine, statement, params)
 
     def on_commit(conn: object) -> None:
         counts["commits"] += 1
 
     event.listen(store.engine, "before_cursor_execute", on_execute)
     event.listen(store.engine, "commit", on_commit)
+    driver.execute_one = execute_one
     try:
         yield counts
     finally:
+        driver.execute_one = on_driver
         event.remove(store.engine, "before_cursor_execute", on_execute)
         event.remove(store.engine, "commit", on_commit)
 
