@@ -17,15 +17,16 @@ import os
 import threading
 import time
 import weakref
+from collections import namedtuple
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, cast
 
-from psycopg.rows import namedtuple_row
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, Select, event
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.dml import UpdateBase
 
 from jqm_celery.store.engine import PING_AFTER_IDLE_S
 
@@ -35,6 +36,8 @@ class _Compiled:
     sql: str
     #: The statement's own constant parameters (statuses, kinds, increments), merged under the caller's.
     constants: dict[str, Any]
+    #: The class of its rows (fields named after the returned columns), or None if it returns none.
+    row: type[tuple[Any, ...]] | None
     #: Kept so that the id this is cached under is never reused by another statement.
     statement: ClauseElement
 
@@ -61,13 +64,13 @@ def execute_one(engine: Engine, statement: ClauseElement, params: Mapping[str, A
     held = _connection(engine)
     try:
         cursor = held.connection.execute(compiled.sql, {**compiled.constants, **params})
-        row = cursor.fetchone() if cursor.description else None
+        values = cursor.fetchone() if compiled.row is not None else None
     except Exception:
         if held.connection.broken or held.connection.closed:
             _drop(engine, held)
         raise
     held.idle_since = time.monotonic()
-    return row
+    return None if values is None or compiled.row is None else compiled.row._make(values)  # type: ignore[attr-defined]
 
 
 def _compile(engine: Engine, statement: ClauseElement) -> _Compiled:
@@ -84,9 +87,19 @@ def _compile(engine: Engine, statement: ClauseElement) -> _Compiled:
             for name, value in expanded.parameters.items()
             if not name.startswith("p_")
         }
-        compiled = _Compiled(expanded.statement, constants, statement)
+        compiled = _Compiled(expanded.statement, constants, _row_class(statement), statement)
         _compiled[key] = compiled
     return compiled
+
+
+def _row_class(statement: ClauseElement) -> type[tuple[Any, ...]] | None:
+    if isinstance(statement, Select):
+        names = list(statement.selected_columns.keys())
+    elif isinstance(statement, UpdateBase):
+        names = [column["name"] for column in statement.returning_column_descriptions]
+    else:
+        names = []
+    return namedtuple("Row", names) if names else None
 
 
 def _connection(engine: Engine) -> _Held:
@@ -113,7 +126,6 @@ def _connect(engine: Engine) -> _Held:
     # Out of the pool for good: this thread keeps it, and closing it closes the connection.
     fairy.detach()
     connection.autocommit = True
-    connection.row_factory = namedtuple_row
     held = _Held(os.getpid(), fairy, connection, time.monotonic())
     with _lock:
         if engine not in _listened:
