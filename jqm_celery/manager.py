@@ -157,17 +157,17 @@ class JobQueueManager:
 
     def run_now(self, name: str, *, queue: bool = False) -> Run:
         """Start a run of the package now, whatever its status; ``queue=True`` waits for a run in flight."""
-        state = self.store.package(name)
-        self._validate(state.definition)
-        plan, start_now = self.store.create_run(name, "run now", self.clock.now(), queue_if_busy=queue)
+        plan, run, start_now = self.store.start_run(
+            name, "run now", self.clock.now(), queue_if_busy=queue, check=self._validate
+        )
         if start_now:
             self.runtime.dispatch(plan)
-        return self.run(plan.run_id)
+        return dataclasses.replace(run, _reload=self.run, _status=self.store.run_status)
 
     # -- runs and log entries ---------------------------------------------------------------
 
     def run(self, run_id: int) -> Run:
-        return dataclasses.replace(self.store.run(run_id), _reload=self.run)
+        return dataclasses.replace(self.store.run(run_id), _reload=self.run, _status=self.store.run_status)
 
     def runs(
         self, package: str | None = None, status: RunStatus | str | None = None, limit: int = 50

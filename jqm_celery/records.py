@@ -102,6 +102,8 @@ class Run:
     finished_at: datetime | None
     jobs: tuple[Job, ...] = ()
     _reload: Callable[[int], Run] | None = field(default=None, repr=False, compare=False)
+    #: Reads only the run's status, for ``wait`` to poll.
+    _status: Callable[[int], RunStatus] | None = field(default=None, repr=False, compare=False)
 
     @property
     def attempts(self) -> tuple[LogEntry, ...]:
@@ -121,14 +123,17 @@ class Run:
 
     def wait(self, timeout: float = 60.0, poll_s: float = 0.1) -> Run:
         """Block until the run has finished and return it; RunTimeoutError after ``timeout`` seconds."""
+        if self.status.finished:
+            return self
         deadline = time.monotonic() + timeout
-        run = self
-        while not run.status.finished:
+        status = self.status
+        while not status.finished:
             if time.monotonic() >= deadline:
                 raise RunTimeoutError(
-                    f"run {self.id} of '{self.package}' is still {run.status} after {timeout:g} s; "
+                    f"run {self.id} of '{self.package}' is still {status} after {timeout:g} s; "
                     f"is a worker consuming its queues? (`jqm runs show {self.id}`)"
                 )
             time.sleep(poll_s)
-            run = run.refresh()
-        return run
+            # Polling reads the status alone; the jobs and their attempts are read once, at the end.
+            status = self.refresh().status if self._status is None else self._status(self.id)
+        return self.refresh()

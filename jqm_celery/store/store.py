@@ -226,9 +226,24 @@ class Store:
         self, name: str, trigger: str, now: datetime, *, queue_if_busy: bool
     ) -> tuple[RunPlan, bool]:
         """Insert a run and its jobs; returns (plan, start now). Refuses a second run unless queued."""
+        plan, _, start_now = self.start_run(name, trigger, now, queue_if_busy=queue_if_busy)
+        return plan, start_now
+
+    def start_run(
+        self,
+        name: str,
+        trigger: str,
+        now: datetime,
+        *,
+        queue_if_busy: bool,
+        check: Callable[[Package], None] | None = None,
+    ) -> tuple[RunPlan, Run, bool]:
+        """``create_run``, after ``check(definition)`` has accepted the package; also returns the new run."""
         with self.transaction() as s:
             row = self._package_row(s, name, lock=True)
             package = self._definition(s, row)
+            if check is not None:
+                check(package)
             busy = s.scalar(
                 select(func.count())
                 .select_from(RunRow)
@@ -256,7 +271,7 @@ class Store:
                     run_id=run.id,
                     message=f"run started ({trigger})",
                 )
-            return _plan(run, jobs), start_now
+            return _plan(run, jobs), _run(run, tuple(convert.job(j) for j in jobs)), start_now
 
     def start_queued_run(self, run_id: int, now: datetime) -> RunPlan | None:
         """Mark a queued run as started; None if it is no longer queued."""
@@ -318,6 +333,14 @@ class Store:
             for attempt in attempts:
                 by_job.setdefault(attempt.job_id or 0, []).append(attempt)
             return _run(run, tuple(convert.job(j, by_job.get(j.id, ())) for j in jobs))
+
+    def run_status(self, run_id: int) -> RunStatus:
+        """Only the run's status: what waiting on a run polls."""
+        with self.autocommit() as conn:
+            status = conn.scalar(select(RunRow.status).where(RunRow.id == run_id))
+        if status is None:
+            raise NotFoundError(f"run {run_id} does not exist; list runs with `jqm runs list`")
+        return RunStatus(status)
 
     def runs(self, package: str | None = None, status: RunStatus | None = None, limit: int = 50) -> list[Run]:
         with self.transaction() as s:

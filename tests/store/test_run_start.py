@@ -1,0 +1,46 @@
+"""Starting a run hands back the run it created, and a run's status can be read on its own."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from jqm_celery import Entry, JobStatus, Package, RunStatus, ValidationError
+from jqm_celery.errors import NotFoundError
+from jqm_celery.store import Store
+
+NOW = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
+
+
+def _save(store: Store) -> None:
+    store.save_package(Package("p", entries=[Entry("t.a", run_order=10), Entry("t.b", run_order=20)]), NOW)
+
+
+def test_the_started_run_is_the_run_the_store_reads_back(store: Store) -> None:
+    _save(store)
+    plan, run, started = store.start_run("p", "test", NOW, queue_if_busy=False)
+
+    assert started
+    assert run == store.run(plan.run_id)
+    assert [(j.task, j.status) for j in run.jobs] == [("t.a", JobStatus.QUEUED), ("t.b", JobStatus.QUEUED)]
+
+
+def test_a_package_the_check_refuses_gets_no_run(store: Store) -> None:
+    _save(store)
+
+    def refuse(package: Package) -> None:
+        raise ValidationError(f"package '{package.name}' refused")
+
+    with pytest.raises(ValidationError, match="refused"):
+        store.start_run("p", "test", NOW, queue_if_busy=False, check=refuse)
+    assert store.runs("p") == []
+
+
+def test_run_status_reads_the_status_alone(store: Store) -> None:
+    _save(store)
+    plan, _ = store.create_run("p", "test", NOW, queue_if_busy=False)
+
+    assert store.run_status(plan.run_id) is RunStatus.RUNNING
+    with pytest.raises(NotFoundError, match="run 999999 does not exist"):
+        store.run_status(999_999)
