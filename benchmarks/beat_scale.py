@@ -1,6 +1,6 @@
 """Beat at scale: jqm's PackageScheduler against django-celery-beat's DatabaseScheduler, on one PostgreSQL.
 
-``python -m benchmarks.beat_scale [--sizes 1000,10000,100000] [--repeat 20] [--late 1000]``
+``python -m benchmarks.beat_scale [--sizes 1000,10000,100000] [--repeat 20] [--late 1000] [--only lateness]``
 
 Both schedulers read the same database: jqm's store tables and django-celery-beat's tables, filled with
 SQL (multi-row ``INSERT … SELECT generate_series``): N ACTIVE packages with one entry and one recurrence
@@ -21,6 +21,9 @@ bridge would write for them (interval, task ``jqm.run_package``).
    Redis. "Run started" is when the run is RUNNING in the store and on its way: for PackageScheduler once
    its tick has sent it to the broker, for django-celery-beat once the worker has run ``jqm.run_package``.
    "First job started" is when the worker claims the run's first job (it includes the worker's backlog).
+
+``--only lateness`` measures PackageScheduler's lateness alone (part 3, without django-celery-beat), with
+the largest of ``--sizes`` recurrences not due.
 """
 
 from __future__ import annotations
@@ -692,6 +695,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--sizes", default="1000,10000,100000", help="active recurrences, comma-separated")
     parser.add_argument("--repeat", type=int, default=20, help="ticks measured with none due")
     parser.add_argument("--late", type=int, default=1000, help="recurrences due in the same second")
+    parser.add_argument(
+        "--only", choices=["lateness"], help="lateness: only PackageScheduler's lateness (part 3)"
+    )
     args = parser.parse_args(argv)
     args.sizes = sorted(int(size) for size in args.sizes.split(","))
     return args
@@ -721,6 +727,8 @@ def run(args: argparse.Namespace) -> str:
         stack.callback(delete_queues, app, [conf["task_default_queue"]])
         JobQueueManager.of(app).upgrade_db()
         rows = Rows(url)
+        if args.only == "lateness":
+            return _lateness_only(args, rows, conf, folder, stack)
         jqm, dj = JqmSide(app), DjangoSide(app)
         started = time.monotonic()
         results: list[SizeResult] = []
@@ -767,6 +775,36 @@ def run(args: argparse.Namespace) -> str:
             report_targets(results, late),
         ]
         return "\n\n".join(sections) + f"\n\n(measured in {time.monotonic() - started:.0f} s)"
+
+
+def _lateness_only(
+    args: argparse.Namespace, rows: Rows, conf: dict[str, Any], folder: Path, stack: ExitStack
+) -> str:
+    started = time.monotonic()
+    rows.grow(args.sizes[-1])
+    rows.finish_runs()
+    worker = Worker(
+        "benchmarks.beat_scale:make_app",
+        conf,
+        ["--pool=prefork", "--concurrency=2", "--loglevel=WARNING"],
+        folder=folder,
+    )
+    stack.enter_context(worker)
+    late = late_jqm(rows, conf, folder, args.late)
+    run, first = late.run_started_ms, late.first_job_ms
+    return "\n".join(
+        [
+            f"Lateness, {args.late:,} recurrences due in the same second "
+            f"(N={args.sizes[-1]:,} others not due),",
+            "ms after the due instant — p50 / p99 / max:",
+            f"   {late.label:>18}: run started {_percentile(run, 50):>7.0f} / {_percentile(run, 99):>7.0f} / "
+            f"{max(run):>7.0f};  first job started {_percentile(first, 50):>7.0f} / "
+            f"{_percentile(first, 99):>7.0f} / {max(first):>7.0f}",
+            f"   PackageScheduler lateness p99 (run started): {_percentile(run, 99):.0f} ms "
+            "(target: ≤ 1000 ms)",
+            f"(measured in {time.monotonic() - started:.0f} s)",
+        ]
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

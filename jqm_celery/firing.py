@@ -7,8 +7,11 @@ that it was sent, so a beat that dies in between is recovered by another one.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import timedelta
+
+from celery import Celery
 
 from jqm_celery.errors import JQMError, NotFoundError
 from jqm_celery.plans import RunPlan
@@ -19,6 +22,8 @@ logger = logging.getLogger("jqm_celery.beat")
 
 #: The trigger of runs the django-celery-beat bridge starts.
 DJANGO_TRIGGER = "django-celery-beat"
+#: Runs sent in one batch, then marked sent together.
+SEND_CHUNK = 100
 
 
 def tick(
@@ -39,14 +44,49 @@ def tick(
     return result
 
 
-def send(runtime: Runtime, plans: Sequence[RunPlan]) -> None:
-    """Send committed runs; a run the broker refuses is recorded as FAILED by the runtime."""
-    for plan in plans:
+def send(runtime: Runtime, plans: Sequence[RunPlan], *, chunk: int = SEND_CHUNK) -> None:
+    """Send committed runs; a run the broker refuses is recorded as FAILED by the runtime.
+
+    Where the transport has publish batches (Kombu ≥ 5.7 on Redis), ``chunk`` runs at a time go out in one
+    pipelined round trip — their messages and their task-sent events — instead of two round trips each,
+    and each chunk is marked sent once it has reached the broker. A chunk whose batch fails is left
+    unmarked: its runs are replaced by ``recover_unsent``, as if beat had died.
+    """
+    for start in range(0, len(plans), chunk):
+        part = plans[start : start + chunk]
         try:
-            runtime.dispatch(plan)
-        except JQMError as exc:
-            logger.error("%s", exc)
-    mark_sent(runtime.store, [plan.run_id for plan in plans], runtime.clock.now())
+            with _batch(runtime.app):
+                for plan in part:
+                    try:
+                        runtime.dispatch(plan)
+                    except JQMError as exc:
+                        logger.error("%s", exc)
+        except Exception:
+            logger.exception(
+                "beat: %d run(s) may not have reached the broker; they are replaced once unsent for %s",
+                len(part),
+                "the recovery delay",
+            )
+            continue
+        mark_sent(runtime.store, [plan.run_id for plan in part], runtime.clock.now())
+
+
+@contextmanager
+def _batch(app: Celery) -> Iterator[None]:
+    """Batch this thread's publishes on the app's pooled producer while the block runs.
+
+    A chain's ``apply_async`` does not pass a ``producer`` on to its first task: every send acquires one
+    from the app's pool, which hands the most recently released one out again. A Kombu batch is
+    per producer and per thread, so opening it on that producer batches this thread's sends; a send that
+    gets another producer (another thread holds this one) simply goes out at once.
+    """
+    with app.producer_or_acquire() as producer:
+        batch = getattr(producer, "batch", None)
+    if batch is None:
+        yield
+        return
+    with batch():
+        yield
 
 
 def start_scheduled_run(runtime: Runtime, name: str, trigger: str) -> int | None:

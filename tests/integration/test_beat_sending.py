@@ -1,0 +1,48 @@
+"""How PackageScheduler sends the runs of a tick: in batches, each marked sent once it reached the broker."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import func, select
+
+from jqm_celery import Entry, Package, RunStatus
+from jqm_celery.firing import SEND_CHUNK
+from jqm_celery.store.beat_models import FireRow
+from tests.integration.conftest import Backend
+from tests.integration.test_beat import MINUTE, Beat, _every_minute
+
+
+@pytest.fixture
+def beat(backend: Backend, worker: object) -> Iterator[Beat]:
+    started = Beat(backend)
+    yield started
+    started.scheduler.close()
+    started.jqm.store.dispose()
+
+
+# Redis is the transport with publish batches; the others send each run at once (test_beat covers them).
+@pytest.mark.parametrize("backend", ["redis-pg"], indirect=True)
+def test_more_runs_due_than_one_batch_all_reach_the_worker_and_are_marked_sent(beat: Beat, name: str) -> None:
+    names = [f"{name}-{i:03d}" for i in range(SEND_CHUNK + 5)]
+    for package in names:
+        beat.jqm.save(Package(package, entries=[Entry("tests.noop")], recurrences=[_every_minute()]))
+        beat.jqm.activate(package)
+    beat.clock.advance(MINUTE)
+
+    beat.tick()
+
+    runs = [run for package in names for run in beat.jqm.runs(package)]
+    assert len(runs) == len(names)
+    deadline = time.monotonic() + 60
+    for run in runs:
+        assert run.wait(timeout=max(deadline - time.monotonic(), 1)).status is RunStatus.SUCCEEDED
+    with beat.jqm.store.transaction() as s:
+        unsent = s.scalar(
+            select(func.count())
+            .select_from(FireRow)
+            .where(FireRow.package_name.in_(names), FireRow.sent_at.is_(None))
+        )
+    assert unsent == 0
