@@ -48,21 +48,27 @@ def flower(backend: Backend) -> Iterator[str]:
         start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                _get(f"{base}/api/tasks?limit=1")
+                break
+            except (urllib.error.URLError, ConnectionError, json.JSONDecodeError):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"flower did not start: {(backend.tmp / f'flower-{port}.log').read_text()}"
+                    ) from None
+                time.sleep(0.2)
+        _wait_until_flower_sees_events(backend, base)
+        yield base
+    finally:
+        process.terminate()
         try:
-            _get(f"{base}/api/tasks?limit=1")
-            break
-        except (urllib.error.URLError, ConnectionError, json.JSONDecodeError):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"flower did not start: {(backend.tmp / f'flower-{port}.log').read_text()}"
-                ) from None
-            time.sleep(0.2)
-    _wait_until_flower_sees_events(backend, base)
-    yield base
-    process.terminate()
-    process.wait(10)
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
 
 
 def _wait_until_flower_sees_events(backend: Backend, base: str) -> None:
