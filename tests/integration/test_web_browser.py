@@ -115,7 +115,7 @@ def test_an_unknown_task_is_shown_next_to_its_field_in_the_browser(
     browser: Browser, base_url: str, jqm: JobQueueManager, name: str
 ) -> None:
     page = _sign_in(browser, base_url, _user(jqm, "user"))
-    page.goto("/packages/new")
+    page.goto("/new-package")
     page.fill("#f-name", name)
     page.fill("#f-task", "tests.nop")
     page.click("button:has-text('Create package')")

@@ -15,9 +15,7 @@ def _draft(jqm: JobQueueManager) -> None:
 
 
 def test_a_new_package_is_created_as_draft_with_its_first_entry(admin: Browser, jqm: JobQueueManager) -> None:
-    response = admin.post(
-        "/packages/new", {"name": "nightly", "on_error": "CONTINUE", **ENTRY, "args": "[7]"}
-    )
+    response = admin.post("/new-package", {"name": "nightly", "on_error": "CONTINUE", **ENTRY, "args": "[7]"})
     assert (response.status_code, response.headers["location"]) == (303, "/packages/nightly")
     package = jqm.package("nightly").definition
     assert (package.on_error, package.entries[0].args) == ("CONTINUE", (7,))
@@ -27,7 +25,7 @@ def test_a_new_package_is_created_as_draft_with_its_first_entry(admin: Browser, 
 def test_an_unknown_task_is_shown_next_to_the_field_with_a_suggestion(
     admin: Browser, jqm: JobQueueManager
 ) -> None:
-    response = admin.post("/packages/new", {"name": "nightly", **ENTRY, "task": "billing.uplaod"})
+    response = admin.post("/new-package", {"name": "nightly", **ENTRY, "task": "billing.uplaod"})
     assert response.status_code == 422
     assert field_errors(response.text)["task"] == (
         "unknown task 'billing.uplaod'; did you mean 'billing.upload'?"
@@ -39,7 +37,7 @@ def test_an_unknown_task_is_shown_next_to_the_field_with_a_suggestion(
 def test_a_negative_run_order_and_bad_json_are_shown_next_to_their_fields(
     admin: Browser, jqm: JobQueueManager
 ) -> None:
-    response = admin.post("/packages/new", {"name": "nightly", **ENTRY, "run_order": "-5", "args": "[7,"})
+    response = admin.post("/new-package", {"name": "nightly", **ENTRY, "run_order": "-5", "args": "[7,"})
     errors = field_errors(response.text)
     assert errors["run_order"] == "must be 0 or more, got -5"
     assert errors["args"].startswith("not valid JSON")
@@ -52,10 +50,10 @@ def test_a_bad_package_name_or_one_that_exists_is_shown_next_to_the_name(
     _draft(jqm)
     assert (
         "already exists"
-        in field_errors(admin.post("/packages/new", {"name": "nightly", **ENTRY}).text)["name"]
+        in field_errors(admin.post("/new-package", {"name": "nightly", **ENTRY}).text)["name"]
     )
     assert (
-        "use 1–100 letters" in field_errors(admin.post("/packages/new", {"name": "-x", **ENTRY}).text)["name"]
+        "use 1–100 letters" in field_errors(admin.post("/new-package", {"name": "-x", **ENTRY}).text)["name"]
     )
     assert [p.name for p in jqm.packages()] == ["nightly"]
 
@@ -184,3 +182,11 @@ def test_activate_hold_and_delete_from_the_card(admin: Browser, jqm: JobQueueMan
     assert admin.post("/packages/nightly/delete").headers["location"] == "/packages"
     assert jqm.packages() == []
     assert [e.action for e in jqm.audit()][-3:] == ["ACTIVATE", "HOLD", "DELETE"]
+
+
+def test_a_package_named_new_opens_its_own_card(admin: Browser, jqm: JobQueueManager) -> None:
+    jqm.save(Package("new", entries=[Entry("billing.export")]))
+    response = admin.get("/packages/new")
+    assert response.status_code == 200
+    assert 'id="new-package"' not in response.text, "the create form answered instead of the card"
+    assert "DRAFT" in response.text

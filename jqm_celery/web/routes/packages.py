@@ -72,12 +72,12 @@ def packages(
 # -- create ----------------------------------------------------------------------------------
 
 
-@router.get("/packages/new")
+@router.get("/new-package")
 def new_package(request: Request, user: Creator) -> HTMLResponse:
     return _new_page(request, user, {"run_order": "10", "args": "[]", "kwargs": "{}"}, {})
 
 
-@router.post("/packages/new")
+@router.post("/new-package")
 async def create_package(request: Request, user: Creator) -> Response:
     data = await _form(request)
     jqm = _jqm(request)
