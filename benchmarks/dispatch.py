@@ -19,17 +19,14 @@ the repetitions and their spread, the CPU time the worker's processes spent per 
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import celery
 from celery import Celery, chain
 from celery.result import ResultSet
 from sqlalchemy import Engine, create_engine, func, select
@@ -37,12 +34,12 @@ from sqlalchemy import Engine, create_engine, func, select
 from benchmarks.harness import (
     RABBITMQ_URL,
     REDIS_URL,
-    ServiceMissing,
     Spread,
     Worker,
     delete_queues,
     postgres_database,
     require,
+    run_per_backend,
     scratch_dir,
     unique_queue,
     wait_until,
@@ -324,21 +321,8 @@ def _positive(text: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    print(
-        f"jqm-celery dispatch benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; Python "
-        f"{platform.python_version()}, Celery {celery.__version__}; n={args.n}, burst={args.burst}, "
-        f"repeat={args.repeat}",
-        flush=True,
-    )
-    status = 0
-    for name in args.backend:
-        print(flush=True)
-        try:
-            print(run_backend(name, args), flush=True)
-        except ServiceMissing as exc:
-            print(f"backend {name}: skipped: {exc}", flush=True)
-            status = 1
-    return status
+    settings = f"n={args.n}, burst={args.burst}, repeat={args.repeat}"
+    return run_per_backend("dispatch benchmark", settings, args.backend, lambda name: run_backend(name, args))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import signal
 import socket
 import statistics
@@ -19,9 +20,11 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import celery
 from celery import Celery
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -209,3 +212,21 @@ def wait_until(predicate: Any, timeout_s: float, poll_s: float, what: str) -> No
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what} did not finish within {timeout_s:g} s")
         time.sleep(poll_s)
+
+
+def run_per_backend(title: str, settings: str, backends: Sequence[str], run_backend: Any) -> int:
+    """Print a heading, then ``run_backend(name)``'s report for each backend; 1 if a backend is missing."""
+    print(
+        f"jqm-celery {title}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; Python {platform.python_version()}, "
+        f"Celery {celery.__version__}; {settings}",
+        flush=True,
+    )
+    status = 0
+    for name in backends:
+        print(flush=True)
+        try:
+            print(run_backend(name), flush=True)
+        except ServiceMissing as exc:
+            print(f"backend {name}: skipped: {exc}", flush=True)
+            status = 1
+    return status

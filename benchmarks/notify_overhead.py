@@ -14,18 +14,15 @@ on/off (target ≤ 1.05), and how many mails the SMTP server received.
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 import time
 from collections.abc import Sequence
 from contextlib import ExitStack
-from datetime import UTC, datetime
 
-import celery
 from sqlalchemy import select
 
 from benchmarks.dispatch import NOOP, Bench, backend_conf, make_app
-from benchmarks.harness import ServiceMissing, Spread, Worker, delete_queues, scratch_dir, wait_until
+from benchmarks.harness import Spread, Worker, delete_queues, run_per_backend, scratch_dir, wait_until
 from jqm_celery import Entry, Notify, OnError, Package, Scenario
 from jqm_celery.statuses import RunStatus
 from jqm_celery.store.models import RunRow
@@ -133,20 +130,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    print(
-        f"jqm-celery notification overhead benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; Python "
-        f"{platform.python_version()}, Celery {celery.__version__}; n={args.n}, repeat={args.repeat}",
-        flush=True,
+    settings = f"n={args.n}, repeat={args.repeat}"
+    return run_per_backend(
+        "notification overhead benchmark", settings, args.backend, lambda name: run_backend(name, args)
     )
-    status = 0
-    for name in args.backend:
-        print(flush=True)
-        try:
-            print(run_backend(name, args), flush=True)
-        except ServiceMissing as exc:
-            print(f"backend {name}: skipped: {exc}", flush=True)
-            status = 1
-    return status
 
 
 if __name__ == "__main__":
