@@ -31,7 +31,7 @@ from jqm_celery.store import convert
 from jqm_celery.store.audit import record
 from jqm_celery.store.models import JobRow, LogEntryRow, RunRow
 from jqm_celery.store.queue_models import QueueRow, WorkerRow
-from jqm_celery.store.store import Store, _log
+from jqm_celery.store.store import Store, _log, close_running_attempt
 
 _WAITING = [s.value for s in WAITING_JOB]
 #: A stand-alone job in one of these statuses may be re-added (the seed's "Add Jobs to Queue").
@@ -456,15 +456,7 @@ class JobStore:
             ).scalar_one_or_none()
             if row is None:
                 return False
-            s.execute(
-                update(LogEntryRow)
-                .where(
-                    LogEntryRow.job_id == job.job_id,
-                    LogEntryRow.kind == LogKind.ATTEMPT,
-                    LogEntryRow.status == AttemptStatus.RUNNING,
-                )
-                .values(status=attempt, finished_at=now, error=reason)
-            )
+            s.execute(close_running_attempt(job.job_id, attempt, now, reason))
             _log(
                 s,
                 LogKind.JOB_STALE,
@@ -506,15 +498,7 @@ def _abort(s: Session, job_id: int, now: datetime, reason: str) -> Aborted | Non
     ).one_or_none()
     if row is None:
         return None
-    s.execute(
-        update(LogEntryRow)
-        .where(
-            LogEntryRow.job_id == job_id,
-            LogEntryRow.kind == LogKind.ATTEMPT,
-            LogEntryRow.status == AttemptStatus.RUNNING,
-        )
-        .values(status=AttemptStatus.ABORTED, finished_at=now, error=reason)
-    )
+    s.execute(close_running_attempt(job_id, AttemptStatus.ABORTED, now, reason))
     _log(
         s,
         LogKind.JOB_ABORTED,

@@ -442,16 +442,11 @@ class Store:
                 return None
             if redelivered:
                 conn.execute(
-                    update(LogEntryRow)
-                    .where(
-                        LogEntryRow.job_id == job_id,
-                        LogEntryRow.kind == LogKind.ATTEMPT,
-                        LogEntryRow.status == AttemptStatus.RUNNING,
-                    )
-                    .values(
-                        status=AttemptStatus.INTERRUPTED,
-                        finished_at=now,
-                        error="the worker running this attempt was lost; the job was delivered again",
+                    close_running_attempt(
+                        job_id,
+                        AttemptStatus.INTERRUPTED,
+                        now,
+                        "the worker running this attempt was lost; the job was delivered again",
                     )
                 )
             log_id = conn.execute(
@@ -552,15 +547,7 @@ class Store:
                 return False
             event = Event(LogKind.ATTEMPT, AttemptStatus.ERROR, now, settled.package_name, settled.run_id)
             s.info[_EVENTS].append(dataclasses.replace(event, job_id=job_id, task=settled.task, error=error))
-            s.execute(
-                update(LogEntryRow)
-                .where(
-                    LogEntryRow.job_id == job_id,
-                    LogEntryRow.kind == LogKind.ATTEMPT,
-                    LogEntryRow.status == AttemptStatus.RUNNING,
-                )
-                .values(status=AttemptStatus.ERROR, finished_at=now, error=error)
-            )
+            s.execute(close_running_attempt(job_id, AttemptStatus.ERROR, now, error))
             return True
 
     def apply_error_policy(self, run_id: int, now: datetime, reason: str) -> OnError:
@@ -975,3 +962,16 @@ def _run(row: RunRow, jobs: tuple[Any, ...]) -> Run:
 
 def _seconds(value: Any) -> float | None:
     return None if value is None else float(value.total_seconds())
+
+
+def close_running_attempt(job_id: int, status: str, now: datetime, error: str | None) -> Update:
+    """The statement that ends a job's running attempt (its log entry) with ``status`` and ``error``."""
+    return (
+        update(LogEntryRow)
+        .where(
+            LogEntryRow.job_id == job_id,
+            LogEntryRow.kind == LogKind.ATTEMPT,
+            LogEntryRow.status == AttemptStatus.RUNNING,
+        )
+        .values(status=status, finished_at=now, error=error)
+    )
