@@ -23,8 +23,17 @@ from jqm_celery.plans import RunPlan
 from jqm_celery.recurrence import CatchUp, Recurrence
 from jqm_celery.statuses import JobStatus, LogKind, OnError, PackageStatus, RunStatus
 from jqm_celery.store.beat_models import BeatLeaseRow, FireRow
+from jqm_celery.store.bulk import add_rows, insert_rows
 from jqm_celery.store.models import EntryRow, JobRow, LogEntryRow, PackageRow, RecurrenceRow, RunRow
-from jqm_celery.store.store import Store, _plan, new_job_rows, new_run_row
+from jqm_celery.store.store import (
+    Store,
+    _plan,
+    new_job_rows,
+    new_job_values,
+    new_run_row,
+    new_run_values,
+    plan_of,
+)
 
 RECURRENCE_TRIGGER = "recurrence"
 OVERLAP_MESSAGE = "previous run still running"
@@ -174,7 +183,7 @@ def start_package_run(store: Store, name: str, trigger: str, now: datetime) -> t
             s.scalars(select(RunRow.status).where(RunRow.package_name == name, RunRow.status.in_(_IN_FLIGHT)))
         )
         if in_flight and (not package.allow_overlap or RunStatus.QUEUED in in_flight):
-            s.add(_skip_log(name, now, _overlap_reason(package.allow_overlap), trigger))
+            s.add(LogEntryRow(**_skip_log(name, now, _overlap_reason(package.allow_overlap), trigger)))
             return None, False
         start_now = not in_flight
         run = new_run_row(package, trigger, now, start_now=start_now)
@@ -183,7 +192,7 @@ def start_package_run(store: Store, name: str, trigger: str, now: datetime) -> t
         jobs = new_job_rows(run, package, now)
         s.add_all(jobs)
         if start_now:
-            s.add(_started_log(run, now, f"run started ({trigger})"))
+            s.add(LogEntryRow(**_started_log(run.id, name, now, f"run started ({trigger})")))
         s.flush()
         return _plan(run, jobs), start_now
 
@@ -253,9 +262,9 @@ def _fire(s: Session, dues: list[_Due], now: datetime, grace: timedelta) -> list
             in_flight[package].add(status)
     entries = _entries(s, [d.first.package_id for d in wanted if _may_start(d, in_flight)])
 
-    runs: dict[int, RunRow] = {}
+    runs: dict[int, dict[str, object]] = {}
     outcomes: dict[int, FireOutcome] = {}
-    logs: list[LogEntryRow] = []
+    logs: list[dict[str, object]] = []
     definitions: dict[int, Package] = {}
     for package_id, decision in decisions.items():
         first = decision.first
@@ -271,34 +280,36 @@ def _fire(s: Session, dues: list[_Due], now: datetime, grace: timedelta) -> list
         start_now = not in_flight[first.package]
         definition = Package(first.package, entries=entries[package_id], on_error=first.on_error)
         definitions[package_id] = definition
-        runs[package_id] = new_run_row(definition, RECURRENCE_TRIGGER, now, start_now=start_now)
+        runs[package_id] = new_run_values(definition, RECURRENCE_TRIGGER, now, start_now=start_now)
         outcomes[package_id] = FireOutcome.STARTED if start_now else FireOutcome.QUEUED
-    s.add_all(runs.values())
-    s.flush()
+    conn = s.connection()
+    run_ids = dict(zip(runs, insert_rows(conn, RunRow, list(runs.values())), strict=True))
+    started = {package_id for package_id, run in runs.items() if run["status"] == RunStatus.RUNNING}
 
-    jobs: dict[int, list[JobRow]] = {}
-    for package_id, run in runs.items():
-        jobs[package_id] = new_job_rows(run, definitions[package_id], now)
-        if run.status == RunStatus.RUNNING:
-            logs.append(_started_log(run, now, _started_message(decisions[package_id])))
-    s.add_all([job for package_jobs in jobs.values() for job in package_jobs])
-    s.add_all(logs)
-    fires = []
+    jobs: dict[int, list[dict[str, object]]] = {}
+    for package_id, run_id in run_ids.items():
+        jobs[package_id] = new_job_values(run_id, definitions[package_id], now)
+        if package_id in started:
+            message = _started_message(decisions[package_id])
+            logs.append(_started_log(run_id, definitions[package_id].name, now, message))
+    job_ids = insert_rows(conn, JobRow, [job for each in jobs.values() for job in each])
+    add_rows(conn, LogEntryRow, logs)
+    fires: list[dict[str, object]] = []
     advances = []
     for package_id, decision in decisions.items():
-        fired = runs.get(package_id)
+        fired = run_ids.get(package_id)
         for due in decision.dues:
             fires.append(
-                FireRow(
-                    recurrence_id=due.recurrence_id,
-                    package_name=due.package,
-                    due_at=due.due_at,
-                    fired_at=now,
-                    run_id=None if fired is None else fired.id,
-                    outcome=outcomes[package_id],
+                {
+                    "recurrence_id": due.recurrence_id,
+                    "package_name": due.package,
+                    "due_at": due.due_at,
+                    "fired_at": now,
+                    "run_id": fired,
+                    "outcome": outcomes[package_id],
                     # A queued run is sent by the run before it, not by beat.
-                    sent_at=None if fired is not None and fired.status == RunStatus.RUNNING else now,
-                )
+                    "sent_at": None if package_id in started else now,
+                }
             )
             advance: dict[str, object] = {
                 "id": due.recurrence_id,
@@ -307,12 +318,17 @@ def _fire(s: Session, dues: list[_Due], now: datetime, grace: timedelta) -> list
             if fired is not None:
                 advance["last_fire_at"] = due.due_at
             advances.append(advance)
-    s.add_all(fires)
-    s.flush()
+    add_rows(conn, FireRow, fires)
     _advance(s, [a for a in advances if "last_fire_at" in a])
     _advance(s, [a for a in advances if "last_fire_at" not in a])
-    started = [(package_id, run) for package_id, run in runs.items() if run.status == RunStatus.RUNNING]
-    return [_plan(run, jobs[package_id]) for package_id, run in started]
+    plans = []
+    ids = iter(job_ids)
+    for package_id, run_id in run_ids.items():
+        package_jobs = jobs[package_id]
+        these = [next(ids) for _ in package_jobs]
+        if package_id in started:
+            plans.append(plan_of(run_id, definitions[package_id].name, these, package_jobs))
+    return plans
 
 
 def _advance(s: Session, values: list[dict[str, object]]) -> None:
@@ -390,27 +406,27 @@ def _started_message(decision: _Decision) -> str:
     return f"run started ({RECURRENCE_TRIGGER}, due {decision.first.due_at.isoformat()})"
 
 
-def _started_log(run: RunRow, now: datetime, message: str) -> LogEntryRow:
-    return LogEntryRow(
-        kind=LogKind.RUN_STARTED,
-        status=RunStatus.RUNNING,
-        package_name=run.package_name,
-        run_id=run.id,
-        message=message,
-        started_at=now,
-        finished_at=now,
-    )
+def _started_log(run_id: int, package: str, now: datetime, message: str) -> dict[str, object]:
+    return {
+        "kind": LogKind.RUN_STARTED,
+        "status": RunStatus.RUNNING,
+        "package_name": package,
+        "run_id": run_id,
+        "message": message,
+        "started_at": now,
+        "finished_at": now,
+    }
 
 
-def _skip_log(package: str, now: datetime, reason: str, trigger: str) -> LogEntryRow:
-    return LogEntryRow(
-        kind=LogKind.FIRE_SKIPPED,
-        status="SKIPPED",
-        package_name=package,
-        message=f"no run started ({trigger}): {reason}",
-        started_at=now,
-        finished_at=now,
-    )
+def _skip_log(package: str, now: datetime, reason: str, trigger: str) -> dict[str, object]:
+    return {
+        "kind": LogKind.FIRE_SKIPPED,
+        "status": "SKIPPED",
+        "package_name": package,
+        "message": f"no run started ({trigger}): {reason}",
+        "started_at": now,
+        "finished_at": now,
+    }
 
 
 # -- recovery --------------------------------------------------------------------------------------
@@ -458,7 +474,8 @@ def _replace_unsent(s: Session, store: Store, run_id: int, now: datetime) -> Run
     if replacement is None:
         s.execute(update(FireRow).where(FireRow.run_id == run_id).values(sent_at=now))
         return None
-    s.add(_started_log(replacement, now, f"run started ({RECURRENCE_TRIGGER}, replacing run {run.id})"))
+    message = f"run started ({RECURRENCE_TRIGGER}, replacing run {run.id})"
+    s.add(LogEntryRow(**_started_log(replacement.id, replacement.package_name, now, message)))
     s.execute(update(FireRow).where(FireRow.run_id == run_id).values(run_id=replacement.id))
     s.flush()
     return _plan(replacement, new_jobs)

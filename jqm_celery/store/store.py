@@ -10,7 +10,7 @@ import dataclasses
 import functools
 import logging
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -718,40 +718,50 @@ class Store:
         return changed is not None
 
 
+def new_run_values(package: Package, trigger: str, now: datetime, *, start_now: bool) -> dict[str, Any]:
+    """A run of ``package``'s columns: RUNNING from ``now``, or QUEUED behind a run in flight."""
+    return {
+        "package_name": package.name,
+        "status": RunStatus.RUNNING if start_now else RunStatus.QUEUED,
+        "trigger": trigger,
+        "on_error": package.on_error,
+        "created_at": now,
+        "started_at": now if start_now else None,
+    }
+
+
 def new_run_row(package: Package, trigger: str, now: datetime, *, start_now: bool) -> RunRow:
     """A run of ``package``, RUNNING from ``now`` or QUEUED behind a run in flight (not yet added)."""
-    return RunRow(
-        package_name=package.name,
-        status=RunStatus.RUNNING if start_now else RunStatus.QUEUED,
-        trigger=trigger,
-        on_error=package.on_error,
-        created_at=now,
-        started_at=now if start_now else None,
-    )
+    return RunRow(**new_run_values(package, trigger, now, start_now=start_now))
+
+
+def new_job_values(run_id: int, package: Package, now: datetime) -> list[dict[str, Any]]:
+    """The columns of one QUEUED job per entry of ``package``, for run ``run_id``."""
+    return [
+        {
+            "run_id": run_id,
+            "package_name": package.name,
+            "position": position,
+            "task": entry.task,
+            "args": list(entry.args),
+            "kwargs": dict(entry.kwargs),
+            "run_order": entry.run_order,
+            "queue": entry.queue,
+            "retry_policy": entry.retry.to_dict(),
+            "soft_time_limit_s": _seconds(entry.soft_time_limit),
+            "time_limit_s": _seconds(entry.time_limit),
+            "description": entry.description,
+            "status": JobStatus.QUEUED,
+            "max_retries": entry.retry.max_retries,
+            "created_at": now,
+        }
+        for position, entry in enumerate(package.entries, start=1)
+    ]
 
 
 def new_job_rows(run: RunRow, package: Package, now: datetime) -> list[JobRow]:
     """One QUEUED job per entry of ``package`` for the flushed ``run`` (not yet added)."""
-    return [
-        JobRow(
-            run_id=run.id,
-            package_name=package.name,
-            position=position,
-            task=entry.task,
-            args=list(entry.args),
-            kwargs=dict(entry.kwargs),
-            run_order=entry.run_order,
-            queue=entry.queue,
-            retry_policy=entry.retry.to_dict(),
-            soft_time_limit_s=_seconds(entry.soft_time_limit),
-            time_limit_s=_seconds(entry.time_limit),
-            description=entry.description,
-            status=JobStatus.QUEUED,
-            max_retries=entry.retry.max_retries,
-            created_at=now,
-        )
-        for position, entry in enumerate(package.entries, start=1)
-    ]
+    return [JobRow(**values) for values in new_job_values(run.id, package, now)]
 
 
 def _write_definition(s: Session, row: PackageRow, package: Package, *, replace: bool) -> None:
@@ -942,6 +952,18 @@ def _plan(run: RunRow, jobs: Sequence[JobRow]) -> RunPlan:
         package=run.package_name,
         jobs=tuple(
             JobPlan(j.id, j.task, j.run_order, j.queue, j.soft_time_limit_s, j.time_limit_s) for j in jobs
+        ),
+    )
+
+
+def plan_of(run_id: int, package: str, job_ids: Sequence[int], jobs: Sequence[Mapping[str, Any]]) -> RunPlan:
+    """The plan of a run inserted as column values (``new_job_values``) with the ids they were given."""
+    return RunPlan(
+        run_id=run_id,
+        package=package,
+        jobs=tuple(
+            JobPlan(job_id, j["task"], j["run_order"], j["queue"], j["soft_time_limit_s"], j["time_limit_s"])
+            for job_id, j in zip(job_ids, jobs, strict=True)
         ),
     )
 

@@ -1,0 +1,59 @@
+"""Many rows in one go: ids come back in the order of the rows, and rows of different shapes all land."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import select
+
+from jqm_celery.store import Store
+from jqm_celery.store.bulk import add_rows, insert_rows
+from jqm_celery.store.models import LogEntryRow, RunRow
+
+NOW = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
+
+
+def _run(name: str) -> dict[str, object]:
+    return {
+        "package_name": name,
+        "status": "RUNNING",
+        "trigger": "test",
+        "on_error": "STOP",
+        "created_at": NOW,
+        "started_at": NOW,
+    }
+
+
+def test_ids_come_back_in_the_order_of_the_rows(store: Store) -> None:
+    names = [f"p{index}" for index in range(7)]
+    with store.transaction() as s:
+        first = insert_rows(s.connection(), RunRow, [_run("before")])
+        ids = insert_rows(s.connection(), RunRow, [_run(name) for name in names])
+    assert len(set(ids)) == len(names)
+    assert min(ids) > first[0]
+    with store.transaction() as s:
+        stored = dict(s.execute(select(RunRow.id, RunRow.package_name).where(RunRow.id.in_(ids))).all())
+    assert [stored[run_id] for run_id in ids] == names
+
+
+def test_rows_that_set_different_columns_keep_each_of_their_values(store: Store) -> None:
+    common = {"kind": "RUN_STARTED", "status": "RUNNING", "started_at": NOW, "finished_at": NOW}
+    rows = [
+        {**common, "package_name": "skipped", "message": "no run"},
+        {**common, "package_name": "started", "message": "run", "run_id": 41},
+        {**common, "package_name": "retried", "message": "again", "run_id": 42, "retry": 3},
+    ]
+    with store.transaction() as s:
+        add_rows(s.connection(), LogEntryRow, rows)
+    with store.transaction() as s:
+        stored = {
+            row.package_name: (row.run_id, row.retry, row.message)
+            for row in s.scalars(select(LogEntryRow).where(LogEntryRow.kind == "RUN_STARTED"))
+        }
+    assert stored == {"skipped": (None, 0, "no run"), "started": (41, 0, "run"), "retried": (42, 3, "again")}
+
+
+def test_rows_whose_ids_are_wanted_must_all_set_the_same_columns(store: Store) -> None:
+    with store.transaction() as s, pytest.raises(ValueError, match="same columns"):
+        insert_rows(s.connection(), RunRow, [_run("a"), {**_run("b"), "stop_reason": "x"}])
