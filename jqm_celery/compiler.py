@@ -34,7 +34,9 @@ def flower_name(package: str | None, task: str) -> str:
     return f"{package} › {task}" if package else f"jqm › {task}"
 
 
-def job_signature(app: Celery, plan: RunPlan, job: JobPlan, *, control_queue: str | None) -> Signature:
+def job_signature(
+    app: Celery, plan: RunPlan, job: JobPlan, *, control_queue: str | None, closes_run: bool = False
+) -> Signature:
     # No "shadow" option: jqm.job's shadow_name derives the Flower name from the kwargs when each message
     # is sent, and every message of a chain carries the signatures of all the jobs after it.
     options: dict[str, Any] = {
@@ -52,13 +54,10 @@ def job_signature(app: Celery, plan: RunPlan, job: JobPlan, *, control_queue: st
         options["soft_time_limit"] = job.soft_time_limit_s
     if job.time_limit_s is not None:
         options["time_limit"] = job.time_limit_s
-    return app.signature(
-        JOB_TASK,
-        args=(job.id,),
-        kwargs={"run_id": plan.run_id, "package": plan.package, "task": job.task},
-        immutable=True,
-        **options,
-    )
+    kwargs: dict[str, Any] = {"run_id": plan.run_id, "package": plan.package, "task": job.task}
+    if closes_run:
+        kwargs["closes_run"] = True
+    return app.signature(JOB_TASK, args=(job.id,), kwargs=kwargs, immutable=True, **options)
 
 
 def compile_run(
@@ -67,36 +66,52 @@ def compile_run(
     """The canvas of a run (or of what is left of it): stages in run order, then the run's closing step.
 
     With more than ``chunk_stages`` stages, only the first ``chunk_stages`` are compiled, followed by the
-    step that sends the rest once they have finished.
+    step that sends the rest once they have finished. When the last stage is a lone job, that job closes
+    the run itself once it has finished (``closes_run``): one message less, and a run of one job is a
+    single task rather than a chain.
     """
     stages = plan.stages()
+    sent = stages[:chunk_stages]
+    continues = len(stages) > chunk_stages
+    last_closes = bool(sent) and not continues and len(sent[-1]) == 1
     steps: list[Signature] = []
-    for stage in stages[:chunk_stages]:
-        signatures = [job_signature(app, plan, job, control_queue=control_queue) for job in stage]
+    for index, stage in enumerate(sent):
+        closes_run = last_closes and index == len(sent) - 1
+        signatures = [
+            job_signature(app, plan, job, control_queue=control_queue, closes_run=closes_run) for job in stage
+        ]
         if len(signatures) == 1:
             # Nothing reads a lone job's result, so it is not stored (a failure still is, for the job's
             # error callback); the jobs of a group keep theirs: the chord that follows counts them.
             steps.append(signatures[0].set(ignore_result=True))
         else:
             steps.append(group(signatures))
-    if len(stages) > chunk_stages:
+    if continues:
         last_run_order = stages[chunk_stages - 1][0].run_order
-        closing = app.signature(
-            CONTINUE_RUN_TASK,
-            args=(plan.run_id, last_run_order),
-            immutable=True,
-            ignore_result=True,
-            **_routing(control_queue),
+        steps.append(
+            app.signature(
+                CONTINUE_RUN_TASK,
+                args=(plan.run_id, last_run_order),
+                immutable=True,
+                ignore_result=True,
+                **_routing(control_queue),
+            )
         )
-    else:
-        closing = app.signature(
-            FINISH_RUN_TASK,
-            args=(plan.run_id,),
-            immutable=True,
-            ignore_result=True,
-            **_routing(control_queue),
+    elif not last_closes:
+        steps.append(
+            app.signature(
+                FINISH_RUN_TASK,
+                args=(plan.run_id,),
+                immutable=True,
+                ignore_result=True,
+                **_routing(control_queue),
+            )
         )
-    steps.append(closing)
+    if len(steps) == 1:
+        # Sent as it is: its argument reprs (for Flower and worker logs) are given, so Celery does not work
+        # them out with its saferepr, which costs more than the rest of building the message.
+        lone = steps[0]
+        return lone.set(argsrepr=repr(tuple(lone.args)), kwargsrepr=repr(lone.kwargs))
     # Celery turns "group, then the next step" into a chord: the next stage waits for the whole group.
     return chain(*steps)
 

@@ -40,9 +40,18 @@ def register_tasks(app: Celery, runtime: Runtime) -> dict[str, Task]:
         run_id: int | None = None,
         package: str | None = None,
         task: str | None = None,
+        closes_run: bool = False,
     ) -> str:
-        """One attempt of one jqm job (``run_id``, ``package`` and ``task`` are for Flower and logs)."""
-        return runtime.execute_job(self, job_id)
+        """One attempt of one jqm job (``run_id``, ``package`` and ``task`` are for Flower and logs).
+
+        ``closes_run``: the job is the run's last stage, so it closes the run once it has an outcome; a
+        retry (``Retry`` raised) closes nothing, and the job's error callback closes the run if the
+        wrapper itself dies.
+        """
+        outcome = runtime.execute_job(self, job_id)
+        if closes_run and run_id is not None:
+            runtime.finish_run(run_id)
+        return outcome
 
     @app.task(name=FINISH_RUN_TASK, bind=True, shared=False, acks_late=True, serializer="json")
     def finish_run(self: Task, run_id: int) -> str | None:

@@ -121,6 +121,23 @@ def test_a_run_longer_than_one_part_is_sent_in_parts_that_each_end_by_sending_th
     assert steps[-1].immutable
 
 
-def test_a_run_of_exactly_one_part_ends_by_closing_the_run() -> None:
+def test_a_run_of_exactly_one_part_is_closed_by_its_last_job() -> None:
     plan = RunPlan(7, "p", tuple(JobPlan(o, "t", o, None, None, None) for o in range(1, CHUNK_STAGES + 1)))
-    assert _steps(compile_run(APP, plan))[-1].task == FINISH_RUN_TASK
+    steps = _steps(compile_run(APP, plan))
+    assert [s.task for s in steps] == [JOB_TASK] * CHUNK_STAGES, "no separate closing step"
+    assert steps[-1].kwargs["closes_run"] is True
+    assert all("closes_run" not in s.kwargs for s in steps[:-1])
+
+
+def test_a_run_of_one_job_is_one_task_that_closes_the_run() -> None:
+    canvas = compile_run(APP, RunPlan(9, "single", (JobPlan(5, "t", 0, None, None, None),)))
+    assert not isinstance(canvas, _chain)
+    assert (canvas.task, canvas.args) == (JOB_TASK, (5,))
+    assert canvas.kwargs == {"run_id": 9, "package": "single", "task": "t", "closes_run": True}
+    assert canvas.options["ignore_result"] is True
+    assert canvas.options["link_error"]["args"] == (5, 9, 0), "a wrapper that dies still resumes the run"
+
+
+def test_what_is_left_of_a_finished_run_is_its_closing_step() -> None:
+    canvas = compile_run(APP, RunPlan(9, "single", ()))
+    assert (canvas.task, canvas.args) == (FINISH_RUN_TASK, (9,))
