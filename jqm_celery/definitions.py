@@ -211,9 +211,7 @@ class Package:
                     f"(Recurrence.cron/weekly/every/once), got {type(recurrence).__name__}"
                 )
         object.__setattr__(self, "recurrences", recurrences)
-        object.__setattr__(
-            self, "notifications", check_rules(self.notifications, f"package '{self.name}'")
-        )
+        object.__setattr__(self, "notifications", check_rules(self.notifications, f"package '{self.name}'"))
 
     def stages(self) -> list[tuple[int, tuple[Entry, ...]]]:
         """The entries grouped by run order, lowest first; the entries of one stage run in parallel."""
