@@ -7,14 +7,12 @@ that it was sent, so a beat that dies in between is recovered by another one.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import timedelta
-
-from celery import Celery
 
 from jqm_celery.errors import JQMError, NotFoundError
 from jqm_celery.plans import RunPlan
+from jqm_celery.publishing import publish_batch
 from jqm_celery.runtime import Runtime
 from jqm_celery.store.schedule import TickResult, fire_due, mark_sent, recover_unsent, start_package_run
 
@@ -55,7 +53,7 @@ def send(runtime: Runtime, plans: Sequence[RunPlan], *, chunk: int = SEND_CHUNK)
     for start in range(0, len(plans), chunk):
         part = plans[start : start + chunk]
         try:
-            with _batch(runtime.app):
+            with publish_batch(runtime.app):
                 for plan in part:
                     try:
                         runtime.dispatch(plan)
@@ -69,24 +67,6 @@ def send(runtime: Runtime, plans: Sequence[RunPlan], *, chunk: int = SEND_CHUNK)
             )
             continue
         mark_sent(runtime.store, [plan.run_id for plan in part], runtime.clock.now())
-
-
-@contextmanager
-def _batch(app: Celery) -> Iterator[None]:
-    """Batch this thread's publishes on the app's pooled producer while the block runs.
-
-    A chain's ``apply_async`` does not pass a ``producer`` on to its first task: every send acquires one
-    from the app's pool, which hands the most recently released one out again. A Kombu batch is
-    per producer and per thread, so opening it on that producer batches this thread's sends; a send that
-    gets another producer (another thread holds this one) simply goes out at once.
-    """
-    with app.producer_or_acquire() as producer:
-        batch = getattr(producer, "batch", None)
-    if batch is None:
-        yield
-        return
-    with batch():
-        yield
 
 
 def start_scheduled_run(runtime: Runtime, name: str, trigger: str) -> int | None:

@@ -25,6 +25,7 @@ from jqm_celery.compiler import JOB_FAILED_TASK, JOB_TASK, flower_name, job_sign
 from jqm_celery.definitions import NO_RETRY, RetryPolicy
 from jqm_celery.errors import JQMError, ValidationError, did_you_mean
 from jqm_celery.plans import JobPlan, RunPlan
+from jqm_celery.publishing import publish_batch
 from jqm_celery.queue_records import AuditAction, AuditEntry, Cleaned, QueueState
 from jqm_celery.records import Job, Run
 from jqm_celery.runtime import Runtime
@@ -323,19 +324,18 @@ class JobQueue:
         )
 
     def _send_all(self, messages: Sequence[JobMessage], *, countdown_s: float | None) -> None:
-        sent = 0
+        # One batch: the messages and their task-sent events reach the broker together when it closes, so
+        # if anything fails before that, none of them counts as sent.
         try:
-            with self.app.producer_or_acquire() as producer:
+            with publish_batch(self.app), self.app.producer_or_acquire() as producer:
                 for message in messages:
                     self.send(message, countdown_s=countdown_s, producer=producer)
-                    sent += 1
         except Exception as exc:
-            unsent = [m.job_id for m in messages[sent:]]
             error = f"could not send the job to the broker: {exc}"
-            self.jobs_store.fail_unsent(unsent, self.clock.now(), error)
+            self.jobs_store.fail_unsent([m.job_id for m in messages], self.clock.now(), error)
             raise JQMError(
-                f"{len(unsent)} job(s) could not be sent to the broker ({exc}); they are recorded as ERROR; "
-                "is the broker running and is broker_url right?"
+                f"{len(messages)} job(s) could not be sent to the broker ({exc}); they are recorded as "
+                "ERROR; is the broker running and is broker_url right?"
             ) from exc
 
     def _revoke(self, celery_task_id: str, *, terminate: bool) -> None:

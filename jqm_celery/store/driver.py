@@ -48,6 +48,7 @@ class _Held:
     fairy: Any
     connection: Any
     idle_since: float
+    engine: weakref.ref[Engine]
 
 
 _compiled: dict[tuple[int, str], _Compiled] = {}
@@ -106,6 +107,9 @@ def _connection(engine: Engine) -> _Held:
     by_engine: weakref.WeakKeyDictionary[Engine, _Held] | None = getattr(_local, "by_engine", None)
     if by_engine is None:
         by_engine = _local.by_engine = weakref.WeakKeyDictionary()
+        # A thread's locals go when it ends: its kept connections are closed then, so an application that
+        # starts a thread per request (and enqueues jobs from it) does not pile up idle connections.
+        weakref.finalize(by_engine, _close_thread, _local.__dict__.setdefault("held", []))
     held = by_engine.get(engine)
     if held is not None and held.pid == os.getpid() and not held.connection.closed:
         if time.monotonic() - held.idle_since <= PING_AFTER_IDLE_S:
@@ -126,7 +130,8 @@ def _connect(engine: Engine) -> _Held:
     # Out of the pool for good: this thread keeps it, and closing it closes the connection.
     fairy.detach()
     connection.autocommit = True
-    held = _Held(os.getpid(), fairy, connection, time.monotonic())
+    held = _Held(os.getpid(), fairy, connection, time.monotonic(), weakref.ref(engine))
+    _local.held.append(held)
     with _lock:
         if engine not in _listened:
             _listened.add(engine)
@@ -140,7 +145,19 @@ def _drop(engine: Engine, held: _Held) -> None:
         kept = _kept.get(engine, [])
         if held in kept:
             kept.remove(held)
+    mine = getattr(_local, "held", [])
+    if held in mine:
+        mine.remove(held)
     _close(held)
+
+
+def _close_thread(held: list[_Held]) -> None:
+    for each in held:
+        engine = each.engine()
+        if engine is None:
+            _close(each)
+        else:
+            _drop(engine, each)
 
 
 def _close_kept(engine: Engine) -> None:
@@ -152,7 +169,7 @@ def _close_kept(engine: Engine) -> None:
 
 def _close(held: _Held) -> None:
     # A forked child must never close its parent's connection: the socket is the parent's session.
-    if held.pid != os.getpid():
+    if held.pid != os.getpid() or held.connection.closed:
         return
     try:
         held.fairy.close()

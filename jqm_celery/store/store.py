@@ -30,6 +30,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.sql.elements import ColumnElement
 
 from jqm_celery.definitions import Package
@@ -106,7 +107,7 @@ class Store:
         with self.engine.connect() as conn:
             yield conn.execution_options(isolation_level="AUTOCOMMIT")
 
-    def _execute_on_driver(self, statement: Select[Any] | Update, params: dict[str, Any]) -> Any:
+    def _execute_on_driver(self, statement: Select[Any] | UpdateBase, params: dict[str, Any]) -> Any:
         """One autocommitted statement of an attempt, on this thread's kept connection (see driver)."""
         if not self._schema_ready:
             self.ensure_schema()

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import gc
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import psycopg
 import pytest
 
+from jqm_celery.definitions import RetryPolicy
 from jqm_celery.plans import RunPlan
 from jqm_celery.statuses import AttemptStatus, JobStatus
 from jqm_celery.store import Store, driver
+from jqm_celery.store.jobs import JobStore, NewJob
+from jqm_celery.store.models import JobRow
 from tests.services import postgres_database
 from tests.store.test_store import _run
 
@@ -73,5 +78,53 @@ def test_a_kept_connection_the_server_closed_while_idle_is_replaced(
         _attempt(store, plan, 1)
 
         assert [job.status for job in store.run(plan.run_id).jobs] == [JobStatus.DONE, JobStatus.DONE]
+    finally:
+        store.dispose()
+
+
+def test_a_thread_that_ends_closes_the_connection_it_kept(url: str) -> None:
+    store = Store(url, auto_migrate=True)
+    try:
+        plan = _run(store)
+        store.engine.dispose()  # only kept connections are left
+        attempt = threading.Thread(target=_attempt, args=(store, plan, 0))
+        attempt.start()
+        attempt.join()
+        gc.collect()
+
+        assert _sessions(url) == [], "the ended thread's connection is closed"
+        assert store.run(plan.run_id).jobs[0].status == JobStatus.DONE
+    finally:
+        store.dispose()
+
+
+def test_a_lone_stand_alone_job_is_stored_with_its_arguments_and_retry_policy(url: str) -> None:
+    store = Store(url, auto_migrate=True)
+    try:
+        jobs = JobStore(store)
+        new = NewJob(
+            task="reports.build",
+            args=[1, "two", {"three": 3}],
+            kwargs={"region": "eu", "ids": [4, 5]},
+            queue="reports",
+            retry_policy=RetryPolicy(max_retries=2).to_dict(),
+            max_retries=2,
+            soft_time_limit_s=5.0,
+            time_limit_s=None,
+            description="monthly",
+            celery_task_id="task-1",
+            not_before=None,
+        )
+        [job_id] = jobs.add_jobs([new], NOW)
+
+        job = jobs.job(job_id)
+        assert (job.task, job.queue, job.status, job.max_retries) == ("reports.build", "reports", "QUEUED", 2)
+        assert (job.description, job.celery_task_id, job.created_at) == ("monthly", "task-1", NOW)
+        with store.transaction() as s:
+            row = s.get(JobRow, job_id)
+            assert row is not None
+            assert (row.args, row.kwargs) == ([1, "two", {"three": 3}], {"region": "eu", "ids": [4, 5]})
+            assert row.retry_policy == RetryPolicy(max_retries=2).to_dict()
+            assert (row.soft_time_limit_s, row.time_limit_s, row.not_before) == (5.0, None, None)
     finally:
         store.dispose()
