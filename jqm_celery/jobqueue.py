@@ -304,10 +304,14 @@ class JobQueue:
             options["soft_time_limit"] = message.soft_time_limit_s
         if message.time_limit_s is not None:
             options["time_limit"] = message.time_limit_s
+        args, kwargs = (message.job_id,), {"task": message.task}
         self.app.send_task(
             JOB_TASK,
-            args=(message.job_id,),
-            kwargs={"task": message.task},
+            args=args,
+            kwargs=kwargs,
+            # Given, so that Celery does not work them out with its saferepr (see compiler.compile_run).
+            argsrepr=repr(args),
+            kwargsrepr=repr(kwargs),
             task_id=message.celery_task_id,
             queue=message.queue,
             countdown=countdown_s,

@@ -11,6 +11,8 @@ import traceback as tb
 from typing import Any
 
 from celery import Celery, Task
+from celery._state import _task_stack
+from celery.app.trace import task_has_custom
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 
 from jqm_celery.backoff import retry_delay
@@ -66,7 +68,7 @@ class Runtime:
             logger.error("job %s: %s", job_id, error)
             return self._fail_for_good(claimed, error, None)
         try:
-            user_task(*claimed.args, **claimed.kwargs)
+            _call(user_task, claimed.args, claimed.kwargs)
         except JobError as exc:
             return self._fail_for_good(claimed, exc.message, tb.format_exc() if exc.traceback else None)
         except SoftTimeLimitExceeded:
@@ -146,6 +148,21 @@ class Runtime:
             # Siblings of the same run order are still running: the rest of the run must wait for them.
             raise task.retry(countdown=1.0, max_retries=3600)
         self.dispatch(self.store.remaining_plan(run_id, run_order))
+
+
+def _call(user_task: Task, args: Any, kwargs: Any) -> Any:
+    """Call the user's task in this process, as a direct call does (``self.request.called_directly``).
+
+    Like Celery's own tracer, this runs ``run()`` unless the task class has a ``__call__`` of its own, which
+    then runs instead: a request context built for each call costs more than a trivial task's work.
+    """
+    if task_has_custom(user_task, "__call__"):
+        return user_task(*args, **kwargs)
+    _task_stack.push(user_task)
+    try:
+        return user_task.run(*args, **kwargs)
+    finally:
+        _task_stack.pop()
 
 
 def _describe(exc: BaseException) -> str:

@@ -113,7 +113,7 @@ class Store:
             self.ensure_schema()
         return driver.execute_one(self.engine, statement, params)
 
-    @property
+    @functools.cached_property
     def writes_attempts_in_one_statement(self) -> bool:
         """True on PostgreSQL: an attempt's start and end are one statement each (see one_statement)."""
         return self.engine.dialect.name == "postgresql"
