@@ -27,3 +27,5 @@ class Event:
     log_id: int | None = None
     error: str | None = None
     message: str | None = None
+    #: False when the store knew, as it recorded the event, that its package has no notification rules.
+    notify: bool = True

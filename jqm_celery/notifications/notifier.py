@@ -157,7 +157,7 @@ class Notifications:
 
     def on_event(self, event: Event) -> None:
         scenario = scenario_of(event)
-        if scenario is None:
+        if scenario is None or not event.notify:
             return
         if event.package is not None:
             rules = self.ledger.package_rules(event.package)

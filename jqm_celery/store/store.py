@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Engine,
+    Insert,
     Select,
     Update,
     and_,
@@ -384,13 +385,13 @@ class Store:
     def close_run(self, run_id: int, now: datetime) -> RunClosed | None:
         """Finish the run once all its jobs have; apply FINISH_THEN_STOP. None if nothing to do."""
         with self.transaction() as s:
-            run = s.get(RunRow, run_id, with_for_update=True)
+            # Core on the session's connection: this runs once per run on a worker, and the ORM's identity
+            # map and flush bookkeeping cost more than the statements.
+            conn = s.connection()
+            run = conn.execute(_lock_run(), {"p_run_id": run_id}).one_or_none()
             if run is None or RunStatus(run.status).finished:
                 return None
-            by_status = (
-                select(JobRow.status, func.count()).where(JobRow.run_id == run_id).group_by(JobRow.status)
-            )
-            counts: dict[str, int] = dict(s.execute(by_status).all())
+            counts: dict[str, int] = dict(conn.execute(_job_counts(), {"p_run_id": run_id}).all())
             if any(status not in _FINISHED for status in counts):
                 return None
             if counts.get(JobStatus.ERROR) or counts.get(JobStatus.ABORTED):
@@ -399,8 +400,7 @@ class Store:
                 status = RunStatus.STOPPED
             else:
                 status = RunStatus.SUCCEEDED
-            run.status = status
-            run.finished_at = now
+            conn.execute(_finish_run(), {"p_run_id": run_id, "p_status": status.value, "p_now": now})
             summary = ", ".join(f"{n} {st.lower()}" for st, n in sorted(counts.items()))
             _log(
                 s,
@@ -410,18 +410,14 @@ class Store:
                 package=run.package_name,
                 run_id=run_id,
                 message=f"run finished: {status} ({summary})",
+                notify=run.notifies,
             )
             stopped = False
             if run.stop_package_after:
                 stopped = self._stop_package(
                     s, run.package_name, now, run_id, "a job failed; the run finished (FINISH_THEN_STOP)"
                 )
-            next_id = s.scalar(
-                select(RunRow.id)
-                .where(RunRow.package_name == run.package_name, RunRow.status == RunStatus.QUEUED)
-                .order_by(RunRow.id)
-                .limit(1)
-            )
+            next_id = conn.execute(_next_queued_run(), {"p_package": run.package_name}).scalar()
             return RunClosed(run_id, run.package_name, status, stopped, next_id)
 
     # -- jobs: the hot path (one transaction to start an attempt, one to end it) ------------
@@ -801,25 +797,37 @@ def _log(
     run_order: int | None = None,
     error: str | None = None,
     message: str | None = None,
+    notify: bool = True,
 ) -> None:
     s.info[_EVENTS].append(
-        Event(kind, str(status), now, package, run_id, job_id, task, error=error, message=message)
-    )
-    s.execute(
-        insert(LogEntryRow).values(
-            kind=kind,
-            status=status,
-            package_name=package,
-            run_id=run_id,
-            job_id=job_id,
-            task=task,
-            run_order=run_order,
-            error=error,
-            message=message,
-            started_at=now,
-            finished_at=now,
+        Event(
+            kind, str(status), now, package, run_id, job_id, task, error=error, message=message, notify=notify
         )
     )
+    # Core on the session's connection (after writing what the session holds, so entries keep their
+    # order): an ORM-enabled INSERT costs several times the statement.
+    s.flush()
+    s.connection().execute(
+        _insert_log(),
+        {
+            "kind": kind,
+            "status": status,
+            "package_name": package,
+            "run_id": run_id,
+            "job_id": job_id,
+            "task": task,
+            "run_order": run_order,
+            "error": error,
+            "message": message,
+            "started_at": now,
+            "finished_at": now,
+        },
+    )
+
+
+@functools.cache
+def _insert_log() -> Insert:
+    return insert(LogEntryRow)
 
 
 # The hot path's statements are built once, with bound parameters (named p_*: INSERT and UPDATE reserve
@@ -873,6 +881,55 @@ def _claim(redelivered: bool) -> Update:
             JobRow.retry,
             JobRow.retry_policy,
         )
+    )
+
+
+@functools.cache
+def _lock_run() -> Select[str, str, bool, bool]:
+    """The run (locked), and whether its package has notification rules (so its end may need a mail)."""
+    rules = (
+        exists()
+        .where(NotificationRuleRow.package_id == PackageRow.id, PackageRow.name == RunRow.package_name)
+        .label("notifies")
+    )
+    return (
+        select(RunRow.status, RunRow.package_name, RunRow.stop_package_after, rules)
+        .where(RunRow.id == bindparam("p_run_id", type_=RunRow.id.type))
+        .with_for_update(of=RunRow)
+    )
+
+
+@functools.cache
+def _job_counts() -> Select[str, int]:
+    return (
+        select(JobRow.status, func.count())
+        .where(JobRow.run_id == bindparam("p_run_id", type_=JobRow.run_id.type))
+        .group_by(JobRow.status)
+    )
+
+
+@functools.cache
+def _finish_run() -> Update:
+    return (
+        update(RunRow)
+        .where(RunRow.id == bindparam("p_run_id", type_=RunRow.id.type))
+        .values(
+            status=bindparam("p_status", type_=RunRow.status.type),
+            finished_at=bindparam("p_now", type_=RunRow.finished_at.type),
+        )
+    )
+
+
+@functools.cache
+def _next_queued_run() -> Select[int]:
+    return (
+        select(RunRow.id)
+        .where(
+            RunRow.package_name == bindparam("p_package", type_=RunRow.package_name.type),
+            RunRow.status == RunStatus.QUEUED,
+        )
+        .order_by(RunRow.id)
+        .limit(1)
     )
 
 

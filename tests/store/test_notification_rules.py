@@ -8,8 +8,11 @@ import pytest
 from celery import Celery
 
 from jqm_celery import ConfigError, Entry, JobQueueManager, Notify, Package, Scenario, StateError, Webhook
+from jqm_celery.events import Event
+from jqm_celery.statuses import AttemptStatus, LogKind
 from jqm_celery.store import migrate
 from tests.store.conftest import register_billing_tasks
+from tests.store.test_store import NOW
 
 RULES = (
     Notify("ops@example.com", on={Scenario.RUN_FAILED, Scenario.PACKAGE_STOPPED}),
@@ -76,3 +79,22 @@ def test_the_notification_tables_migrate_down_and_up_again(jqm: JobQueueManager)
     assert migrate.current_revision(engine) == "0003"
     migrate.upgrade(engine)
     assert migrate.current_revision(engine) == migrate.head_revision(engine)
+
+
+@pytest.mark.parametrize("rules", [(), RULES], ids=["no rules", "rules"])
+def test_a_run_end_tells_the_notifier_whether_its_package_has_rules(
+    jqm: JobQueueManager, rules: tuple[object, ...]
+) -> None:
+    jqm.save(dataclasses.replace(BILLING, notifications=rules))
+    seen: list[Event] = []
+    jqm.store.listeners.append(seen.append)
+    plan, _ = jqm.store.create_run("nightly-billing", "test", NOW, queue_if_busy=False)
+    [job] = plan.jobs
+    claimed = jqm.store.claim_job(job.id, "w1@host", "task-1", NOW, redelivered=False)
+    assert claimed is not None
+    jqm.store.end_attempt(claimed, NOW, AttemptStatus.DONE)
+
+    assert jqm.store.close_run(plan.run_id, NOW) is not None
+
+    [finished] = [event for event in seen if event.kind is LogKind.RUN_FINISHED]
+    assert finished.notify is bool(rules), "a package without rules needs no look-up of them"
