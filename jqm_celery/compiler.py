@@ -35,7 +35,13 @@ def flower_name(package: str | None, task: str) -> str:
 
 
 def job_signature(
-    app: Celery, plan: RunPlan, job: JobPlan, *, control_queue: str | None, closes_run: bool = False
+    app: Celery,
+    plan: RunPlan,
+    job: JobPlan,
+    *,
+    control_queue: str | None,
+    closes_run: bool = False,
+    continues_run: bool = False,
 ) -> Signature:
     # No "shadow" option: jqm.job's shadow_name derives the Flower name from the kwargs when each message
     # is sent, and every message of a chain carries the signatures of all the jobs after it.
@@ -57,6 +63,8 @@ def job_signature(
     kwargs: dict[str, Any] = {"run_id": plan.run_id, "package": plan.package, "task": job.task}
     if closes_run:
         kwargs["closes_run"] = True
+    if continues_run:
+        kwargs["continues_run"] = job.run_order
     return app.signature(JOB_TASK, args=(job.id,), kwargs=kwargs, immutable=True, **options)
 
 
@@ -66,19 +74,27 @@ def compile_run(
     """The canvas of a run (or of what is left of it): stages in run order, then the run's closing step.
 
     With more than ``chunk_stages`` stages, only the first ``chunk_stages`` are compiled, followed by the
-    step that sends the rest once they have finished. When the last stage is a lone job, that job closes
-    the run itself once it has finished (``closes_run``): one message less, and a run of one job is a
-    single task rather than a chain.
+    step that sends the rest once they have finished. When the last stage sent is a lone job, that job
+    takes the step on itself once it has an outcome: it closes the run (``closes_run``) or sends the rest
+    (``continues_run``), which saves a message and its hop; a run of one job is a single task.
     """
     stages = plan.stages()
     sent = stages[:chunk_stages]
     continues = len(stages) > chunk_stages
-    last_closes = bool(sent) and not continues and len(sent[-1]) == 1
+    last_takes_step = bool(sent) and len(sent[-1]) == 1
     steps: list[Signature] = []
     for index, stage in enumerate(sent):
-        closes_run = last_closes and index == len(sent) - 1
+        takes_step = last_takes_step and index == len(sent) - 1
         signatures = [
-            job_signature(app, plan, job, control_queue=control_queue, closes_run=closes_run) for job in stage
+            job_signature(
+                app,
+                plan,
+                job,
+                control_queue=control_queue,
+                closes_run=takes_step and not continues,
+                continues_run=takes_step and continues,
+            )
+            for job in stage
         ]
         if len(signatures) == 1:
             # Nothing reads a lone job's result, so it is not stored (a failure still is, for the job's
@@ -86,7 +102,7 @@ def compile_run(
             steps.append(signatures[0].set(ignore_result=True))
         else:
             steps.append(group(signatures))
-    if continues:
+    if continues and not last_takes_step:
         last_run_order = stages[chunk_stages - 1][0].run_order
         steps.append(
             app.signature(
@@ -97,7 +113,7 @@ def compile_run(
                 **_routing(control_queue),
             )
         )
-    elif not last_closes:
+    elif not last_takes_step:
         steps.append(
             app.signature(
                 FINISH_RUN_TASK,

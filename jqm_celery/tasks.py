@@ -41,16 +41,21 @@ def register_tasks(app: Celery, runtime: Runtime) -> dict[str, Task]:
         package: str | None = None,
         task: str | None = None,
         closes_run: bool = False,
+        continues_run: int | None = None,
     ) -> str:
         """One attempt of one jqm job (``run_id``, ``package`` and ``task`` are for Flower and logs).
 
-        ``closes_run``: the job is the run's last stage, so it closes the run once it has an outcome; a
-        retry (``Retry`` raised) closes nothing, and the job's error callback closes the run if the
-        wrapper itself dies.
+        The last job of what was sent of a run, when alone in its stage, takes the next step itself once
+        it has an outcome: ``closes_run`` (the run's last stage) closes the run, ``continues_run`` (its run
+        order, the last of a part of a long run) sends the rest. A retry (``Retry`` raised) does neither,
+        and the job's error callback takes the step if the wrapper itself dies.
         """
         outcome = runtime.execute_job(self, job_id)
-        if closes_run and run_id is not None:
-            runtime.finish_run(run_id)
+        if run_id is not None:
+            if closes_run:
+                runtime.finish_run(run_id)
+            elif continues_run is not None:
+                runtime.continue_run(run_id, continues_run)
         return outcome
 
     @app.task(name=FINISH_RUN_TASK, bind=True, shared=False, acks_late=True, serializer="json")

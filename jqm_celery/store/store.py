@@ -371,16 +371,24 @@ class Store:
 
     def remaining_plan(self, run_id: int, after_run_order: int) -> RunPlan:
         """The jobs of the run with a higher run order, as a plan (to resume a broken canvas)."""
-        with self.transaction() as s:
-            run = s.get(RunRow, run_id)
-            if run is None:
+        # Only the columns a plan needs, read with Core: a long run's rest is read again for every part.
+        with self.autocommit() as conn:
+            package = conn.execute(select(RunRow.package_name).where(RunRow.id == run_id)).scalar()
+            if package is None:
                 raise NotFoundError(f"run {run_id} does not exist")
-            jobs = s.scalars(
-                select(JobRow)
+            jobs = conn.execute(
+                select(
+                    JobRow.id,
+                    JobRow.task,
+                    JobRow.run_order,
+                    JobRow.queue,
+                    JobRow.soft_time_limit_s,
+                    JobRow.time_limit_s,
+                )
                 .where(JobRow.run_id == run_id, JobRow.run_order > after_run_order)
                 .order_by(JobRow.position)
-            ).all()
-            return _plan(run, jobs)
+            )
+            return RunPlan(run_id=run_id, package=package, jobs=tuple(JobPlan(*job) for job in jobs))
 
     def close_run(self, run_id: int, now: datetime) -> RunClosed | None:
         """Finish the run once all its jobs have; apply FINISH_THEN_STOP. None if nothing to do."""

@@ -108,16 +108,30 @@ def test_each_job_message_is_sent_under_its_flower_name(tmp_path: Path) -> None:
     assert sent == [(JOB_TASK, "nightly-billing › billing.export")]
 
 
-def test_a_run_longer_than_one_part_is_sent_in_parts_that_each_end_by_sending_the_next() -> None:
+def test_a_run_longer_than_one_part_is_sent_in_parts_whose_last_job_sends_the_next() -> None:
     long_plan = RunPlan(
         run_id=7,
         package="long",
         jobs=tuple(JobPlan(order, "t", order * 10, None, None, None) for order in range(1, CHUNK_STAGES + 3)),
     )
     steps = _steps(compile_run(APP, long_plan))
+    assert [s.task for s in steps] == [JOB_TASK] * CHUNK_STAGES, "no separate step sends the next part"
+    assert steps[-1].kwargs["continues_run"] == CHUNK_STAGES * 10, "the next part starts after its run order"
+    assert all("continues_run" not in s.kwargs and "closes_run" not in s.kwargs for s in steps[:-1])
+
+
+def test_a_part_that_ends_with_a_group_is_followed_by_a_step_that_sends_the_next() -> None:
+    jobs = [JobPlan(order, "t", order, None, None, None) for order in range(1, CHUNK_STAGES)]
+    jobs += [
+        JobPlan(100, "t", CHUNK_STAGES, None, None, None),
+        JobPlan(101, "t", CHUNK_STAGES, None, None, None),
+    ]
+    jobs += [JobPlan(200, "t", CHUNK_STAGES + 1, None, None, None)]
+    steps = _steps(compile_run(APP, RunPlan(7, "long", tuple(jobs))))
     assert len(steps) == CHUNK_STAGES + 1
+    assert isinstance(steps[-2], group)
     assert steps[-1].task == CONTINUE_RUN_TASK
-    assert steps[-1].args == (7, CHUNK_STAGES * 10), "the next part starts after the last run order sent"
+    assert steps[-1].args == (7, CHUNK_STAGES), "the next part starts after the last run order sent"
     assert steps[-1].immutable
 
 
