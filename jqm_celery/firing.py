@@ -53,10 +53,10 @@ def send(runtime: Runtime, plans: Sequence[RunPlan], *, chunk: int = SEND_CHUNK)
     for start in range(0, len(plans), chunk):
         part = plans[start : start + chunk]
         try:
-            with publish_batch(runtime.app):
+            with publish_batch(runtime.app), runtime.app.producer_or_acquire() as producer:
                 for plan in part:
                     try:
-                        runtime.dispatch(plan)
+                        runtime.dispatch(plan, producer=producer)
                     except JQMError as exc:
                         logger.error("%s", exc)
         except Exception:
