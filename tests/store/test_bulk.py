@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
 
+from jqm_celery.statuses import JobStatus
 from jqm_celery.store import Store
 from jqm_celery.store.bulk import add_rows, insert_rows
-from jqm_celery.store.models import LogEntryRow, RunRow
+from jqm_celery.store.models import JobRow, LogEntryRow, RunRow
 
 NOW = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
 
@@ -57,3 +59,24 @@ def test_rows_that_set_different_columns_keep_each_of_their_values(store: Store)
 def test_rows_whose_ids_are_wanted_must_all_set_the_same_columns(store: Store) -> None:
     with store.transaction() as s, pytest.raises(ValueError, match="same columns"):
         insert_rows(s.connection(), RunRow, [_run("a"), {**_run("b"), "stop_reason": "x"}])
+
+
+def test_json_and_time_columns_come_back_as_they_went_in(store: Store) -> None:
+    later = NOW.astimezone(ZoneInfo("Europe/Amsterdam"))
+    job = {
+        "task": "t",
+        "args": [1, "two", {"three": [3]}],
+        "kwargs": {"k": None},
+        "retry_policy": {},
+        "status": JobStatus.QUEUED,
+        "created_at": later,
+        "not_before": None,
+    }
+    with store.transaction() as s:
+        [first, second] = insert_rows(s.connection(), JobRow, [job, {**job, "args": [], "not_before": later}])
+    with store.transaction() as s:
+        rows = {row.id: row for row in s.scalars(select(JobRow).where(JobRow.id.in_([first, second])))}
+    assert (rows[first].args, rows[first].kwargs, rows[first].not_before) == (job["args"], {"k": None}, None)
+    assert (rows[second].args, rows[second].not_before) == ([], NOW)
+    assert (rows[first].created_at, rows[first].status) == (NOW, "QUEUED")
+    assert (rows[first].retry, rows[first].attempts, rows[first].description) == (0, 0, ""), "defaults"
