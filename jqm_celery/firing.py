@@ -53,10 +53,12 @@ def send(runtime: Runtime, plans: Sequence[RunPlan], *, chunk: int = SEND_CHUNK)
     for start in range(0, len(plans), chunk):
         part = plans[start : start + chunk]
         try:
-            with publish_batch(runtime.app), runtime.app.producer_or_acquire() as producer:
+            # No producer is held here: a chain's first send takes one from the pool (Celery does not pass
+            # a producer on to it), and must get the one whose batch is open.
+            with publish_batch(runtime.app):
                 for plan in part:
                     try:
-                        runtime.dispatch(plan, producer=producer)
+                        runtime.dispatch(plan)
                     except JQMError as exc:
                         logger.error("%s", exc)
         except Exception:

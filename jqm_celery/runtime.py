@@ -37,13 +37,10 @@ class Runtime:
 
     # -- sending ----------------------------------------------------------------------------
 
-    def dispatch(self, plan: RunPlan, *, producer: Any = None) -> None:
-        """Send the run's canvas; if the broker refuses, the run is recorded as FAILED and JQMError raised.
-
-        ``producer``: a Kombu producer to send on (many runs in a row: no pool checkout for each).
-        """
+    def dispatch(self, plan: RunPlan) -> None:
+        """Send the run's canvas; if the broker refuses, the run is recorded as FAILED and JQMError raised."""
         try:
-            compile_run(self.app, plan, control_queue=self.control_queue).apply_async(producer=producer)
+            compile_run(self.app, plan, control_queue=self.control_queue).apply_async()
         except Exception as exc:
             message = f"could not send run {plan.run_id} of '{plan.package}' to the broker: {exc}"
             self.store.fail_dispatch(plan.run_id, self.clock.now(), message)
