@@ -234,7 +234,7 @@ class JqmSide:
         event.listen(self.jqm.store.engine, "before_cursor_execute", self._count)
         self.scheduler = PackageScheduler(app)
 
-    def _dispatch(self, plan: RunPlan) -> None:
+    def _dispatch(self, plan: RunPlan, *, producer: Any = None) -> None:
         self.sends.record(plan.package)
 
     def _count(self, *args: Any) -> None:

@@ -53,12 +53,10 @@ def send(runtime: Runtime, plans: Sequence[RunPlan], *, chunk: int = SEND_CHUNK)
     for start in range(0, len(plans), chunk):
         part = plans[start : start + chunk]
         try:
-            # No producer is held here: a chain's first send takes one from the pool (Celery does not pass
-            # a producer on to it), and must get the one whose batch is open.
-            with publish_batch(runtime.app):
+            with publish_batch(runtime.app) as producer:
                 for plan in part:
                     try:
-                        runtime.dispatch(plan)
+                        runtime.dispatch(plan, producer=producer)
                     except JQMError as exc:
                         logger.error("%s", exc)
         except Exception:

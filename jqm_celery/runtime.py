@@ -37,10 +37,14 @@ class Runtime:
 
     # -- sending ----------------------------------------------------------------------------
 
-    def dispatch(self, plan: RunPlan) -> None:
-        """Send the run's canvas; if the broker refuses, the run is recorded as FAILED and JQMError raised."""
+    def dispatch(self, plan: RunPlan, *, producer: Any = None) -> None:
+        """Send the run's canvas; if the broker refuses, the run is recorded as FAILED and JQMError raised.
+
+        ``producer``: the Kombu producer to send on (from ``publishing.publish_batch``); a chain's first
+        message takes one from the app's pool all the same.
+        """
         try:
-            compile_run(self.app, plan, control_queue=self.control_queue).apply_async()
+            compile_run(self.app, plan, control_queue=self.control_queue).apply_async(producer=producer)
         except Exception as exc:
             message = f"could not send run {plan.run_id} of '{plan.package}' to the broker: {exc}"
             self.store.fail_dispatch(plan.run_id, self.clock.now(), message)
