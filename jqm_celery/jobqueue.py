@@ -331,7 +331,8 @@ class JobQueue:
         # One batch: the messages and their task-sent events reach the broker together when it closes, so
         # if anything fails before that, none of them counts as sent.
         try:
-            with publish_batch(self.app) as producer:
+            # Only a recovered package job is sent as a chain (then at once, outside the batch).
+            with publish_batch(self.app, chains=False) as producer:
                 for message in messages:
                     self.send(message, countdown_s=countdown_s, producer=producer)
         except Exception as exc:

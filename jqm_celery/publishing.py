@@ -10,7 +10,7 @@ from celery import Celery
 
 
 @contextmanager
-def publish_batch(app: Celery) -> Iterator[Any]:
+def publish_batch(app: Celery, *, chains: bool = True) -> Iterator[Any]:
     """Batch this thread's publishes while the block runs; yields a producer to send on.
 
     Where the transport has publish batches (Kombu ≥ 5.7 on Redis), the messages sent in the block and
@@ -20,15 +20,18 @@ def publish_batch(app: Celery) -> Iterator[Any]:
     Two producers are batched. The one yielded is held for the block: sends given it skip the pool. A
     chain's ``apply_async`` does not pass a producer on to its first task, which takes one from the app's
     pool; the pool hands the most recently released one out again, so a second producer is opened for
-    the batch and released at once, for those sends to get. A Kombu batch is per producer and per
+    the batch and released at once, for those sends to get (``chains=False``: only the held one, when the
+    block sends few or no chains; each batch costs a Redis client). A Kombu batch is per producer and per
     thread: another thread that gets that producer sends at once, outside this batch. If the block (or
     the flush at its end) raises, messages not yet flushed are dropped: treat all of them as unsent.
     """
     with app.producer_or_acquire() as held:
-        with app.producer_or_acquire() as pooled:
-            pass
+        batched = [held]
+        if chains:
+            with app.producer_or_acquire() as pooled:
+                batched.append(pooled)
         with ExitStack() as batches:
-            for producer in (pooled, held):
+            for producer in batched:
                 batch = getattr(producer, "batch", None)
                 if batch is not None:
                     batches.enter_context(batch())

@@ -41,3 +41,14 @@ def test_lone_and_chained_sends_are_held_until_the_block_ends_then_all_arrive(ap
         noop.si().apply_async(producer=producer)
         assert client.llen(queue) == 0, "nothing is sent before the block ends"
     assert client.llen(queue) == 3, "two lone tasks and the chain's first task"
+
+
+def test_without_chains_only_the_held_producer_is_batched(app: Celery) -> None:
+    queue = app.conf.task_default_queue
+    client = redis.Redis.from_url(f"{REDIS_URL}/{DB}")
+    noop = app.tasks["batch.noop"]
+    with publish_batch(app, chains=False) as producer:
+        noop.si().apply_async(producer=producer)
+        chain(noop.si(), noop.si()).apply_async()
+        assert client.llen(queue) == 1, "the chain's first task went out at once; the lone task waits"
+    assert client.llen(queue) == 2
