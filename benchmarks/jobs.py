@@ -1,6 +1,7 @@
 """What the job queue costs: stand-alone jobs against plain ``apply_async``, and cleaning a million jobs.
 
-``python -m benchmarks.jobs [--n 10000] [--concurrency 4] [--clean 1000000] [--profile-enqueue FILE]``
+``python -m benchmarks.jobs [--n 10000] [--concurrency 4] [--repeat 3] [--clean 1000000]
+[--profile-enqueue FILE]``
 
 On Redis + PostgreSQL, one worker subprocess (prefork) runs one app with a task that counts its calls in
 Redis and a JobQueueManager. This process measures, from the first send to the last completion:
@@ -9,9 +10,11 @@ Redis and a JobQueueManager. This process measures, from the first send to the l
 (b) N stand-alone jobs of the same task, each ``jqm.enqueue`` (done: N jobs DONE in the store);
 (c) N stand-alone jobs sent with ``jqm.enqueue_many`` in batches of 500 (same).
 
-It prints the enqueue rate and the throughput of each, and their ratios to (a), and the CPU time spent per
-job by the worker's processes, by this process (the sender), and by the PostgreSQL and Redis servers —
-less sensitive than wall time to other load on the machine. Then it bulk-inserts
+The three alternate (a b c, then c b a, …) for ``--repeat`` repetitions. It prints the medians of the
+enqueue rate and the throughput of each, their ratios to (a) of the same repetition (with the range of
+the throughput ratio), and the CPU time spent per job by the worker's processes, by this process (the
+sender), and by the PostgreSQL and Redis servers — less sensitive than wall time to other load on the
+machine. Then it bulk-inserts
 CLEAN finished stand-alone jobs, one log entry each, with SQL, and times ``jqm.clean`` over them with
 the peak Python memory it allocated (tracemalloc).
 """
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import os
+import statistics
 import time
 import tracemalloc
 from datetime import timedelta
@@ -33,6 +37,7 @@ from sqlalchemy import create_engine, func, select, text
 
 from benchmarks.harness import (
     REDIS_URL,
+    Spread,
     Worker,
     delete_queues,
     postgres_database,
@@ -67,6 +72,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--n", type=int, default=10_000)
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="repetitions (alternating order); medians shown"
+    )
     parser.add_argument("--clean", type=int, default=1_000_000, help="0 skips the clean measurement")
     parser.add_argument(
         "--profile-enqueue", type=Path, help="write a cProfile of this process's jqm.enqueue calls here"
@@ -92,7 +100,9 @@ def main() -> None:
         args = ["--pool=prefork", f"--concurrency={options.concurrency}", "--loglevel=WARNING"]
         try:
             with Worker("benchmarks.jobs:make_app", conf, args, folder) as worker:
-                _measure(app, jqm, counter, engine, options.n, worker, options.profile_enqueue)
+                _measure(
+                    app, jqm, counter, engine, options.n, options.repeat, worker, options.profile_enqueue
+                )
         finally:
             delete_queues(app, [queue])
         if options.clean:
@@ -140,6 +150,7 @@ def _measure(
     counter: Any,
     engine: Any,
     n: int,
+    repeat: int,
     worker: Worker,
     profile_to: Path | None,
 ) -> None:
@@ -182,25 +193,40 @@ def _measure(
     profile = cProfile.Profile() if profile_to else None
     plain("warm", 200)
     jobs("warm", 200, bulk=False)
-    results = {
-        "(a) plain apply_async": measured(lambda: plain("plain", n)),
-        "(b) jqm.enqueue, one by one": measured(lambda: jobs("one", n, bulk=False, profile=profile)),
-        f"(c) jqm.enqueue_many, {BATCH} a batch": measured(lambda: jobs("bulk", n, bulk=True)),
+    work = {
+        "(a) plain apply_async": lambda: plain("plain", n),
+        "(b) jqm.enqueue, one by one": lambda: jobs("one", n, bulk=False, profile=profile),
+        f"(c) jqm.enqueue_many, {BATCH} a batch": lambda: jobs("bulk", n, bulk=True),
     }
+    labels = list(work)
+    runs: dict[str, list[tuple[float, float, tuple[float, ...]]]] = {label: [] for label in labels}
+    for rep in range(repeat):
+        # a b c, then c b a, …: a drift in the machine's speed hits baseline and jobs alike.
+        for label in labels if rep % 2 == 0 else labels[::-1]:
+            runs[label].append(measured(work[label]))
     if profile is not None and profile_to is not None:
         profile.dump_stats(str(profile_to))
-    base_enqueue, base_total, _ = results["(a) plain apply_async"]
-    print(f"\n{n} jobs of one trivial task, Redis broker + PostgreSQL store, one worker, prefork")
+    base = runs[labels[0]]
+    print(
+        f"\n{n} jobs of one trivial task, Redis broker + PostgreSQL store, one prefork worker; "
+        f"median of {repeat}"
+    )
     print(
         f"{'':34} {'enqueue/s':>10} {'done/s':>9} {'enqueue ×':>10} {'throughput ×':>13} | "
         f"CPU ms per job: {'worker':>6} {'sender':>6} {'pg':>5} {'redis':>5} {'total':>6}"
     )
-    for label, (enqueue_s, total_s, cpu) in results.items():
-        per_job = [1000 * seconds / n for seconds in cpu]
+    for label in labels:
+        # Each repetition's ratio is taken against the baseline of the same repetition.
+        enqueue_x = Spread(tuple(b[0] / r[0] for b, r in zip(base, runs[label], strict=True)))
+        total_x = Spread(tuple(b[1] / r[1] for b, r in zip(base, runs[label], strict=True)))
+        enqueue_s = statistics.median(r[0] for r in runs[label])
+        total_s = statistics.median(r[1] for r in runs[label])
+        per_job = [1000 * statistics.median(r[2][i] for r in runs[label]) / n for i in range(4)]
+        spread = f" ({total_x.range_text()})" if repeat > 1 else ""
         print(
-            f"{label:34} {n / enqueue_s:10.0f} {n / total_s:9.0f} {base_enqueue / enqueue_s:10.2f} "
-            f"{base_total / total_s:13.2f} | {'':15} {per_job[0]:6.2f} {per_job[1]:6.2f} {per_job[2]:5.2f} "
-            f"{per_job[3]:5.2f} {sum(per_job):6.2f}"
+            f"{label:34} {n / enqueue_s:10.0f} {n / total_s:9.0f} {enqueue_x.median:10.2f} "
+            f"{total_x.median:13.2f} | {'':15} {per_job[0]:6.2f} {per_job[1]:6.2f} {per_job[2]:5.2f} "
+            f"{per_job[3]:5.2f} {sum(per_job):6.2f}{spread}"
         )
     print("(the PostgreSQL and Redis columns count the whole servers, other load on them included)")
 
