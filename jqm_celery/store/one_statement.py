@@ -5,13 +5,19 @@ attempt (UPDATE … RETURNING, then INSERT) needs one round trip instead of four
 COMMIT), and so does ending the attempt (two UPDATEs). The rows written and the conditions checked are
 the store's own statements, only combined: SQLite, which has no DML in CTEs, runs them as a two-statement
 transaction instead.
+
+The claim's commit does not wait for its WAL record to reach the disk (``synchronous_commit`` off for
+that one transaction): the attempt's end, a normal commit, flushes it, so an end is never durable
+without its start, and a claim lost in a server crash is a job that had not started, which the worker
+then fails to end (its wrapper's error callback records the job as failed). A job's two commits wait for
+one disk flush instead of two.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, Update, bindparam, insert, literal, select
+from sqlalchemy import Select, Update, bindparam, func, insert, literal, select
 
 from jqm_celery.statuses import AttemptStatus, LogKind
 from jqm_celery.store.models import LogEntryRow
@@ -57,7 +63,12 @@ def claim_and_log(claim: Update) -> Select[Any]:
         .returning(LogEntryRow.id)
         .cte("logged")
     )
-    return select(claimed, select(logged.c.id).scalar_subquery().label("log_id"))
+    return select(
+        claimed,
+        select(logged.c.id).scalar_subquery().label("log_id"),
+        # Local to this statement's transaction; evaluated only when a job was claimed (see above).
+        func.set_config("synchronous_commit", "off", True).label("synchronous_commit"),
+    )
 
 
 def both(first: Update, then: Update) -> Update:

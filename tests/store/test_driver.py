@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import psycopg
 import pytest
+from sqlalchemy import func, select
 
 from jqm_celery.definitions import RetryPolicy
 from jqm_celery.plans import RunPlan
@@ -126,5 +127,35 @@ def test_a_lone_stand_alone_job_is_stored_with_its_arguments_and_retry_policy(ur
             assert (row.args, row.kwargs) == ([1, "two", {"three": 3}], {"region": "eu", "ids": [4, 5]})
             assert row.retry_policy == RetryPolicy(max_retries=2).to_dict()
             assert (row.soft_time_limit_s, row.time_limit_s, row.not_before) == (5.0, None, None)
+    finally:
+        store.dispose()
+
+
+_RECORD_COMMIT_SETTING = """
+CREATE TABLE commit_setting (operation text, synchronous_commit text);
+CREATE FUNCTION record_commit_setting() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO commit_setting VALUES (TG_OP, current_setting('synchronous_commit'));
+    RETURN NULL;
+END $$;
+-- A deferred constraint trigger runs when its transaction commits: it sees the setting the commit uses.
+CREATE CONSTRAINT TRIGGER record_commit_setting AFTER INSERT OR UPDATE ON jqm_log_entry
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION record_commit_setting();
+"""
+
+
+def test_a_claim_commits_without_waiting_for_the_disk_and_the_end_of_its_attempt_waits(url: str) -> None:
+    store = Store(url, auto_migrate=True)
+    try:
+        plan = _run(store)
+        with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
+            conn.execute(_RECORD_COMMIT_SETTING)
+
+            _attempt(store, plan, 0)
+
+            rows = conn.execute("SELECT operation, synchronous_commit FROM commit_setting").fetchall()
+        assert rows == [("INSERT", "off"), ("UPDATE", "on")], "claim (log INSERT) async, end (UPDATE) sync"
+        kept = driver.execute_one(store.engine, select(func.current_setting("synchronous_commit")), {})
+        assert tuple(kept) == ("on",), "the setting was the claim's own, not the kept connection's"
     finally:
         store.dispose()
