@@ -66,8 +66,9 @@ def test_json_and_time_columns_come_back_as_they_went_in(store: Store) -> None:
     job = {
         "task": "t",
         "args": [1, "two", {"three": [3]}],
-        "kwargs": {"k": None},
+        "kwargs": {"k": None, "b": 'quote " and ünïcode\n', "a": 0.1},
         "retry_policy": {},
+        "soft_time_limit_s": 2.5,
         "status": JobStatus.QUEUED,
         "created_at": later,
         "not_before": None,
@@ -76,7 +77,10 @@ def test_json_and_time_columns_come_back_as_they_went_in(store: Store) -> None:
         [first, second] = insert_rows(s.connection(), JobRow, [job, {**job, "args": [], "not_before": later}])
     with store.transaction() as s:
         rows = {row.id: row for row in s.scalars(select(JobRow).where(JobRow.id.in_([first, second])))}
-    assert (rows[first].args, rows[first].kwargs, rows[first].not_before) == (job["args"], {"k": None}, None)
+    first_row = rows[first]
+    assert (first_row.args, first_row.kwargs, first_row.not_before) == (job["args"], job["kwargs"], None)
+    assert list(rows[first].kwargs) == ["k", "b", "a"], "a JSON object keeps its keys' order"
+    assert rows[first].soft_time_limit_s == 2.5
     assert (rows[second].args, rows[second].not_before) == ([], NOW)
     assert (rows[first].created_at, rows[first].status) == (NOW, "QUEUED")
     assert (rows[first].retry, rows[first].attempts, rows[first].description) == (0, 0, ""), "defaults"
