@@ -42,6 +42,12 @@ def publish_batch(app: Celery, *, chains: bool = True) -> Iterator[Any]:
             yield held
 
 
+#: Where a producer keeps what it has declared on its channel (see ``_declare_once``).
+_DECLARED = "_jqm_declared"
+#: Entities remembered per producer; past this, it forgets them all (a caller making a new Queue per send).
+_DECLARED_MAX = 64
+
+
 @contextmanager
 def _declare_once(producer: Any) -> Iterator[None]:
     """While the block runs, ``producer`` declares each entity once per channel, not once per message.
@@ -49,22 +55,24 @@ def _declare_once(producer: Any) -> Iterator[None]:
     Celery has every task message declare its queue and every task-sent event the event exchange. Kombu
     remembers what a connection has declared, but first binds a copy of the entity to the channel, on
     every message: a good part of the cost of sending a small message. Here an entity already declared
-    on the producer's current channel in this block is not declared again; a new channel (after a
-    reconnection) declares it anew, and so does every message for an entity Kombu does not cache either
-    (an auto-delete queue).
+    on the producer's current channel is not declared again (the producer, which goes back to the pool,
+    remembers it for its next blocks); a new channel (after a reconnection) declares everything anew, and
+    an entity Kombu does not cache either (an auto-delete queue) is declared for every message.
     """
     declare = producer.maybe_declare
-    declared: dict[tuple[int, int], tuple[Any, Any]] = {}
 
     def maybe_declare(entity: Any, retry: bool = False, **retry_policy: Any) -> Any:
         channel = producer.channel
-        key = (id(entity), id(channel))
-        if key in declared:
+        seen: tuple[Any, dict[int, Any]] | None = getattr(producer, _DECLARED, None)
+        if seen is None or seen[0] is not channel or len(seen[1]) >= _DECLARED_MAX:
+            seen = (channel, {})
+            setattr(producer, _DECLARED, seen)
+        if id(entity) in seen[1]:
             return False
         result = declare(entity, retry, **retry_policy)
         if getattr(entity, "can_cache_declaration", False):
-            # The objects are kept so that neither id is reused by another object during the block.
-            declared[key] = (entity, channel)
+            # The entity is kept so that its id is not reused by another object.
+            seen[1][id(entity)] = entity
         return result
 
     producer.maybe_declare = maybe_declare

@@ -88,6 +88,12 @@ def test_each_queue_and_exchange_is_declared_once_a_block_and_every_message_arri
     assert "maybe_declare" not in vars(producer), "the producer goes back to the pool as it was"
 
     declared.clear()
-    with publish_batch(app, chains=False) as producer:
-        noop.si().apply_async(producer=producer)
-    assert declared.count(queue) == 1, "a new block declares again"
+    with publish_batch(app, chains=False) as again:
+        noop.si().apply_async(producer=again)
+    assert again is producer, "the pool hands the same producer out again"
+    assert declared == [], "its channel has them declared already"
+
+    producer.revive(producer.connection.channel())
+    with publish_batch(app, chains=False) as again:
+        noop.si().apply_async(producer=again)
+    assert declared == [queue, "celeryev"], "a new channel declares them anew"
