@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
+from typing import Any
 
 from jqm_celery.definitions import Entry, Package
 from jqm_celery.notifications.rules import rule_from_dict
@@ -51,6 +52,29 @@ def log_entry(row: LogEntryRow) -> LogEntry:
         message=row.message,
         started_at=row.started_at,
         finished_at=row.finished_at,
+    )
+
+
+def new_job(job_id: int, values: Mapping[str, Any]) -> Job:
+    """A job just inserted as column values (``store.new_job_values``): QUEUED, nothing run yet."""
+    return Job(
+        id=job_id,
+        run_id=values["run_id"],
+        package=values["package_name"],
+        task=values["task"],
+        run_order=values["run_order"],
+        queue=values["queue"],
+        status=JobStatus(values["status"]),
+        retry=0,
+        max_retries=values["max_retries"],
+        current_delay=timedelta(0),
+        worker=None,
+        celery_task_id=None,
+        error=None,
+        description=values["description"],
+        created_at=values["created_at"],
+        started_at=None,
+        finished_at=None,
     )
 
 

@@ -28,6 +28,7 @@ from jqm_celery.store.models import EntryRow, JobRow, LogEntryRow, PackageRow, R
 from jqm_celery.store.store import (
     Store,
     _plan,
+    add_run,
     new_job_rows,
     new_job_values,
     new_run_row,
@@ -186,15 +187,11 @@ def start_package_run(store: Store, name: str, trigger: str, now: datetime) -> t
             s.add(LogEntryRow(**_skip_log(name, now, _overlap_reason(package.allow_overlap), trigger)))
             return None, False
         start_now = not in_flight
-        run = new_run_row(package, trigger, now, start_now=start_now)
-        s.add(run)
-        s.flush()
-        jobs = new_job_rows(run, package, now)
-        s.add_all(jobs)
+        plan, run = add_run(s, package, trigger, now, start_now=start_now)
         if start_now:
-            s.add(LogEntryRow(**_started_log(run.id, name, now, f"run started ({trigger})")))
-        s.flush()
-        return _plan(run, jobs), start_now
+            started = _started_log(run.id, name, now, f"run started ({trigger})")
+            add_rows(s.connection(), LogEntryRow, [started])
+        return plan, start_now
 
 
 # -- the tick ------------------------------------------------------------------------------------

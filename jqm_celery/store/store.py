@@ -52,6 +52,7 @@ from jqm_celery.statuses import (
     ensure_editable,
 )
 from jqm_celery.store import convert, driver, migrate, one_statement
+from jqm_celery.store.bulk import insert_rows
 from jqm_celery.store.engine import make_engine, redact
 from jqm_celery.store.models import EntryRow, JobRow, LogEntryRow, PackageRow, RecurrenceRow, RunRow
 from jqm_celery.store.notification_models import NotificationRuleRow
@@ -257,12 +258,7 @@ class Store:
                     "this one (jqm.run_now(name, queue=True) or `jqm packages run NAME --queue`)"
                 )
             start_now = not busy
-            run = new_run_row(package, trigger, now, start_now=start_now)
-            s.add(run)
-            s.flush()
-            jobs = new_job_rows(run, package, now)
-            s.add_all(jobs)
-            s.flush()
+            plan, run = add_run(s, package, trigger, now, start_now=start_now)
             if start_now:
                 _log(
                     s,
@@ -273,7 +269,7 @@ class Store:
                     run_id=run.id,
                     message=f"run started ({trigger})",
                 )
-            return _plan(run, jobs), _run(run, tuple(convert.job(j) for j in jobs)), start_now
+            return plan, run, start_now
 
     def start_queued_run(self, run_id: int, now: datetime) -> RunPlan | None:
         """Mark a queued run as started; None if it is no longer queued."""
@@ -733,6 +729,32 @@ def new_run_values(package: Package, trigger: str, now: datetime, *, start_now: 
         "created_at": now,
         "started_at": now if start_now else None,
     }
+
+
+def add_run(
+    s: Session, package: Package, trigger: str, now: datetime, *, start_now: bool
+) -> tuple[RunPlan, Run]:
+    """Insert a run of ``package`` and one QUEUED job per entry (``bulk``, no ORM objects).
+
+    Returns the run's plan and its record, built from what was inserted rather than read back.
+    """
+    conn = s.connection()
+    values = new_run_values(package, trigger, now, start_now=start_now)
+    [run_id] = insert_rows(conn, RunRow, [values])
+    jobs = new_job_values(run_id, package, now)
+    job_ids = insert_rows(conn, JobRow, jobs)
+    run = Run(
+        id=run_id,
+        package=package.name,
+        status=RunStatus(values["status"]),
+        trigger=trigger,
+        stop_reason=None,
+        created_at=now,
+        started_at=values["started_at"],
+        finished_at=None,
+        jobs=tuple(convert.new_job(job_id, job) for job_id, job in zip(job_ids, jobs, strict=True)),
+    )
+    return plan_of(run_id, package.name, job_ids, jobs), run
 
 
 def new_run_row(package: Package, trigger: str, now: datetime, *, start_now: bool) -> RunRow:
