@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from jqm_celery import Entry, JobStatus, Package, RunStatus, ValidationError
+from jqm_celery import Entry, JobStatus, Package, RetryPolicy, RunStatus, ValidationError
 from jqm_celery.errors import NotFoundError
 from jqm_celery.store import Store
 
@@ -14,7 +14,9 @@ NOW = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
 
 
 def _save(store: Store) -> None:
-    store.save_package(Package("p", entries=[Entry("t.a", run_order=10), Entry("t.b", run_order=20)]), NOW)
+    retry = RetryPolicy(max_retries=2)
+    first = Entry("t.a", run_order=10, queue="reports", description="export", retry=retry)
+    store.save_package(Package("p", entries=[first, Entry("t.b", run_order=20)]), NOW)
 
 
 def test_the_started_run_is_the_run_the_store_reads_back(store: Store) -> None:
@@ -24,6 +26,9 @@ def test_the_started_run_is_the_run_the_store_reads_back(store: Store) -> None:
     assert started
     assert run == store.run(plan.run_id)
     assert [(j.task, j.status) for j in run.jobs] == [("t.a", JobStatus.QUEUED), ("t.b", JobStatus.QUEUED)]
+    assert (run.jobs[0].queue, run.jobs[0].description, run.jobs[0].max_retries) == ("reports", "export", 2)
+    planned = [(job.id, job.run_order, job.queue) for job in plan.jobs]
+    assert planned == [(job.id, job.run_order, job.queue) for job in run.jobs]
 
 
 def test_a_package_the_check_refuses_gets_no_run(store: Store) -> None:
