@@ -27,6 +27,8 @@ CONTINUE_RUN_TASK = "jqm.continue_run"
 
 #: Stages per sent part of a run (see docs/benchmarks.md for the measurement behind it).
 CHUNK_STAGES = 24
+#: Stages read from the store to send the next part: those sent, and one more to know if a part follows.
+NEXT_PART_STAGES = CHUNK_STAGES + 1
 
 
 def flower_name(package: str | None, task: str) -> str:

@@ -30,8 +30,10 @@ class RunPlan:
 
     def stages(self) -> list[tuple[JobPlan, ...]]:
         """The jobs grouped by run order, lowest first."""
-        orders = sorted({job.run_order for job in self.jobs})
-        return [tuple(job for job in self.jobs if job.run_order == order) for order in orders]
+        by_order: dict[int, list[JobPlan]] = {}
+        for job in self.jobs:
+            by_order.setdefault(job.run_order, []).append(job)
+        return [tuple(by_order[order]) for order in sorted(by_order)]
 
 
 @dataclass(frozen=True)

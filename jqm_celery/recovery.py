@@ -21,6 +21,7 @@ from typing import Any
 from celery import Celery, Task, bootsteps
 
 from jqm_celery.clock import Clock
+from jqm_celery.compiler import NEXT_PART_STAGES
 from jqm_celery.errors import ConfigError
 from jqm_celery.jobqueue import RESUME_RUN_TASK, JobQueue
 from jqm_celery.runtime import Runtime
@@ -135,7 +136,7 @@ class Reconciler:
         store = self.runtime.store
         if store.unsettled_jobs(run_id, run_order):
             raise task.retry(countdown=1.0, max_retries=3600)
-        self.runtime.dispatch(store.remaining_plan(run_id, run_order))
+        self.runtime.dispatch(store.remaining_plan(run_id, run_order, stages=NEXT_PART_STAGES))
 
 
 class ReconcileStep(bootsteps.StartStopStep):  # type: ignore[misc]

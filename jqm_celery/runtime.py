@@ -16,7 +16,7 @@ from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 
 from jqm_celery.backoff import retry_delay
 from jqm_celery.clock import Clock
-from jqm_celery.compiler import compile_run
+from jqm_celery.compiler import NEXT_PART_STAGES, compile_run
 from jqm_celery.definitions import RetryPolicy
 from jqm_celery.errors import JobError, JQMError, did_you_mean
 from jqm_celery.plans import ClaimedJob, RunPlan
@@ -127,7 +127,7 @@ class Runtime:
 
     def continue_run(self, run_id: int, after_run_order: int) -> None:
         """The previous part of a long run has finished: send the next one (see compiler.CHUNK_STAGES)."""
-        self.dispatch(self.store.remaining_plan(run_id, after_run_order))
+        self.dispatch(self.store.remaining_plan(run_id, after_run_order, stages=NEXT_PART_STAGES))
 
     def job_failed(
         self, task: Task, failed_task_id: str, job_id: int, run_id: int | None, run_order: int
@@ -150,7 +150,7 @@ class Runtime:
         if self.store.unsettled_jobs(run_id, run_order):
             # Siblings of the same run order are still running: the rest of the run must wait for them.
             raise task.retry(countdown=1.0, max_retries=3600)
-        self.dispatch(self.store.remaining_plan(run_id, run_order))
+        self.dispatch(self.store.remaining_plan(run_id, run_order, stages=NEXT_PART_STAGES))
 
 
 def _call(user_task: Task, args: Any, kwargs: Any) -> Any:

@@ -365,26 +365,45 @@ class Store:
                 or 0
             )
 
-    def remaining_plan(self, run_id: int, after_run_order: int) -> RunPlan:
-        """The jobs of the run with a higher run order, as a plan (to resume a broken canvas)."""
-        # Only the columns a plan needs, read with Core: a long run's rest is read again for every part.
-        with self.autocommit() as conn:
-            package = conn.execute(select(RunRow.package_name).where(RunRow.id == run_id)).scalar()
-            if package is None:
-                raise NotFoundError(f"run {run_id} does not exist")
-            jobs = conn.execute(
-                select(
-                    JobRow.id,
-                    JobRow.task,
-                    JobRow.run_order,
-                    JobRow.queue,
-                    JobRow.soft_time_limit_s,
-                    JobRow.time_limit_s,
-                )
+    def remaining_plan(self, run_id: int, after_run_order: int, *, stages: int | None = None) -> RunPlan:
+        """The jobs of the run with a higher run order, as a plan (to send the next part of a run).
+
+        ``stages``: only the jobs of the next that many run orders (the compiler sends a part of a long
+        run, and needs one stage more to know that another part follows).
+        """
+        # Only the columns a plan needs, read with Core in one query (the run's row joined to the jobs,
+        # so that a run with none left still names its package): this runs for every part of a long run.
+        later = and_(JobRow.run_id == RunRow.id, JobRow.run_order > after_run_order)
+        if stages is not None:
+            orders = (
+                select(JobRow.run_order)
                 .where(JobRow.run_id == run_id, JobRow.run_order > after_run_order)
-                .order_by(JobRow.position)
+                .distinct()
+                .order_by(JobRow.run_order)
+                .limit(stages)
+            ).subquery()
+            later = and_(later, JobRow.run_order <= select(func.max(orders.c.run_order)).scalar_subquery())
+        query = (
+            select(
+                RunRow.package_name,
+                JobRow.id,
+                JobRow.task,
+                JobRow.run_order,
+                JobRow.queue,
+                JobRow.soft_time_limit_s,
+                JobRow.time_limit_s,
             )
-            return RunPlan(run_id=run_id, package=package, jobs=tuple(JobPlan(*job) for job in jobs))
+            .select_from(RunRow)
+            .outerjoin(JobRow, later)
+            .where(RunRow.id == run_id)
+            .order_by(JobRow.position)
+        )
+        with self.autocommit() as conn:
+            rows = conn.execute(query).all()
+        if not rows:
+            raise NotFoundError(f"run {run_id} does not exist")
+        jobs = tuple(JobPlan(*row[1:]) for row in rows if row.id is not None)
+        return RunPlan(run_id=run_id, package=rows[0].package_name, jobs=jobs)
 
     def close_run(self, run_id: int, now: datetime) -> RunClosed | None:
         """Finish the run once all its jobs have; apply FINISH_THEN_STOP. None if nothing to do."""

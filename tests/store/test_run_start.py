@@ -49,3 +49,19 @@ def test_run_status_reads_the_status_alone(store: Store) -> None:
     assert store.run_status(plan.run_id) is RunStatus.RUNNING
     with pytest.raises(NotFoundError, match="run 999999 does not exist"):
         store.run_status(999_999)
+
+
+def test_the_next_part_of_a_run_is_read_stage_by_stage(store: Store) -> None:
+    orders = [10, 20, 20, 30, 40, 50]
+    entries = [Entry(f"t.{index}", run_order=order) for index, order in enumerate(orders)]
+    store.save_package(Package("long", entries=entries), NOW)
+    plan, _, _ = store.start_run("long", "test", NOW, queue_if_busy=False)
+
+    def stages(after: int, count: int | None) -> list[list[str]]:
+        rest = store.remaining_plan(plan.run_id, after, stages=count)
+        return [[job.task for job in stage] for stage in rest.stages()]
+
+    assert stages(10, 2) == [["t.1", "t.2"], ["t.3"]], "a group counts as one stage"
+    assert stages(10, None) == [["t.1", "t.2"], ["t.3"], ["t.4"], ["t.5"]]
+    assert stages(30, 5) == [["t.4"], ["t.5"]], "fewer stages left than asked for"
+    assert stages(50, 2) == []
