@@ -18,7 +18,8 @@ import threading
 import time
 import weakref
 from collections import namedtuple
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, cast
@@ -60,18 +61,57 @@ _listened: weakref.WeakSet[Engine] = weakref.WeakSet()
 
 
 def execute_one(engine: Engine, statement: ClauseElement, params: Mapping[str, Any]) -> Any:
-    """Run ``statement`` with ``params`` in autocommit; its first row (attributes by column name) or None."""
-    compiled = _compile(engine, statement)
+    """Run ``statement`` with ``params`` in autocommit; its first row (attributes by column name) or None.
+
+    Inside ``transaction(engine)``, on the same thread, it runs in that transaction instead.
+    """
+    rows = _execute(engine, statement, params, every_row=False)
+    return rows[0] if rows else None
+
+
+def execute_all(engine: Engine, statement: ClauseElement, params: Mapping[str, Any]) -> list[Any]:
+    """Like ``execute_one``, but every row."""
+    return _execute(engine, statement, params, every_row=True)
+
+
+@contextmanager
+def transaction(engine: Engine) -> Iterator[None]:
+    """The statements this thread runs with ``execute_one`` / ``execute_all`` in the block: one transaction.
+
+    It commits when the block ends and rolls back if it raises.
+    """
     held = _connection(engine)
     try:
-        cursor = held.connection.execute(compiled.sql, {**compiled.constants, **params})
-        values = cursor.fetchone() if compiled.row is not None else None
+        with held.connection.transaction():
+            yield
     except Exception:
         if held.connection.broken or held.connection.closed:
             _drop(engine, held)
         raise
     held.idle_since = time.monotonic()
-    return None if values is None or compiled.row is None else compiled.row._make(values)  # type: ignore[attr-defined]
+
+
+def _execute(
+    engine: Engine, statement: ClauseElement, params: Mapping[str, Any], *, every_row: bool
+) -> list[Any]:
+    compiled = _compile(engine, statement)
+    held = _connection(engine)
+    try:
+        cursor = held.connection.execute(compiled.sql, {**compiled.constants, **params})
+        if compiled.row is None:
+            values = []
+        elif every_row:
+            values = cursor.fetchall()
+        else:
+            first = cursor.fetchone()
+            values = [] if first is None else [first]
+    except Exception:
+        if held.connection.broken or held.connection.closed:
+            _drop(engine, held)
+        raise
+    held.idle_since = time.monotonic()
+    make = compiled.row._make if compiled.row is not None else None  # type: ignore[attr-defined]
+    return [make(row) for row in values] if make is not None else []
 
 
 def _compile(engine: Engine, statement: ClauseElement) -> _Compiled:

@@ -407,6 +407,10 @@ class Store:
 
     def close_run(self, run_id: int, now: datetime) -> RunClosed | None:
         """Finish the run once all its jobs have; apply FINISH_THEN_STOP. None if nothing to do."""
+        if self.writes_attempts_in_one_statement:
+            handled, closed = self._close_run_on_driver(run_id, now)
+            if handled:
+                return closed
         with self.transaction() as s:
             # Core on the session's connection: this runs once per run on a worker, and the ORM's identity
             # map and flush bookkeeping cost more than the statements.
@@ -417,14 +421,8 @@ class Store:
             counts: dict[str, int] = dict(conn.execute(_job_counts(), {"p_run_id": run_id}).all())
             if any(status not in _FINISHED for status in counts):
                 return None
-            if counts.get(JobStatus.ERROR) or counts.get(JobStatus.ABORTED):
-                status = RunStatus.FAILED
-            elif counts.get(JobStatus.SKIPPED) or counts.get(JobStatus.CANCELLED):
-                status = RunStatus.STOPPED
-            else:
-                status = RunStatus.SUCCEEDED
+            status = _run_outcome(counts)
             conn.execute(_finish_run(), {"p_run_id": run_id, "p_status": status.value, "p_now": now})
-            summary = ", ".join(f"{n} {st.lower()}" for st, n in sorted(counts.items()))
             _log(
                 s,
                 LogKind.RUN_FINISHED,
@@ -432,7 +430,7 @@ class Store:
                 now,
                 package=run.package_name,
                 run_id=run_id,
-                message=f"run finished: {status} ({summary})",
+                message=_finished_message(status, counts),
                 notify=run.notifies,
             )
             stopped = False
@@ -442,6 +440,60 @@ class Store:
                 )
             next_id = conn.execute(_next_queued_run(), {"p_package": run.package_name}).scalar()
             return RunClosed(run_id, run.package_name, status, stopped, next_id)
+
+    def _close_run_on_driver(self, run_id: int, now: datetime) -> tuple[bool, RunClosed | None]:
+        """PostgreSQL: ``close_run``'s statements as prepared statements in one transaction on this thread's
+        kept connection (see driver): a one-job run is closed by its job, on the worker, once per run.
+
+        Returns (handled, what ``close_run`` returns). Not handled when the run's package must be stopped
+        (FINISH_THEN_STOP): ``close_run`` then does it all in its own transaction.
+        """
+        if not self._schema_ready:
+            self.ensure_schema()
+        with driver.transaction(self.engine):
+            run = driver.execute_one(self.engine, _lock_run(), {"p_run_id": run_id})
+            if run is None or RunStatus(run.status).finished:
+                return True, None
+            if run.stop_package_after:
+                return False, None
+            counts: dict[str, int] = dict(
+                driver.execute_all(self.engine, _job_counts(), {"p_run_id": run_id})
+            )
+            if any(status not in _FINISHED for status in counts):
+                return True, None
+            status = _run_outcome(counts)
+            message = _finished_message(status, counts)
+            driver.execute_one(
+                self.engine, _finish_run(), {"p_run_id": run_id, "p_status": status.value, "p_now": now}
+            )
+            driver.execute_one(
+                self.engine,
+                _insert_finished_log(),
+                {
+                    "p_status": status.value,
+                    "p_package": run.package_name,
+                    "p_run_id": run_id,
+                    "p_message": message,
+                    "p_now": now,
+                },
+            )
+            following = driver.execute_one(self.engine, _next_queued_run(), {"p_package": run.package_name})
+        if self.listeners:
+            self._publish(
+                [
+                    Event(
+                        LogKind.RUN_FINISHED,
+                        status.value,
+                        now,
+                        run.package_name,
+                        run_id,
+                        message=message,
+                        notify=run.notifies,
+                    )
+                ]
+            )
+        next_id = None if following is None else following.id
+        return True, RunClosed(run_id, run.package_name, status, False, next_id)
 
     # -- jobs: the hot path (one transaction to start an attempt, one to end it) ------------
 
@@ -966,6 +1018,37 @@ def _finish_run() -> Update:
             status=bindparam("p_status", type_=RunRow.status.type),
             finished_at=bindparam("p_now", type_=RunRow.finished_at.type),
         )
+    )
+
+
+def _run_outcome(counts: Mapping[str, int]) -> RunStatus:
+    """The status of a run whose jobs have all finished, from the number of jobs in each status."""
+    if counts.get(JobStatus.ERROR) or counts.get(JobStatus.ABORTED):
+        return RunStatus.FAILED
+    if counts.get(JobStatus.SKIPPED) or counts.get(JobStatus.CANCELLED):
+        return RunStatus.STOPPED
+    return RunStatus.SUCCEEDED
+
+
+def _finished_message(status: RunStatus, counts: Mapping[str, int]) -> str:
+    summary = ", ".join(f"{n} {st.lower()}" for st, n in sorted(counts.items()))
+    return f"run finished: {status} ({summary})"
+
+
+@functools.cache
+def _insert_finished_log() -> Insert:
+    """The RUN_FINISHED log entry of a run (``_close_run_on_driver``)."""
+    columns = LogEntryRow.__table__.c
+    # Every column without a server-side value is given: on the driver, SQLAlchemy's defaults do not apply.
+    return insert(LogEntryRow).values(
+        kind=LogKind.RUN_FINISHED,
+        retry=0,
+        status=bindparam("p_status", type_=columns.status.type),
+        package_name=bindparam("p_package", type_=columns.package_name.type),
+        run_id=bindparam("p_run_id", type_=columns.run_id.type),
+        message=bindparam("p_message", type_=columns.message.type),
+        started_at=bindparam("p_now", type_=columns.started_at.type),
+        finished_at=bindparam("p_now", type_=columns.finished_at.type),
     )
 
 

@@ -9,14 +9,14 @@ from datetime import UTC, datetime
 
 import psycopg
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select, update
 
 from jqm_celery.definitions import RetryPolicy
 from jqm_celery.plans import RunPlan
 from jqm_celery.statuses import AttemptStatus, JobStatus
 from jqm_celery.store import Store, driver
 from jqm_celery.store.jobs import JobStore, NewJob
-from jqm_celery.store.models import JobRow
+from jqm_celery.store.models import JobRow, RunRow
 from tests.services import postgres_database
 from tests.store.test_store import _run
 
@@ -157,5 +157,30 @@ def test_a_claim_commits_without_waiting_for_the_disk_and_the_end_of_its_attempt
         assert rows == [("INSERT", "off"), ("UPDATE", "on")], "claim (log INSERT) async, end (UPDATE) sync"
         kept = driver.execute_one(store.engine, select(func.current_setting("synchronous_commit")), {})
         assert tuple(kept) == ("on",), "the setting was the claim's own, not the kept connection's"
+    finally:
+        store.dispose()
+
+
+def test_statements_in_a_driver_transaction_commit_together_or_not_at_all(url: str) -> None:
+    store = Store(url, auto_migrate=True)
+    try:
+        plan = _run(store)
+        finish = update(RunRow).where(RunRow.id == bindparam("p_run_id")).values(status="SUCCEEDED")
+        statuses = select(JobRow.status).where(JobRow.run_id == bindparam("p_run_id"))
+
+        def fail_after_the_update() -> None:
+            with driver.transaction(store.engine):
+                driver.execute_one(store.engine, finish, {"p_run_id": plan.run_id})
+                raise RuntimeError("before the end of the block")
+
+        with pytest.raises(RuntimeError):
+            fail_after_the_update()
+        assert store.run(plan.run_id).status == "RUNNING", "rolled back"
+
+        with driver.transaction(store.engine):
+            driver.execute_one(store.engine, finish, {"p_run_id": plan.run_id})
+            rows = driver.execute_all(store.engine, statuses, {"p_run_id": plan.run_id})
+        assert store.run(plan.run_id).status == "SUCCEEDED", "committed"
+        assert [row.status for row in rows] == ["QUEUED"] * len(plan.jobs)
     finally:
         store.dispose()
