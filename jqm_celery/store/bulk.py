@@ -17,7 +17,7 @@ from datetime import date, datetime
 from enum import Enum
 from typing import Any, cast
 
-from sqlalchemy import JSON, Connection, Table, insert, text
+from sqlalchemy import JSON, Connection, Table, bindparam, insert, text, update
 
 from jqm_celery.store.models import Base
 
@@ -59,6 +59,64 @@ def add_rows(conn: Connection, model: type[Base], rows: Sequence[Mapping[str, An
             conn.execute(insert(table), batch)
 
 
+def update_rows(conn: Connection, model: type[Base], rows: Sequence[Mapping[str, Any]]) -> None:
+    """Update rows of ``model``'s table by ``id``: each of ``rows`` has the id and the same other columns.
+
+    On PostgreSQL one ``UPDATE … FROM`` the rows as one JSON parameter (as ``insert_rows``); elsewhere one
+    executemany.
+    """
+    table = cast(Table, model.__table__)
+    if not rows:
+        return
+    if len({frozenset(row) for row in rows}) > 1:
+        raise ValueError(f"update_rows: every row of {table.name} must set the same columns")
+    if conn.dialect.name != "postgresql":
+        conn.execute(
+            update(table).where(table.c.id == bindparam("row_id")),
+            [{("row_id" if name == "id" else name): value for name, value in row.items()} for row in rows],
+        )
+        return
+    dialect = conn.dialect
+    quote = dialect.identifier_preparer.quote
+    names = list(rows[0])
+    values, casts = _json_columns(dialect, table, names, [[row[name] for row in rows] for name in names])
+    assignments = ", ".join(
+        f"{quote(name)} = {cast_}" for name, cast_ in zip(names, casts, strict=True) if name != "id"
+    )
+    conn.execute(
+        text(
+            f"UPDATE {quote(table.name)} SET {assignments} "
+            f"FROM json_array_elements(CAST(:rows AS json)) AS r "
+            f"WHERE {quote(table.name)}.id = {casts[names.index('id')]}"
+        ),
+        {"rows": _json_rows(table, values)},
+    )
+
+
+def _json_columns(
+    dialect: Any, table: Table, names: Sequence[str], columns: list[list[Any]]
+) -> tuple[list[list[Any]], list[str]]:
+    """Each column's values after its bind processing, and the SQL that reads it back from a row ``r``."""
+    casts: list[str] = []
+    for index, (name, values) in enumerate(zip(names, columns, strict=True)):
+        column_type = table.c[name].type
+        if isinstance(column_type, JSON):
+            casts.append(f"CAST(r -> {index} AS json)")
+            continue
+        process = column_type.dialect_impl(dialect).bind_processor(dialect)
+        if process is not None:
+            columns[index] = [process(value) for value in values]
+        casts.append(f"CAST(r ->> {index} AS {column_type.compile(dialect=dialect)})")
+    return columns, casts
+
+
+def _json_rows(table: Table, columns: list[list[Any]]) -> str:
+    try:
+        return json.dumps(list(zip(*columns, strict=True)), default=_json_default, allow_nan=False)
+    except ValueError as exc:
+        raise ValueError(f"{table.name}: a value cannot be stored ({exc})") from None
+
+
 def _from_json(
     conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], ids: list[int] | None
 ) -> None:
@@ -76,17 +134,8 @@ def _from_json(
         names.append("id")
         columns.append(ids)
     quote = dialect.identifier_preparer.quote
-    selects: list[str] = []
     params: dict[str, Any] = {}
-    for index, (name, values) in enumerate(zip(names, columns, strict=True)):
-        column_type = table.c[name].type
-        if isinstance(column_type, JSON):
-            selects.append(f"CAST(r -> {index} AS json)")
-            continue
-        process = column_type.dialect_impl(dialect).bind_processor(dialect)
-        if process is not None:
-            columns[index] = [process(value) for value in values]
-        selects.append(f"CAST(r ->> {index} AS {column_type.compile(dialect=dialect)})")
+    columns, selects = _json_columns(dialect, table, names, columns)
     for column in table.columns:
         if column.name not in names and column.default is not None:
             if not getattr(column.default, "is_scalar", False):
@@ -94,10 +143,7 @@ def _from_json(
             params[f"d{len(params)}"] = column.default.arg  # type: ignore[attr-defined]
             names.append(column.name)
             selects.append(f"CAST(:d{len(params) - 1} AS {column.type.compile(dialect=dialect)})")
-    try:
-        params["rows"] = json.dumps(list(zip(*columns, strict=True)), default=_json_default, allow_nan=False)
-    except ValueError as exc:
-        raise ValueError(f"{table.name}: a value cannot be stored ({exc})") from None
+    params["rows"] = _json_rows(table, columns)
     conn.execute(
         text(
             f"INSERT INTO {quote(table.name)} ({', '.join(quote(name) for name in names)}) "

@@ -23,7 +23,7 @@ from jqm_celery.plans import RunPlan
 from jqm_celery.recurrence import CatchUp, Recurrence
 from jqm_celery.statuses import JobStatus, LogKind, OnError, PackageStatus, RunStatus
 from jqm_celery.store.beat_models import BeatLeaseRow, FireRow
-from jqm_celery.store.bulk import add_rows, insert_rows
+from jqm_celery.store.bulk import add_rows, insert_rows, update_rows
 from jqm_celery.store.models import EntryRow, JobRow, LogEntryRow, PackageRow, RecurrenceRow, RunRow
 from jqm_celery.store.store import (
     Store,
@@ -329,9 +329,8 @@ def _fire(s: Session, dues: list[_Due], now: datetime, grace: timedelta) -> list
 
 
 def _advance(s: Session, values: list[dict[str, object]]) -> None:
-    # Bulk UPDATE by primary key: one executemany for the whole tick.
-    if values:
-        s.execute(update(RecurrenceRow), values)
+    # One UPDATE by primary key for the whole tick.
+    update_rows(s.connection(), RecurrenceRow, values)
 
 
 def _decide(dues: list[_Due], now: datetime, grace: timedelta) -> _Decision:

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from jqm_celery.statuses import JobStatus
 from jqm_celery.store import Store
-from jqm_celery.store.bulk import add_rows, insert_rows
+from jqm_celery.store.bulk import add_rows, insert_rows, update_rows
 from jqm_celery.store.models import JobRow, LogEntryRow, RunRow
 
 NOW = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
@@ -84,3 +84,20 @@ def test_json_and_time_columns_come_back_as_they_went_in(store: Store) -> None:
     assert (rows[second].args, rows[second].not_before) == ([], NOW)
     assert (rows[first].created_at, rows[first].status) == (NOW, "QUEUED")
     assert (rows[first].retry, rows[first].attempts, rows[first].description) == (0, 0, ""), "defaults"
+
+
+def test_rows_are_updated_by_id_each_with_its_own_values(store: Store) -> None:
+    later = NOW.astimezone(ZoneInfo("Asia/Tokyo"))
+    with store.transaction() as s:
+        ids = insert_rows(s.connection(), RunRow, [_run(name) for name in ("a", "b", "c")])
+        update_rows(
+            s.connection(),
+            RunRow,
+            [
+                {"id": ids[0], "status": "SUCCEEDED", "finished_at": later},
+                {"id": ids[2], "status": "FAILED", "finished_at": None},
+            ],
+        )
+    with store.transaction() as s:
+        rows = {row.id: (row.status, row.finished_at) for row in s.scalars(select(RunRow))}
+    assert rows == {ids[0]: ("SUCCEEDED", NOW), ids[1]: ("RUNNING", None), ids[2]: ("FAILED", None)}
