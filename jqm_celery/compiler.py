@@ -1,5 +1,8 @@
 """A run becomes a Celery canvas: a chain in run order, a group where entries share a run order.
 
+A run without groups is sent as its first job, the other steps in its message's ``chain`` field (as
+Celery's chain sends them); a run with one is a Celery chain, which turns each group into a chord.
+
 Every signature is immutable, so no result flows from one job into the next; each job's own
 ``link_error`` callback applies the On Error policy if the job's wrapper itself dies (a hard time limit,
 a lost database). Job failures the wrapper sees are data, recorded by the runtime, and never break the
@@ -125,13 +128,18 @@ def compile_run(
                 **_routing(control_queue),
             )
         )
-    if len(steps) == 1:
-        # Sent as it is: its argument reprs (for Flower and worker logs) are given, so Celery does not work
-        # them out with its saferepr, which costs more than the rest of building the message.
-        lone = steps[0]
-        return lone.set(argsrepr=repr(tuple(lone.args)), kwargsrepr=repr(lone.kwargs))
-    # Celery turns "group, then the next step" into a chord: the next stage waits for the whole group.
-    return chain(*steps)
+    if any(isinstance(step, group) for step in steps):
+        # Celery turns "group, then the next step" into a chord: the next stage waits for the whole group.
+        return chain(*steps)
+    # Sent as the first step, its argument reprs (for Flower and worker logs) given, so Celery does not
+    # work them out with its saferepr, which costs more than the rest of building the message. The steps
+    # after it travel in its message's "chain" field, last first, which is how Celery's chain sends
+    # them; each worker sends the next one when its step returns. Celery's chain would first clone and
+    # freeze every step (a task id each, known in advance), which jqm has no use for.
+    first, rest = steps[0], steps[1:]
+    if rest:
+        first.set(chain=list(reversed(rest)))
+    return first.set(argsrepr=repr(tuple(first.args)), kwargsrepr=repr(first.kwargs))
 
 
 def _routing(queue: str | None) -> dict[str, Any]:

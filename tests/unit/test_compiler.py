@@ -34,8 +34,12 @@ PLAN = RunPlan(
 
 
 def _steps(canvas: Signature) -> list[Signature]:
-    """The chain's steps, with a chord (group + next step) unfolded into its group and its body."""
-    assert isinstance(canvas, _chain)
+    """The chain's steps, with a chord (group + next step) unfolded into its group and its body.
+
+    A run without groups is its first step, the others in its "chain" option, last first.
+    """
+    if not isinstance(canvas, _chain):
+        return [canvas, *(Signature(step) for step in reversed(canvas.options.get("chain", [])))]
     steps: list[Signature] = []
     for step in canvas.tasks:
         if isinstance(step, _chord):
@@ -106,6 +110,25 @@ def test_each_job_message_is_sent_under_its_flower_name(tmp_path: Path) -> None:
     app.amqp.send_task_message = capture
     compile_run(app, PLAN).apply_async()
     assert sent == [(JOB_TASK, "nightly-billing › billing.export")]
+
+
+def test_a_run_without_groups_is_one_message_that_carries_the_steps_after_it() -> None:
+    app = Celery("compiler-chain", broker="memory://", set_as_current=False)
+    sent: list[tuple[str, tuple[Any, ...], list[Any]]] = []
+
+    def capture(producer: object, name: str, message: Any, **options: object) -> None:
+        args, _, embed = message.body
+        sent.append((message.headers["task"], tuple(args), embed["chain"]))
+
+    app.amqp.send_task_message = capture
+    plan = RunPlan(3, "p", tuple(JobPlan(job, "t", job, None, None, None) for job in (1, 2, 3)))
+    compile_run(app, plan).apply_async()
+
+    [(task, args, rest)] = sent
+    assert (task, args) == (JOB_TASK, (1,))
+    assert [(step["task"], tuple(step["args"])) for step in rest] == [(JOB_TASK, (3,)), (JOB_TASK, (2,))]
+    assert rest[0]["kwargs"]["closes_run"] is True, "the last step, which closes the run, is popped last"
+    assert all(step["immutable"] and step["options"]["link_error"] for step in rest)
 
 
 def test_a_run_longer_than_one_part_is_sent_in_parts_whose_last_job_sends_the_next() -> None:
