@@ -25,8 +25,8 @@ def publish_batch(app: Celery, *, chains: bool = True) -> Iterator[Any]:
     thread: another thread that gets that producer sends at once, outside this batch. If the block (or
     the flush at its end) raises, messages not yet flushed are dropped: treat all of them as unsent.
 
-    On every transport, a batched producer declares each queue and exchange once per block (see
-    ``_declare_once``).
+    On every transport, a batched producer declares each queue and exchange once per channel, not once
+    per message (see ``_declare_once``).
     """
     with app.producer_or_acquire() as held:
         batched = [held]

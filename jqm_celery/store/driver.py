@@ -110,8 +110,9 @@ def _execute(
             _drop(engine, held)
         raise
     held.idle_since = time.monotonic()
-    make = compiled.row._make if compiled.row is not None else None  # type: ignore[attr-defined]
-    return [make(row) for row in values] if make is not None else []
+    if compiled.row is None:
+        return []
+    return [compiled.row._make(row) for row in values]  # type: ignore[attr-defined]
 
 
 def _compile(engine: Engine, statement: ClauseElement) -> _Compiled:
