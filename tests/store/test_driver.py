@@ -29,9 +29,21 @@ def url() -> Iterator[str]:
         yield database
 
 
+@pytest.fixture
+def store(url: str) -> Iterator[Store]:
+    store = Store(url, auto_migrate=True)
+    yield store
+    store.dispose()
+
+
+def _dsn(url: str) -> str:
+    """The store's URL as psycopg takes it."""
+    return url.replace("postgresql+psycopg://", "postgresql://")
+
+
 def _sessions(url: str) -> list[int]:
     """Backend pids of the other sessions connected to the store's database."""
-    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
+    with psycopg.connect(_dsn(url), autocommit=True) as conn:
         rows = conn.execute(
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
         ).fetchall()
@@ -39,7 +51,7 @@ def _sessions(url: str) -> list[int]:
 
 
 def _terminate(url: str) -> None:
-    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
+    with psycopg.connect(_dsn(url), autocommit=True) as conn:
         conn.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
             "WHERE datname = current_database() AND pid <> pg_backend_pid()"
@@ -66,69 +78,57 @@ def test_disposing_the_store_closes_the_connection_kept_for_attempts(url: str) -
 
 
 def test_a_kept_connection_the_server_closed_while_idle_is_replaced(
-    url: str, monkeypatch: pytest.MonkeyPatch
+    url: str, store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Every use counts as "after idling", so the kept connection is checked each time.
     monkeypatch.setattr(driver, "PING_AFTER_IDLE_S", -1.0)
-    store = Store(url, auto_migrate=True)
-    try:
-        plan = _run(store)
-        _attempt(store, plan, 0)
-        _terminate(url)
+    plan = _run(store)
+    _attempt(store, plan, 0)
+    _terminate(url)
 
-        _attempt(store, plan, 1)
+    _attempt(store, plan, 1)
 
-        assert [job.status for job in store.run(plan.run_id).jobs] == [JobStatus.DONE, JobStatus.DONE]
-    finally:
-        store.dispose()
+    assert [job.status for job in store.run(plan.run_id).jobs] == [JobStatus.DONE, JobStatus.DONE]
 
 
-def test_a_thread_that_ends_closes_the_connection_it_kept(url: str) -> None:
-    store = Store(url, auto_migrate=True)
-    try:
-        plan = _run(store)
-        store.engine.dispose()  # only kept connections are left
-        attempt = threading.Thread(target=_attempt, args=(store, plan, 0))
-        attempt.start()
-        attempt.join()
-        gc.collect()
+def test_a_thread_that_ends_closes_the_connection_it_kept(url: str, store: Store) -> None:
+    plan = _run(store)
+    store.engine.dispose()  # only kept connections are left
+    attempt = threading.Thread(target=_attempt, args=(store, plan, 0))
+    attempt.start()
+    attempt.join()
+    gc.collect()
 
-        assert _sessions(url) == [], "the ended thread's connection is closed"
-        assert store.run(plan.run_id).jobs[0].status == JobStatus.DONE
-    finally:
-        store.dispose()
+    assert _sessions(url) == [], "the ended thread's connection is closed"
+    assert store.run(plan.run_id).jobs[0].status == JobStatus.DONE
 
 
-def test_a_lone_stand_alone_job_is_stored_with_its_arguments_and_retry_policy(url: str) -> None:
-    store = Store(url, auto_migrate=True)
-    try:
-        jobs = JobStore(store)
-        new = NewJob(
-            task="reports.build",
-            args=[1, "two", {"three": 3}],
-            kwargs={"region": "eu", "ids": [4, 5]},
-            queue="reports",
-            retry_policy=RetryPolicy(max_retries=2).to_dict(),
-            max_retries=2,
-            soft_time_limit_s=5.0,
-            time_limit_s=None,
-            description="monthly",
-            celery_task_id="task-1",
-            not_before=None,
-        )
-        [job_id] = jobs.add_jobs([new], NOW)
+def test_a_lone_stand_alone_job_is_stored_with_its_arguments_and_retry_policy(store: Store) -> None:
+    jobs = JobStore(store)
+    new = NewJob(
+        task="reports.build",
+        args=[1, "two", {"three": 3}],
+        kwargs={"region": "eu", "ids": [4, 5]},
+        queue="reports",
+        retry_policy=RetryPolicy(max_retries=2).to_dict(),
+        max_retries=2,
+        soft_time_limit_s=5.0,
+        time_limit_s=None,
+        description="monthly",
+        celery_task_id="task-1",
+        not_before=None,
+    )
+    [job_id] = jobs.add_jobs([new], NOW)
 
-        job = jobs.job(job_id)
-        assert (job.task, job.queue, job.status, job.max_retries) == ("reports.build", "reports", "QUEUED", 2)
-        assert (job.description, job.celery_task_id, job.created_at) == ("monthly", "task-1", NOW)
-        with store.transaction() as s:
-            row = s.get(JobRow, job_id)
-            assert row is not None
-            assert (row.args, row.kwargs) == ([1, "two", {"three": 3}], {"region": "eu", "ids": [4, 5]})
-            assert row.retry_policy == RetryPolicy(max_retries=2).to_dict()
-            assert (row.soft_time_limit_s, row.time_limit_s, row.not_before) == (5.0, None, None)
-    finally:
-        store.dispose()
+    job = jobs.job(job_id)
+    assert (job.task, job.queue, job.status, job.max_retries) == ("reports.build", "reports", "QUEUED", 2)
+    assert (job.description, job.celery_task_id, job.created_at) == ("monthly", "task-1", NOW)
+    with store.transaction() as s:
+        row = s.get(JobRow, job_id)
+        assert row is not None
+        assert (row.args, row.kwargs) == ([1, "two", {"three": 3}], {"region": "eu", "ids": [4, 5]})
+        assert row.retry_policy == RetryPolicy(max_retries=2).to_dict()
+        assert (row.soft_time_limit_s, row.time_limit_s, row.not_before) == (5.0, None, None)
 
 
 _RECORD_COMMIT_SETTING = """
@@ -144,43 +144,37 @@ CREATE CONSTRAINT TRIGGER record_commit_setting AFTER INSERT OR UPDATE ON jqm_lo
 """
 
 
-def test_a_claim_commits_without_waiting_for_the_disk_and_the_end_of_its_attempt_waits(url: str) -> None:
-    store = Store(url, auto_migrate=True)
-    try:
-        plan = _run(store)
-        with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
-            conn.execute(_RECORD_COMMIT_SETTING)
+def test_a_claim_commits_without_waiting_for_the_disk_and_the_end_of_its_attempt_waits(
+    url: str, store: Store
+) -> None:
+    plan = _run(store)
+    with psycopg.connect(_dsn(url), autocommit=True) as conn:
+        conn.execute(_RECORD_COMMIT_SETTING)
 
-            _attempt(store, plan, 0)
+        _attempt(store, plan, 0)
 
-            rows = conn.execute("SELECT operation, synchronous_commit FROM commit_setting").fetchall()
-        assert rows == [("INSERT", "off"), ("UPDATE", "on")], "claim (log INSERT) async, end (UPDATE) sync"
-        kept = driver.execute_one(store.engine, select(func.current_setting("synchronous_commit")), {})
-        assert tuple(kept) == ("on",), "the setting was the claim's own, not the kept connection's"
-    finally:
-        store.dispose()
+        rows = conn.execute("SELECT operation, synchronous_commit FROM commit_setting").fetchall()
+    assert rows == [("INSERT", "off"), ("UPDATE", "on")], "claim (log INSERT) async, end (UPDATE) sync"
+    kept = driver.execute_one(store.engine, select(func.current_setting("synchronous_commit")), {})
+    assert tuple(kept) == ("on",), "the setting was the claim's own, not the kept connection's"
 
 
-def test_statements_in_a_driver_transaction_commit_together_or_not_at_all(url: str) -> None:
-    store = Store(url, auto_migrate=True)
-    try:
-        plan = _run(store)
-        finish = update(RunRow).where(RunRow.id == bindparam("p_run_id")).values(status="SUCCEEDED")
-        statuses = select(JobRow.status).where(JobRow.run_id == bindparam("p_run_id"))
+def test_statements_in_a_driver_transaction_commit_together_or_not_at_all(store: Store) -> None:
+    plan = _run(store)
+    finish = update(RunRow).where(RunRow.id == bindparam("p_run_id")).values(status="SUCCEEDED")
+    statuses = select(JobRow.status).where(JobRow.run_id == bindparam("p_run_id"))
 
-        def fail_after_the_update() -> None:
-            with driver.transaction(store.engine):
-                driver.execute_one(store.engine, finish, {"p_run_id": plan.run_id})
-                raise RuntimeError("before the end of the block")
-
-        with pytest.raises(RuntimeError):
-            fail_after_the_update()
-        assert store.run(plan.run_id).status == "RUNNING", "rolled back"
-
+    def fail_after_the_update() -> None:
         with driver.transaction(store.engine):
             driver.execute_one(store.engine, finish, {"p_run_id": plan.run_id})
-            rows = driver.execute_all(store.engine, statuses, {"p_run_id": plan.run_id})
-        assert store.run(plan.run_id).status == "SUCCEEDED", "committed"
-        assert [row.status for row in rows] == ["QUEUED"] * len(plan.jobs)
-    finally:
-        store.dispose()
+            raise RuntimeError("before the end of the block")
+
+    with pytest.raises(RuntimeError):
+        fail_after_the_update()
+    assert store.run(plan.run_id).status == "RUNNING", "rolled back"
+
+    with driver.transaction(store.engine):
+        driver.execute_one(store.engine, finish, {"p_run_id": plan.run_id})
+        rows = driver.execute_all(store.engine, statuses, {"p_run_id": plan.run_id})
+    assert store.run(plan.run_id).status == "SUCCEEDED", "committed"
+    assert [row.status for row in rows] == ["QUEUED"] * len(plan.jobs)
