@@ -4,13 +4,19 @@
 
 ``SCHEDULER`` is ``jqm`` (``beat_schedules:PackageScheduler``) or ``django`` (django-celery-beat's
 ``DatabaseScheduler``, with Django configured on the jqm store's PostgreSQL database).
+
+With ``JQM_BENCH_BEAT_PROFILE`` set to a file name, beat runs under cProfile (CPU time) and writes the
+profile there when it stops.
 """
 
 from __future__ import annotations
 
+import cProfile
 import json
+import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +65,18 @@ def main(argv: list[str]) -> None:
         configure_django(conf["jqm_database_url"], migrate=False)
     app = make_app(conf)
     schedule = Path(tempfile.mkdtemp(prefix="jqm-beat-")) / "schedule"
-    app.start(["beat", "-S", SCHEDULERS[scheduler], "-s", str(schedule), "-l", "INFO"])
+    argv = ["beat", "-S", SCHEDULERS[scheduler], "-s", str(schedule), "-l", "INFO"]
+    profile_to = os.environ.get("JQM_BENCH_BEAT_PROFILE")
+    if not profile_to:
+        app.start(argv)
+        return
+    profiler = cProfile.Profile(time.process_time)
+    profiler.enable()
+    try:
+        app.start(argv)
+    finally:
+        profiler.disable()
+        profiler.dump_stats(profile_to)
 
 
 if __name__ == "__main__":
