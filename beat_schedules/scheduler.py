@@ -1,7 +1,7 @@
 """``PackageScheduler``: a Celery beat scheduler whose schedule is the jqm store.
 
 Use it with ``celery -A proj beat -S beat_schedules:PackageScheduler`` (or ``jqm beat``). Each tick fires
-the due recurrences of ACTIVE packages in one transaction and sleeps until the next due time, at most
+the due recurrences of ACTIVE packages, sends their runs, and sleeps until the next due time, at most
 ``max_interval`` (1 s), so activating, holding or editing a package takes effect within a second without
 restarting beat. Entries of the app's own ``beat_schedule`` still run as with Celery's default scheduler.
 """
@@ -39,8 +39,11 @@ class PackageScheduler(Scheduler):  # type: ignore[misc]
     max_interval = 1.0
     #: A due instant older than this counts as missed while beat was down (the package's catch_up applies).
     catch_up_grace = timedelta(seconds=10)
-    #: Due recurrences claimed per transaction; more are fired by the next tick, at once.
+    #: Due recurrences claimed per transaction.
     batch_size = 500
+    #: Due recurrences fired per tick (in transactions of ``batch_size``) before their runs are sent; more
+    #: are fired by the next tick, at once.
+    fire_per_tick = 2000
     #: A run still unsent this long after its fire was left by a beat that died; it is replaced.
     recover_after = timedelta(seconds=15)
     #: How often, in seconds, a tick also looks for such runs.
@@ -64,6 +67,7 @@ class PackageScheduler(Scheduler):  # type: ignore[misc]
                 self.jqm.runtime,
                 grace=self.catch_up_grace,
                 limit=self.batch_size,
+                per_tick=self.fire_per_tick,
                 holder=self.holder,
                 recover_after=self.recover_after if recover else None,
             )

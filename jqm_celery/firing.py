@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import timedelta
+from dataclasses import replace
+from datetime import datetime, timedelta
 
 from jqm_celery.errors import JQMError, NotFoundError
 from jqm_celery.plans import RunPlan
@@ -20,8 +21,10 @@ logger = logging.getLogger("jqm_celery.beat")
 
 #: The trigger of runs the django-celery-beat bridge starts.
 DJANGO_TRIGGER = "django-celery-beat"
-#: Runs sent in one batch, then marked sent together.
+#: Runs sent in one publish batch.
 SEND_CHUNK = 100
+#: Due recurrences one tick fires before it sends their runs; more are fired by the next tick, at once.
+FIRE_PER_TICK = 2000
 
 
 def tick(
@@ -31,25 +34,40 @@ def tick(
     limit: int,
     holder: str,
     recover_after: timedelta | None,
+    per_tick: int = FIRE_PER_TICK,
 ) -> TickResult:
-    """Fire every due recurrence (up to ``limit``), send the runs, and recover runs left unsent."""
-    now = runtime.clock.now()
-    result = fire_due(runtime.store, now, grace=grace, limit=limit, holder=holder)
+    """Fire the due recurrences, send their runs, and recover runs left unsent.
+
+    Due recurrences are claimed and their runs inserted ``limit`` at a time, one transaction each, up to
+    ``per_tick`` recurrences; only then are the runs sent. With the store's writes done before the first
+    run reaches a worker, they do not compete with the work those runs start: where beat, the store and
+    the workers share a machine, the last of a thousand runs due together leaves sooner (the first ones
+    leave a little later).
+    """
+    store, clock = runtime.store, runtime.clock
+    result = fire_due(store, clock.now(), grace=grace, limit=limit, holder=holder)
     plans: list[RunPlan] = list(result.plans)
+    claimed = result.claimed
+    while result.leader and result.more_due and claimed < per_tick:
+        result = fire_due(store, clock.now(), grace=grace, limit=limit, holder=holder)
+        plans += result.plans
+        claimed += result.claimed
     if result.leader and recover_after is not None:
-        plans += recover_unsent(runtime.store, now, older_than=recover_after)
+        plans += recover_unsent(store, clock.now(), older_than=recover_after)
     send(runtime, plans)
-    return result
+    return replace(result, plans=tuple(plans), claimed=claimed)
 
 
 def send(runtime: Runtime, plans: Sequence[RunPlan], *, chunk: int = SEND_CHUNK) -> None:
-    """Send committed runs; a run the broker refuses is recorded as FAILED by the runtime.
+    """Send committed runs, then mark them sent; a run the broker refuses is recorded FAILED by the runtime.
 
     Where the transport has publish batches (Kombu ≥ 5.7 on Redis), ``chunk`` runs at a time go out in one
-    pipelined round trip — their messages and their task-sent events — instead of two round trips each,
-    and each chunk is marked sent once it has reached the broker. A chunk whose batch fails is left
-    unmarked: its runs are replaced by ``recover_unsent``, as if beat had died.
+    pipelined round trip — their messages and their task-sent events — instead of two round trips each.
+    Each chunk's runs are marked with the time it reached the broker, all in one transaction at the end.
+    A chunk whose batch fails is left unmarked: its runs are replaced by ``recover_unsent``, as if beat
+    had died.
     """
+    sent: list[tuple[list[int], datetime]] = []
     for start in range(0, len(plans), chunk):
         part = plans[start : start + chunk]
         try:
@@ -66,7 +84,8 @@ def send(runtime: Runtime, plans: Sequence[RunPlan], *, chunk: int = SEND_CHUNK)
                 "the recovery delay",
             )
             continue
-        mark_sent(runtime.store, [plan.run_id for plan in part], runtime.clock.now())
+        sent.append(([plan.run_id for plan in part], runtime.clock.now()))
+    mark_sent(runtime.store, sent)
 
 
 def start_scheduled_run(runtime: Runtime, name: str, trigger: str) -> int | None:

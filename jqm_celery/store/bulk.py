@@ -59,8 +59,12 @@ def add_rows(conn: Connection, model: type[Base], rows: Sequence[Mapping[str, An
             conn.execute(insert(table), batch)
 
 
-def update_rows(conn: Connection, model: type[Base], rows: Sequence[Mapping[str, Any]]) -> None:
-    """Update rows of ``model``'s table by ``id``: each of ``rows`` has the id and the same other columns.
+def update_rows(
+    conn: Connection, model: type[Base], rows: Sequence[Mapping[str, Any]], *, key: str = "id"
+) -> None:
+    """Update rows of ``model``'s table by ``key``: each of ``rows`` has the key and the same other columns.
+
+    Every table row whose ``key`` column holds a row's key gets that row's values.
 
     On PostgreSQL one ``UPDATE … FROM`` the rows as one JSON parameter (as ``insert_rows``); elsewhere one
     executemany.
@@ -72,8 +76,8 @@ def update_rows(conn: Connection, model: type[Base], rows: Sequence[Mapping[str,
         raise ValueError(f"update_rows: every row of {table.name} must set the same columns")
     if conn.dialect.name != "postgresql":
         conn.execute(
-            update(table).where(table.c.id == bindparam("row_id")),
-            [{("row_id" if name == "id" else name): value for name, value in row.items()} for row in rows],
+            update(table).where(table.c[key] == bindparam("row_key")),
+            [{("row_key" if name == key else name): value for name, value in row.items()} for row in rows],
         )
         return
     dialect = conn.dialect
@@ -81,13 +85,13 @@ def update_rows(conn: Connection, model: type[Base], rows: Sequence[Mapping[str,
     names = list(rows[0])
     values, casts = _json_columns(dialect, table, names, [[row[name] for row in rows] for name in names])
     assignments = ", ".join(
-        f"{quote(name)} = {cast_}" for name, cast_ in zip(names, casts, strict=True) if name != "id"
+        f"{quote(name)} = {cast_}" for name, cast_ in zip(names, casts, strict=True) if name != key
     )
     conn.execute(
         text(
             f"UPDATE {quote(table.name)} SET {assignments} "
             f"FROM json_array_elements(CAST(:rows AS json)) AS r "
-            f"WHERE {quote(table.name)}.id = {casts[names.index('id')]}"
+            f"WHERE {quote(table.name)}.{quote(key)} = {casts[names.index(key)]}"
         ),
         {"rows": _json_rows(table, values)},
     )

@@ -130,14 +130,16 @@ def release_lease(store: Store, holder: str) -> None:
         s.execute(delete(BeatLeaseRow).where(BeatLeaseRow.name == _LEASE, BeatLeaseRow.holder == holder))
 
 
-def mark_sent(store: Store, run_ids: Sequence[int], now: datetime) -> None:
-    """Record that the runs' canvases reached the broker (or failed for good): nothing to recover."""
-    if not run_ids:
+def mark_sent(store: Store, sent: Sequence[tuple[Sequence[int], datetime]]) -> None:
+    """Record when runs' canvases reached the broker (or failed for good): nothing to recover.
+
+    ``sent``: run ids and the time they were sent, for each batch sent; one transaction for them all.
+    """
+    rows = [{"run_id": run_id, "sent_at": at} for run_ids, at in sent for run_id in run_ids]
+    if not rows:
         return
     with store.transaction() as s:
-        s.execute(
-            update(FireRow).where(FireRow.run_id.in_(run_ids), FireRow.sent_at.is_(None)).values(sent_at=now)
-        )
+        update_rows(s.connection(), FireRow, rows, key="run_id")
 
 
 def recover_unsent(store: Store, now: datetime, *, older_than: timedelta, limit: int = 100) -> list[RunPlan]:

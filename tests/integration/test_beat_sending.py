@@ -1,4 +1,5 @@
-"""How PackageScheduler sends the runs of a tick: in batches, each marked sent once it reached the broker."""
+"""How PackageScheduler fires and sends the runs of a tick: every due run inserted first, in transactions
+of ``batch_size``, then sent in publish batches, each marked with the time it reached the broker."""
 
 from __future__ import annotations
 
@@ -31,14 +32,35 @@ def test_more_runs_due_than_one_batch_all_reach_the_worker_and_are_marked_sent(b
         beat.jqm.save(Package(package, entries=[Entry("tests.noop")], recurrences=[_every_minute()]))
         beat.jqm.activate(package)
     beat.clock.advance(MINUTE)
+    beat.scheduler.batch_size = 40
 
-    beat.tick()
+    assert beat.tick() > 0, "nothing is left due"
 
     runs = [run for package in names for run in beat.jqm.runs(package)]
-    assert len(runs) == len(names)
+    assert len(runs) == len(names), "one tick fired them all, in three transactions"
     deadline = time.monotonic() + 60
     for run in runs:
         assert run.wait(timeout=max(deadline - time.monotonic(), 1)).status is RunStatus.SUCCEEDED
+    with beat.jqm.store.transaction() as s:
+        sent = s.scalars(select(FireRow.sent_at).where(FireRow.package_name.in_(names))).all()
+    assert len(sent) == len(names)
+    assert None not in sent
+
+
+@pytest.mark.parametrize("backend", ["redis-pg"], indirect=True)
+def test_a_tick_fires_at_most_fire_per_tick_and_the_next_tick_follows_at_once(beat: Beat, name: str) -> None:
+    names = [f"{name}-{i:02d}" for i in range(25)]
+    for package in names:
+        beat.jqm.save(Package(package, entries=[Entry("tests.noop")], recurrences=[_every_minute()]))
+        beat.jqm.activate(package)
+    beat.clock.advance(MINUTE)
+    beat.scheduler.batch_size, beat.scheduler.fire_per_tick = 4, 10
+
+    assert beat.tick() == 0.0, "more are due"
+    assert sum(len(beat.jqm.runs(package)) for package in names) == 12, "three transactions of four"
+    assert beat.tick() == 0.0
+    assert beat.tick() > 0
+    assert sum(len(beat.jqm.runs(package)) for package in names) == len(names)
     with beat.jqm.store.transaction() as s:
         unsent = s.scalar(
             select(func.count())

@@ -101,3 +101,17 @@ def test_rows_are_updated_by_id_each_with_its_own_values(store: Store) -> None:
     with store.transaction() as s:
         rows = {row.id: (row.status, row.finished_at) for row in s.scalars(select(RunRow))}
     assert rows == {ids[0]: ("SUCCEEDED", NOW), ids[1]: ("RUNNING", None), ids[2]: ("FAILED", None)}
+
+
+def test_rows_are_updated_by_another_key_every_row_that_holds_it(store: Store) -> None:
+    with store.transaction() as s:
+        ids = insert_rows(s.connection(), RunRow, [_run(name) for name in ("a", "a", "b", "c")])
+        update_rows(
+            s.connection(),
+            RunRow,
+            [{"package_name": "a", "status": "SUCCEEDED"}, {"package_name": "c", "status": "FAILED"}],
+            key="package_name",
+        )
+    with store.transaction() as s:
+        rows = {row.id: row.status for row in s.scalars(select(RunRow))}
+    assert rows == {ids[0]: "SUCCEEDED", ids[1]: "SUCCEEDED", ids[2]: "RUNNING", ids[3]: "FAILED"}
