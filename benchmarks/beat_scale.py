@@ -287,11 +287,19 @@ class DjangoSide:
         self.scheduler = scheduler
         return (time.perf_counter() - started) * 1000
 
-    def retire(self) -> None:
-        """What a stopping beat does: write the last run times it holds in memory."""
+    def sync(self) -> None:
+        """Write the last run times and run counts it holds in memory, as beat does from time to time.
+
+        Before an edit: a row it fired since its last sync would otherwise get its old run count written
+        over the edit at the next sync, and an edited one-off row that has "run before" is disabled.
+        """
         if self.scheduler is not None:
             self.scheduler.sync()
-            self.scheduler = None
+
+    def retire(self) -> None:
+        """What a stopping beat does: write the last run times it holds in memory."""
+        self.sync()
+        self.scheduler = None
 
     def tick(self) -> tuple[float, int]:
         return self._measure(lambda: [self.scheduler.tick()])
@@ -749,6 +757,7 @@ def run(args: argparse.Namespace) -> str:
             result = measure_ticks(size, rows, jqm, dj, args.repeat, heavy[size])
             result.jqm_edit = measure_edits(jqm, jqm_names, edits[size], timeout_s=30)
             rows.finish_runs()
+            dj.sync()
             result.dj_edit = measure_edits(dj, dj_names, edits[size], timeout_s=60 + size / 1000)
             results.append(result)
             print(
