@@ -7,6 +7,7 @@ that it was sent, so a beat that dies in between is recovered by another one.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -45,6 +46,7 @@ def tick(
     leave a little later).
     """
     store, clock = runtime.store, runtime.clock
+    started = time.perf_counter()
     result = fire_due(store, clock.now(), grace=grace, limit=limit, holder=holder)
     plans: list[RunPlan] = list(result.plans)
     claimed = result.claimed
@@ -54,7 +56,15 @@ def tick(
         claimed += result.claimed
     if result.leader and recover_after is not None:
         plans += recover_unsent(store, clock.now(), older_than=recover_after)
-    send(runtime, plans)
+    if plans:
+        inserted = time.perf_counter()
+        send(runtime, plans)
+        logger.debug(
+            "beat: %d run(s) inserted in %.0f ms, then sent and marked sent in %.0f ms",
+            len(plans),
+            (inserted - started) * 1000,
+            (time.perf_counter() - inserted) * 1000,
+        )
     return replace(result, plans=tuple(plans), claimed=claimed)
 
 

@@ -370,11 +370,15 @@ def _may_start(decision: _Decision, in_flight: dict[str, set[str]]) -> bool:
 def _entries(s: Session, package_ids: list[int]) -> dict[int, list[Entry]]:
     entries: dict[int, list[Entry]] = defaultdict(list)
     if package_ids:
-        rows = s.scalars(
-            select(EntryRow).where(EntryRow.package_id.in_(package_ids)).order_by(EntryRow.position)
+        # Columns, not ORM objects: a tick may read thousands of entries, and loading them as objects
+        # costs more than the query.
+        rows = s.execute(
+            select(EntryRow.package_id, EntryRow.definition)
+            .where(EntryRow.package_id.in_(package_ids))
+            .order_by(EntryRow.position)
         )
-        for row in rows:
-            entries[row.package_id].append(Entry.from_dict(row.definition))
+        for package_id, definition in rows:
+            entries[package_id].append(Entry.from_dict(definition))
     return entries
 
 
