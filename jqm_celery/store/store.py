@@ -451,24 +451,23 @@ class Store:
         if not self._schema_ready:
             self.ensure_schema()
         with driver.transaction(self.engine):
-            run = driver.execute_one(self.engine, _lock_run(), {"p_run_id": run_id})
+            run = driver.execute_one(self.engine, _lock_run_and_count_jobs(), {"p_run_id": run_id})
             if run is None or RunStatus(run.status).finished:
                 return True, None
             if run.stop_package_after:
                 return False, None
-            counts: dict[str, int] = dict(
-                driver.execute_all(self.engine, _job_counts(), {"p_run_id": run_id})
-            )
+            counts: dict[str, int] = run.job_counts or {}
             if any(status not in _FINISHED for status in counts):
-                return True, None
+                # The counts were read in the snapshot taken before the lock was granted: a transaction
+                # that held it may have finished jobs since. Finished is final, so only this needs a look.
+                counts = dict(driver.execute_all(self.engine, _job_counts(), {"p_run_id": run_id}))
+                if any(status not in _FINISHED for status in counts):
+                    return True, None
             status = _run_outcome(counts)
             message = _finished_message(status, counts)
-            driver.execute_one(
-                self.engine, _finish_run(), {"p_run_id": run_id, "p_status": status.value, "p_now": now}
-            )
-            driver.execute_one(
+            following = driver.execute_one(
                 self.engine,
-                _insert_finished_log(),
+                _finish_log_and_next_queued(),
                 {
                     "p_status": status.value,
                     "p_package": run.package_name,
@@ -477,7 +476,6 @@ class Store:
                     "p_now": now,
                 },
             )
-            following = driver.execute_one(self.engine, _next_queued_run(), {"p_package": run.package_name})
         if self.listeners:
             self._publish(
                 [
@@ -1050,6 +1048,31 @@ def _insert_finished_log() -> Insert:
         started_at=bindparam("p_now", type_=columns.started_at.type),
         finished_at=bindparam("p_now", type_=columns.finished_at.type),
     )
+
+
+@functools.cache
+def _lock_run_and_count_jobs() -> Select[Any]:
+    """``_lock_run`` plus its jobs' counts by status (a JSON object), in one round trip (PostgreSQL)."""
+    by_status = (
+        select(JobRow.status, func.count().label("n"))
+        .where(JobRow.run_id == bindparam("p_run_id", type_=JobRow.run_id.type))
+        .group_by(JobRow.status)
+        .subquery("by_status")
+    )
+    counts = select(func.json_object_agg(by_status.c.status, by_status.c.n)).scalar_subquery()
+    return _lock_run().add_columns(counts.label("job_counts"))
+
+
+@functools.cache
+def _finish_log_and_next_queued() -> Select[Any]:
+    """``_finish_run`` and ``_insert_finished_log`` run as CTEs of ``_next_queued_run``: one statement.
+
+    PostgreSQL runs a data-modifying CTE to completion whether or not the query reads it; the query
+    reads the package's queued runs, which neither of them changes.
+    """
+    finished = _finish_run().cte("finished_run")
+    logged = _insert_finished_log().cte("finished_log")
+    return _next_queued_run().add_cte(finished, logged)
 
 
 @functools.cache

@@ -178,3 +178,36 @@ def test_statements_in_a_driver_transaction_commit_together_or_not_at_all(store:
         rows = driver.execute_all(store.engine, statuses, {"p_run_id": plan.run_id})
     assert store.run(plan.run_id).status == "SUCCEEDED", "committed"
     assert [row.status for row in rows] == ["QUEUED"] * len(plan.jobs)
+
+
+def test_a_close_that_waited_for_the_run_lock_sees_the_jobs_finished_meanwhile(
+    url: str, store: Store
+) -> None:
+    plan = _run(store)
+    for index in range(len(plan.jobs) - 1):
+        _attempt(store, plan, index)
+    last = plan.jobs[-1]
+    closed: list[object] = []
+    with psycopg.connect(_dsn(url)) as other:
+        # Another transaction holds the run's lock and finishes its last job while the close waits for it.
+        other.execute("SELECT id FROM jqm_run WHERE id = %s FOR UPDATE", [plan.run_id])
+        closing = threading.Thread(target=lambda: closed.append(store.close_run(plan.run_id, NOW)))
+        closing.start()
+        waiting = (
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        )
+        with psycopg.connect(_dsn(url), autocommit=True) as watch:
+            for _ in range(500):
+                if watch.execute(waiting).fetchone() == (1,):
+                    break
+                threading.Event().wait(0.01)
+            else:
+                pytest.fail("the close never waited for the run's lock")
+        other.execute("UPDATE jqm_job SET status = 'DONE', finished_at = %s WHERE id = %s", [NOW, last.id])
+        other.commit()
+        closing.join(10)
+    assert not closing.is_alive()
+    [result] = closed
+    assert result is not None, "the close saw the job the other transaction finished, and closed the run"
+    assert store.run(plan.run_id).status == "SUCCEEDED"
