@@ -44,6 +44,8 @@ class PackageScheduler(Scheduler):  # type: ignore[misc]
     #: Due recurrences fired per tick (in transactions of ``batch_size``) before their runs are sent; more
     #: are fired by the next tick, at once.
     fire_per_tick = 2000
+    #: … or fewer, once their runs have this many jobs.
+    fire_jobs_per_tick = 10_000
     #: A run still unsent this long after its fire was left by a beat that died; it is replaced.
     recover_after = timedelta(seconds=15)
     #: How often, in seconds, a tick also looks for such runs.
@@ -68,6 +70,7 @@ class PackageScheduler(Scheduler):  # type: ignore[misc]
                 grace=self.catch_up_grace,
                 limit=self.batch_size,
                 per_tick=self.fire_per_tick,
+                jobs_per_tick=self.fire_jobs_per_tick,
                 holder=self.holder,
                 recover_after=self.recover_after if recover else None,
             )

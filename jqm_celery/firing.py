@@ -26,6 +26,8 @@ DJANGO_TRIGGER = "django-celery-beat"
 SEND_CHUNK = 100
 #: Due recurrences one tick fires before it sends their runs; more are fired by the next tick, at once.
 FIRE_PER_TICK = 2000
+#: Jobs after which a tick stops firing and sends what it has: runs of long packages leave sooner.
+FIRE_JOBS_PER_TICK = 10_000
 
 
 def tick(
@@ -36,11 +38,13 @@ def tick(
     holder: str,
     recover_after: timedelta | None,
     per_tick: int = FIRE_PER_TICK,
+    jobs_per_tick: int = FIRE_JOBS_PER_TICK,
 ) -> TickResult:
     """Fire the due recurrences, send their runs, and recover runs left unsent.
 
     Due recurrences are claimed and their runs inserted ``limit`` at a time, one transaction each, up to
-    ``per_tick`` recurrences; only then are the runs sent. With the store's writes done before the first
+    ``per_tick`` recurrences or ``jobs_per_tick`` jobs, whichever comes first; only then are the runs
+    sent. With the store's writes done before the first
     run reaches a worker, they do not compete with the work those runs start: where beat, the store and
     the workers share a machine, the last of a thousand runs due together leaves sooner (the first ones
     leave a little later).
@@ -50,10 +54,12 @@ def tick(
     result = fire_due(store, clock.now(), grace=grace, limit=limit, holder=holder)
     plans: list[RunPlan] = list(result.plans)
     claimed = result.claimed
-    while result.leader and result.more_due and claimed < per_tick:
+    jobs = sum(len(plan.jobs) for plan in result.plans)
+    while result.leader and result.more_due and claimed < per_tick and jobs < jobs_per_tick:
         result = fire_due(store, clock.now(), grace=grace, limit=limit, holder=holder)
         plans += result.plans
         claimed += result.claimed
+        jobs += sum(len(plan.jobs) for plan in result.plans)
     if result.leader and recover_after is not None:
         plans += recover_unsent(store, clock.now(), older_than=recover_after)
     if plans:

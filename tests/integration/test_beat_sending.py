@@ -68,3 +68,23 @@ def test_a_tick_fires_at_most_fire_per_tick_and_the_next_tick_follows_at_once(be
             .where(FireRow.package_name.in_(names), FireRow.sent_at.is_(None))
         )
     assert unsent == 0
+
+
+@pytest.mark.parametrize("backend", ["redis-pg"], indirect=True)
+def test_a_tick_sends_what_it_has_once_its_runs_have_fire_jobs_per_tick_jobs(beat: Beat, name: str) -> None:
+    names = [f"{name}-{i:02d}" for i in range(6)]
+    for package in names:
+        entries = [Entry("tests.noop", run_order=order) for order in (10, 20, 30)]
+        beat.jqm.save(Package(package, entries=entries, recurrences=[_every_minute()]))
+        beat.jqm.activate(package)
+    beat.clock.advance(MINUTE)
+    beat.scheduler.batch_size, beat.scheduler.fire_jobs_per_tick = 2, 7
+
+    assert beat.tick() == 0.0, "more are due"
+    assert sum(len(beat.jqm.runs(package)) for package in names) == 4, "6 jobs < 7, then 12: two transactions"
+    assert beat.tick() > 0, "nothing is left due"
+    runs = [run for package in names for run in beat.jqm.runs(package)]
+    assert len(runs) == len(names)
+    deadline = time.monotonic() + 60
+    for run in runs:
+        assert run.wait(timeout=max(deadline - time.monotonic(), 1)).status is RunStatus.SUCCEEDED
