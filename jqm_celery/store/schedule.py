@@ -14,20 +14,23 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from jqm_celery.definitions import Entry, Package
 from jqm_celery.errors import StateError
+from jqm_celery.events import Event
 from jqm_celery.plans import RunPlan
 from jqm_celery.recurrence import CatchUp, Recurrence
 from jqm_celery.statuses import JobStatus, LogKind, OnError, PackageStatus, RunStatus
 from jqm_celery.store.beat_models import BeatLeaseRow, FireRow
 from jqm_celery.store.bulk import add_rows, insert_rows, update_rows
 from jqm_celery.store.models import EntryRow, JobRow, LogEntryRow, PackageRow, RecurrenceRow, RunRow
+from jqm_celery.store.notification_models import NotificationRuleRow
 from jqm_celery.store.store import (
     Store,
     _plan,
+    add_event,
     add_run,
     new_job_rows,
     new_job_values,
@@ -75,6 +78,8 @@ class _Due:
     catch_up: CatchUp
     allow_overlap: bool
     on_error: OnError
+    #: Whether the package has notification rules (its listeners need not look them up otherwise).
+    notifies: bool
 
 
 @dataclass
@@ -191,8 +196,9 @@ def start_package_run(store: Store, name: str, trigger: str, now: datetime) -> t
         start_now = not in_flight
         plan, run = add_run(s, package, trigger, now, start_now=start_now)
         if start_now:
-            started = _started_log(run.id, name, now, f"run started ({trigger})")
-            add_rows(s.connection(), LogEntryRow, [started])
+            message = f"run started ({trigger})"
+            add_rows(s.connection(), LogEntryRow, [_started_log(run.id, name, now, message)])
+            add_event(s, _started_event(run.id, name, now, message, bool(package.notifications)))
         return plan, start_now
 
 
@@ -222,6 +228,7 @@ def _claim(s: Session, now: datetime, limit: int) -> list[_Due]:
             PackageRow.catch_up,
             PackageRow.allow_overlap,
             PackageRow.on_error,
+            exists().where(NotificationRuleRow.package_id == PackageRow.id).label("notifies"),
         )
         .join(PackageRow, PackageRow.id == RecurrenceRow.package_id)
         .where(RecurrenceRow.next_fire_at <= now, PackageRow.status == PackageStatus.ACTIVE)
@@ -239,6 +246,7 @@ def _claim(s: Session, now: datetime, limit: int) -> list[_Due]:
             catch_up=CatchUp(row.catch_up),
             allow_overlap=row.allow_overlap,
             on_error=OnError(row.on_error),
+            notifies=row.notifies,
         )
         for row in rows
     ]
@@ -290,7 +298,10 @@ def _fire(s: Session, dues: list[_Due], now: datetime, grace: timedelta) -> list
         jobs[package_id] = new_job_values(run_id, definitions[package_id], now)
         if package_id in started:
             message = _started_message(decisions[package_id])
-            logs.append(_started_log(run_id, definitions[package_id].name, now, message))
+            name = definitions[package_id].name
+            logs.append(_started_log(run_id, name, now, message))
+            notifies = decisions[package_id].first.notifies
+            add_event(s, _started_event(run_id, name, now, message, notifies))
     job_ids = insert_rows(conn, JobRow, [job for each in jobs.values() for job in each])
     add_rows(conn, LogEntryRow, logs)
     fires: list[dict[str, object]] = []
@@ -418,6 +429,13 @@ def _started_log(run_id: int, package: str, now: datetime, message: str) -> dict
         "started_at": now,
         "finished_at": now,
     }
+
+
+def _started_event(run_id: int, package: str, now: datetime, message: str, notifies: bool) -> Event:
+    """The event of a started run, as the log entry ``_started_log`` records it."""
+    return Event(
+        LogKind.RUN_STARTED, RunStatus.RUNNING, now, package, run_id, message=message, notify=notifies
+    )
 
 
 def _skip_log(package: str, now: datetime, reason: str, trigger: str) -> dict[str, object]:

@@ -268,6 +268,7 @@ class Store:
                     package=name,
                     run_id=run.id,
                     message=f"run started ({trigger})",
+                    notify=bool(package.notifications),
                 )
             return plan, run, start_now
 
@@ -883,6 +884,11 @@ def _write_definition(s: Session, row: PackageRow, package: Package, *, replace:
         s.add(NotificationRuleRow(package_id=row.id, position=position, definition=rule.to_dict()))
 
 
+def add_event(s: Session, event: Event) -> None:
+    """Tell the store's listeners of ``event`` once the transaction of ``s`` has committed."""
+    s.info[_EVENTS].append(event)
+
+
 def _log(
     s: Session,
     kind: LogKind,
@@ -898,10 +904,11 @@ def _log(
     message: str | None = None,
     notify: bool = True,
 ) -> None:
-    s.info[_EVENTS].append(
+    add_event(
+        s,
         Event(
             kind, str(status), now, package, run_id, job_id, task, error=error, message=message, notify=notify
-        )
+        ),
     )
     # Core on the session's connection (after writing what the session holds, so entries keep their
     # order): an ORM-enabled INSERT costs several times the statement.

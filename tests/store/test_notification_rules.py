@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import timedelta
 
 import pytest
 from celery import Celery
 
-from jqm_celery import ConfigError, Entry, JobQueueManager, Notify, Package, Scenario, StateError, Webhook
+from jqm_celery import (
+    ConfigError,
+    Entry,
+    JobQueueManager,
+    Notify,
+    Package,
+    Recurrence,
+    Scenario,
+    StateError,
+    Webhook,
+)
 from jqm_celery.events import Event
 from jqm_celery.statuses import AttemptStatus, LogKind
 from jqm_celery.store import migrate
+from jqm_celery.store.schedule import fire_due, start_package_run
 from tests.store.conftest import register_billing_tasks
 from tests.store.test_store import NOW
 
@@ -98,3 +110,47 @@ def test_a_run_end_tells_the_notifier_whether_its_package_has_rules(
 
     [finished] = [event for event in seen if event.kind is LogKind.RUN_FINISHED]
     assert finished.notify is bool(rules), "a package without rules needs no look-up of them"
+
+
+def _started(seen: list[Event]) -> Event:
+    [started] = [event for event in seen if event.kind is LogKind.RUN_STARTED]
+    return started
+
+
+@pytest.mark.parametrize("rules", [(), RULES], ids=["no rules", "rules"])
+def test_run_now_tells_the_notifier_the_run_started_and_whether_its_package_has_rules(
+    jqm: JobQueueManager, rules: tuple[object, ...]
+) -> None:
+    jqm.save(dataclasses.replace(BILLING, notifications=rules))
+    seen: list[Event] = []
+    jqm.store.listeners.append(seen.append)
+
+    plan, _ = jqm.store.create_run("nightly-billing", "test", NOW, queue_if_busy=False)
+
+    started = _started(seen)
+    assert (started.run_id, started.package, started.notify) == (plan.run_id, "nightly-billing", bool(rules))
+
+
+@pytest.mark.parametrize("rules", [(), RULES], ids=["no rules", "rules"])
+def test_runs_a_schedule_starts_tell_the_notifier_they_started(
+    jqm: JobQueueManager, rules: tuple[object, ...]
+) -> None:
+    every_minute = Recurrence.every(timedelta(minutes=1), earliest_start=NOW)
+    jqm.save(dataclasses.replace(BILLING, notifications=rules, recurrences=[every_minute]))
+    jqm.save(dataclasses.replace(BILLING, name="by-django", notifications=rules))
+    jqm.activate("nightly-billing")
+    jqm.activate("by-django")
+    seen: list[Event] = []
+    jqm.store.listeners.append(seen.append)
+
+    fired = fire_due(jqm.store, NOW + timedelta(minutes=1), grace=timedelta(seconds=10))
+    [plan] = fired.plans
+    by_beat = _started(seen)
+    seen.clear()
+    bridged, _ = start_package_run(jqm.store, "by-django", "django-celery-beat", NOW)
+    by_django = _started(seen)
+
+    assert (by_beat.run_id, by_beat.package, by_beat.notify) == (plan.run_id, "nightly-billing", bool(rules))
+    assert bridged is not None
+    assert (by_django.run_id, by_django.package) == (bridged.run_id, "by-django")
+    assert by_django.notify is bool(rules)
