@@ -22,10 +22,12 @@ from jqm_celery import (
     Notify,
     OnError,
     Package,
+    Recurrence,
     RetryPolicy,
     RunStatus,
     Scenario,
     Webhook,
+    firing,
 )
 from jqm_celery.cli import base as cli_base
 from jqm_celery.cli import cli
@@ -341,3 +343,27 @@ def test_a_webhook_receives_the_event_as_json(mjqm: JobQueueManager, name: str) 
     assert sent.status is NotificationStatus.SENT
     (hook,) = [h for h in _Hooks.received if h["package"] == name]
     assert (hook["scenario"], hook["run_id"], hook["run_status"]) == ("RUN_SUCCEEDED", run.id, "SUCCEEDED")
+
+
+def test_a_run_that_a_recurrence_starts_mails_its_run_started_rule(
+    mjqm: JobQueueManager, mail: MailServer, name: str, at: Callable[[str], str]
+) -> None:
+    due = mjqm.clock.now() + timedelta(seconds=0.5)
+    mjqm.save(
+        Package(
+            name,
+            entries=[Entry("tests.noop")],
+            recurrences=[Recurrence.once(due)],
+            notifications=[Notify(at("started"), on={Scenario.RUN_STARTED})],
+        )
+    )
+    mjqm.activate(name)
+    time.sleep(max((due - mjqm.clock.now()).total_seconds(), 0) + 0.05)
+
+    fired = firing.tick(mjqm.runtime, grace=timedelta(seconds=30), limit=10, holder="t", recover_after=None)
+
+    [plan] = [plan for plan in fired.plans if plan.package == name]
+    assert mjqm.run(plan.run_id).wait(timeout=60).status is RunStatus.SUCCEEDED
+    mail.inbox.wait_for(at("started"))
+    [sent] = _settled(mjqm, name, 1)
+    assert (sent.scenario, sent.run_id) == (Scenario.RUN_STARTED, plan.run_id)
