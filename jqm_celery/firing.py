@@ -44,10 +44,9 @@ def tick(
 
     Due recurrences are claimed and their runs inserted ``limit`` at a time, one transaction each, up to
     ``per_tick`` recurrences or ``jobs_per_tick`` jobs, whichever comes first; only then are the runs
-    sent. With the store's writes done before the first
-    run reaches a worker, they do not compete with the work those runs start: where beat, the store and
-    the workers share a machine, the last of a thousand runs due together leaves sooner (the first ones
-    leave a little later).
+    sent. With the store's writes done before the first run reaches a worker, they do not compete with
+    the work those runs start: where beat, the store and the workers share a machine, the last of a
+    thousand runs due together leaves sooner (the first ones leave a little later).
     """
     store, clock = runtime.store, runtime.clock
     started = time.perf_counter()
