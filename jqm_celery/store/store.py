@@ -617,7 +617,7 @@ class Store:
             if settled is None:
                 return False
             event = Event(LogKind.ATTEMPT, AttemptStatus.ERROR, now, settled.package_name, settled.run_id)
-            s.info[_EVENTS].append(dataclasses.replace(event, job_id=job_id, task=settled.task, error=error))
+            add_event(s, dataclasses.replace(event, job_id=job_id, task=settled.task, error=error))
             s.execute(close_running_attempt(job_id, AttemptStatus.ERROR, now, error))
             return True
 

@@ -93,13 +93,19 @@ def test_the_notification_tables_migrate_down_and_up_again(jqm: JobQueueManager)
     assert migrate.current_revision(engine) == migrate.head_revision(engine)
 
 
+def _listening(jqm: JobQueueManager, package: Package) -> list[Event]:
+    """Save ``package``; the events the store tells its listeners from then on."""
+    jqm.save(package)
+    seen: list[Event] = []
+    jqm.store.listeners.append(seen.append)
+    return seen
+
+
 @pytest.mark.parametrize("rules", [(), RULES], ids=["no rules", "rules"])
 def test_a_run_end_tells_the_notifier_whether_its_package_has_rules(
     jqm: JobQueueManager, rules: tuple[object, ...]
 ) -> None:
-    jqm.save(dataclasses.replace(BILLING, notifications=rules))
-    seen: list[Event] = []
-    jqm.store.listeners.append(seen.append)
+    seen = _listening(jqm, dataclasses.replace(BILLING, notifications=rules))
     plan, _ = jqm.store.create_run("nightly-billing", "test", NOW, queue_if_busy=False)
     [job] = plan.jobs
     claimed = jqm.store.claim_job(job.id, "w1@host", "task-1", NOW, redelivered=False)
@@ -121,9 +127,7 @@ def _started(seen: list[Event]) -> Event:
 def test_run_now_tells_the_notifier_the_run_started_and_whether_its_package_has_rules(
     jqm: JobQueueManager, rules: tuple[object, ...]
 ) -> None:
-    jqm.save(dataclasses.replace(BILLING, notifications=rules))
-    seen: list[Event] = []
-    jqm.store.listeners.append(seen.append)
+    seen = _listening(jqm, dataclasses.replace(BILLING, notifications=rules))
 
     plan, _ = jqm.store.create_run("nightly-billing", "test", NOW, queue_if_busy=False)
 
