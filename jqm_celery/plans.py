@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from jqm_celery.statuses import OnError
@@ -50,6 +51,10 @@ class ClaimedJob:
     run_order: int
     retry: int
     retry_policy: dict[str, Any]
+    #: Set on a job handed over by the job before it (see ``handover``): the worker and the time its
+    #: attempt really started, which the store has yet to record.
+    worker: str | None = None
+    started_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from typing import Any
 
 from celery import Celery, Task, bootsteps
 
+from jqm_celery import handover
 from jqm_celery.clock import Clock
 from jqm_celery.compiler import NEXT_PART_STAGES
 from jqm_celery.errors import ConfigError
@@ -86,7 +87,7 @@ class Reconciler:
         requeued = failed = 0
         for job in running:
             out_of_time = self._out_of_time(job, now)
-            gone = None if out_of_time else self._worker_gone(job, alive)
+            gone = None if out_of_time else self._worker_gone(job, alive, now)
             if out_of_time is None and gone is None:
                 continue
             if gone is not None and job.interruptions + 1 < MAX_INTERRUPTIONS:
@@ -120,12 +121,18 @@ class Reconciler:
             "job; settled by the reconciler"
         )
 
-    def _worker_gone(self, job: RunningJob, alive: dict[str, datetime]) -> str | None:
+    def _worker_gone(self, job: RunningJob, alive: dict[str, datetime], now: datetime) -> str | None:
+        window = self.interval_s * STALE_AFTER_INTERVALS
         if job.worker is None:
-            return None
+            # Handed over by the job before it (see handover), and no worker has named itself on it since:
+            # the worker it reached was lost within its first second, or the one that handed it over was
+            # lost before its message was sent. A worker running it names itself well within this wait.
+            wait = max(window, handover.UNNAMED_AFTER_S)
+            if job.attempt_started_at is None or now - job.attempt_started_at < timedelta(seconds=wait):
+                return None
+            return f"no worker reported running it within {wait:g} s of its hand-over"
         started = alive.get(job.worker)
         if started is None:
-            window = self.interval_s * STALE_AFTER_INTERVALS
             return f"worker {job.worker} is gone (no heartbeat for {window:g} s)"
         if job.attempt_started_at is not None and job.attempt_started_at < started:
             return f"worker {job.worker} restarted while the job was running"

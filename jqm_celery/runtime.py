@@ -6,21 +6,25 @@ attempt logged as FAILED or ERROR), never an exception that breaks the run's cha
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import traceback as tb
+from datetime import datetime
 from typing import Any
 
 from celery import Celery, Task
 from celery._state import _task_stack
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
+from kombu.utils.uuid import uuid
 
+from jqm_celery import handover
 from jqm_celery.backoff import retry_delay
 from jqm_celery.clock import Clock
 from jqm_celery.compiler import NEXT_PART_STAGES, compile_run
 from jqm_celery.definitions import RetryPolicy
 from jqm_celery.errors import JobError, JQMError, did_you_mean
 from jqm_celery.plans import ClaimedJob, RunPlan
-from jqm_celery.statuses import AttemptStatus
+from jqm_celery.statuses import AttemptStatus, JobStatus
 from jqm_celery.store import Store
 
 logger = logging.getLogger("jqm_celery")
@@ -55,12 +59,9 @@ class Runtime:
     def execute_job(self, task: Task, job_id: int) -> str:
         request = task.request
         now = self.clock.now()
-        redelivered = bool((request.delivery_info or {}).get("redelivered"))
-        claimed = self.store.claim_job(
-            job_id, request.hostname or "?", request.id, now, redelivered=redelivered
-        )
-        if claimed is None:
-            return "SKIPPED" if self.store.skip_if_stopped(job_id, now) else "NOT_RUN"
+        claimed = self._claim(request, job_id, now)
+        if not isinstance(claimed, ClaimedJob):
+            return claimed
         user_task = self.app.tasks.get(claimed.task)
         if user_task is None:
             registered = [n for n in self.app.tasks if not n.startswith(("celery.", "jqm."))]
@@ -81,8 +82,41 @@ class Runtime:
             return self._fail_for_good(claimed, error, tb.format_exc())
         except Exception as exc:
             return self._failed_attempt(task, claimed, exc)
-        self.store.end_attempt(claimed, self.clock.now(), AttemptStatus.DONE)
+        self._end_done(request, claimed)
         return "DONE"
+
+    def _claim(self, request: Any, job_id: int, now: datetime) -> ClaimedJob | str:
+        """The job's attempt, started; or why it does not run ("SKIPPED", "NOT_RUN")."""
+        handed = handover.received(request, job_id, now)
+        if handed is not None:
+            job, fresh = handed
+            if fresh:
+                return job
+            started = self.store.start_handed_over(job, job.worker or "?", request.id, now)
+            if started is JobStatus.RUNNING:
+                return dataclasses.replace(job, worker=None, started_at=None)
+            return "SKIPPED" if started is JobStatus.SKIPPED else "NOT_RUN"
+        redelivered = bool((request.delivery_info or {}).get("redelivered"))
+        claimed = self.store.claim_job(
+            job_id, request.hostname or "?", request.id, now, redelivered=redelivered
+        )
+        if claimed is None:
+            return "SKIPPED" if self.store.skip_if_stopped(job_id, now) else "NOT_RUN"
+        return claimed
+
+    def _end_done(self, request: Any, job: ClaimedJob) -> None:
+        """End the attempt as DONE, handing the run over to the next job where it can (see handover)."""
+        now = self.clock.now()
+        step = None
+        if self.store.writes_attempts_in_one_statement:
+            step = handover.next_step(request, job.run_id)
+        if step is None:
+            self.store.end_attempt(job, now, AttemptStatus.DONE)
+            return
+        celery_task_id = uuid()
+        following = self.store.hand_over(job, now, step["args"][0], celery_task_id)
+        if following is not None:
+            handover.attach(step, following, celery_task_id, now)
 
     def _failed_attempt(self, task: Task, claimed: ClaimedJob, exc: Exception) -> str:
         error = _describe(exc)

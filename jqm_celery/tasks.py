@@ -42,8 +42,12 @@ def register_tasks(app: Celery, runtime: Runtime) -> dict[str, Task]:
         task: str | None = None,
         closes_run: bool = False,
         continues_run: int | None = None,
+        handed_over: dict[str, Any] | None = None,
     ) -> str:
         """One attempt of one jqm job (``run_id``, ``package`` and ``task`` are for Flower and logs).
+
+        ``handed_over``: the job was claimed by the job before it, which wrote here what the claim
+        returned (see ``jqm_celery.handover``); the runtime reads it from the request.
 
         The last job of what was sent of a run, when alone in its stage, takes the next step itself once
         it has an outcome: ``closes_run`` (the run's last stage) closes the run, ``continues_run`` (its run

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Update,
     and_,
     bindparam,
+    delete,
     exists,
     func,
     insert,
@@ -578,32 +579,127 @@ class Store:
         traceback: str | None = None,
         planned_delay_s: float | None = None,
     ) -> None:
-        """Close the attempt's log entry and move the job on (DONE, RETRYING or ERROR)."""
-        params = {
-            "p_job_id": job.job_id,
-            "p_log_id": job.log_id,
-            "p_now": now,
-            "p_error": error,
-            "p_traceback": traceback,
-            "p_planned_delay_s": planned_delay_s,
-            "p_retry": job.retry + 1,
-            "p_current_delay_s": planned_delay_s or 0.0,
-        }
+        """Close the attempt's log entry and move the job on (DONE, RETRYING or ERROR).
+
+        A handed-over job's attempt also gets its worker and its real start (``job.worker``).
+        """
+        params = _end_params(job, now, error, traceback, planned_delay_s)
+        records_start = job.worker is not None
         events: list[Event] = []
         if outcome is not AttemptStatus.DONE:
             event = Event(LogKind.ATTEMPT, outcome, now, job.package, job.run_id, job.job_id, job.task)
             events.append(dataclasses.replace(event, log_id=job.log_id, error=error))
         if self.writes_attempts_in_one_statement:
-            self._execute_on_driver(_end_attempt_in_one_statement(outcome), params)
+            self._execute_on_driver(_end_attempt_in_one_statement(outcome, records_start), params)
             if events and self.listeners:
                 self._publish(events)
             return
-        end_job, end_log = _end_attempt(outcome)
+        end_job, end_log = _end_attempt(outcome, records_start)
         with self.transaction() as s:
             conn = s.connection()  # Core execution, as in claim_job
             conn.execute(end_job, params)
             conn.execute(end_log, params)
             s.info[_EVENTS].extend(events)
+
+    # -- jobs handed over: the end of one job starts the next (see jqm_celery.handover) -----------
+
+    def hand_over(
+        self, ended: ClaimedJob, now: datetime, next_job_id: int, next_celery_task_id: str
+    ) -> ClaimedJob | None:
+        """End ``ended`` as DONE and, in the same statement, start an attempt of the next job (PostgreSQL).
+
+        The next job is claimed on the same conditions as in ``claim_job`` (``ended`` counts as finished),
+        for the message ``next_celery_task_id``, with no worker yet: the worker that runs it records
+        itself. Returns the claimed job, or None if it was not claimed (``ended`` is ended all the same).
+        """
+        if not self.writes_attempts_in_one_statement:
+            raise RuntimeError("hand_over needs a store that writes an attempt in one statement (PostgreSQL)")
+        params = _end_params(ended, now, None, None, None)
+        params.update(p_next_job_id=next_job_id, p_celery_task_id=next_celery_task_id, p_worker=None)
+        row = self._execute_on_driver(_hand_over(ended.worker is not None), params)
+        return None if row is None else _claimed_job(next_job_id, row.log_id, row)
+
+    def start_handed_over(
+        self, job: ClaimedJob, worker: str, celery_task_id: str, now: datetime
+    ) -> JobStatus | None:
+        """Check and record the start of a handed-over job whose message reached its worker late.
+
+        RUNNING: the job is still this message's and its run goes on; the attempt now names ``worker`` and
+        starts at ``now``. SKIPPED: the run was stopped meanwhile; the attempt, which never started, leaves
+        the log and the job is skipped. None: the job is no longer this message's (recovered meanwhile).
+        """
+        with self.transaction() as s:
+            row = s.execute(
+                select(JobRow, RunRow.stop_reason)
+                .join(RunRow, RunRow.id == JobRow.run_id)
+                .where(
+                    JobRow.id == job.job_id,
+                    JobRow.status == JobStatus.RUNNING,
+                    JobRow.celery_task_id == celery_task_id,
+                    JobRow.worker.is_(None),
+                )
+                .with_for_update(of=JobRow)
+            ).one_or_none()
+            if row is None:
+                return None
+            found, stop_reason = row
+            if stop_reason is None:
+                found.worker = worker
+                s.execute(
+                    update(LogEntryRow)
+                    .where(LogEntryRow.id == job.log_id, LogEntryRow.status == AttemptStatus.RUNNING)
+                    .values(worker=worker, started_at=now)
+                )
+                return JobStatus.RUNNING
+            found.status = JobStatus.SKIPPED
+            found.finished_at = now
+            found.attempts -= 1
+            s.execute(
+                delete(LogEntryRow).where(
+                    LogEntryRow.id == job.log_id, LogEntryRow.status == AttemptStatus.RUNNING
+                )
+            )
+            _log(
+                s,
+                LogKind.JOB_SKIPPED,
+                JobStatus.SKIPPED,
+                now,
+                package=found.package_name,
+                run_id=found.run_id,
+                job_id=found.id,
+                task=found.task,
+                run_order=found.run_order,
+                message=f"skipped: {stop_reason}",
+            )
+            return JobStatus.SKIPPED
+
+    def record_start(
+        self, job_id: int, log_id: int, celery_task_id: str, worker: str, started_at: datetime
+    ) -> bool:
+        """Name the worker of a running handed-over job; False if it has ended or is no longer this one."""
+        with self.transaction() as s:
+            named = (
+                s.connection()
+                .execute(
+                    update(JobRow)
+                    .where(
+                        JobRow.id == job_id,
+                        JobRow.status == JobStatus.RUNNING,
+                        JobRow.celery_task_id == celery_task_id,
+                        JobRow.worker.is_(None),
+                    )
+                    .values(worker=worker)
+                )
+                .rowcount
+            )
+            if not named:
+                return False
+            s.execute(
+                update(LogEntryRow)
+                .where(LogEntryRow.id == log_id, LogEntryRow.status == AttemptStatus.RUNNING)
+                .values(worker=worker, started_at=started_at)
+            )
+            return True
 
     def fail_job(self, job_id: int, now: datetime, error: str) -> bool:
         """Settle a job whose wrapper died as ERROR (its running attempt too); False if already settled."""
@@ -942,9 +1038,13 @@ def _insert_log() -> Insert:
 
 
 @functools.cache
-def _claim(redelivered: bool) -> Update:
-    """The job becomes RUNNING (parameters: p_job_id, p_worker, p_celery_task_id, p_now); returns its row."""
-    job_id = bindparam("p_job_id", type_=JobRow.id.type)
+def _claim(redelivered: bool, handed_over: bool = False) -> Update:
+    """The job becomes RUNNING (parameters: p_job_id, p_worker, p_celery_task_id, p_now); returns its row.
+
+    ``handed_over``: the claim of the next job in ``_hand_over``, whose id is p_next_job_id; the job
+    p_job_id, ended in the same statement, does not count as an unfinished earlier job.
+    """
+    job_id = bindparam("p_next_job_id" if handed_over else "p_job_id", type_=JobRow.id.type)
     celery_task_id = bindparam("p_celery_task_id", type_=JobRow.celery_task_id.type)
     claimable: ColumnElement[bool] = JobRow.status.in_(_WAITING)
     if redelivered:
@@ -964,6 +1064,7 @@ def _claim(redelivered: bool) -> Update:
                 earlier.run_id == JobRow.run_id,
                 earlier.run_order < JobRow.run_order,
                 earlier.status.not_in(_FINISHED),
+                *([earlier.id != bindparam("p_job_id", type_=JobRow.id.type)] if handed_over else []),
             ),
         ),
     )
@@ -1100,12 +1201,49 @@ def _claim_and_log() -> Select[Any]:
     return one_statement.claim_and_log(_claim(redelivered=False))
 
 
+def _end_params(
+    job: ClaimedJob, now: datetime, error: str | None, traceback: str | None, planned_delay_s: float | None
+) -> dict[str, Any]:
+    return {
+        "p_job_id": job.job_id,
+        "p_log_id": job.log_id,
+        "p_now": now,
+        "p_error": error,
+        "p_traceback": traceback,
+        "p_planned_delay_s": planned_delay_s,
+        "p_retry": job.retry + 1,
+        "p_current_delay_s": planned_delay_s or 0.0,
+        "p_started_by": job.worker,
+        "p_started_at": job.started_at,
+    }
+
+
 @functools.cache
-def _end_attempt(outcome: AttemptStatus) -> tuple[Update, Update]:
+def _hand_over(records_start: bool) -> Select[Any]:
+    """The end of a job as DONE, then the claim of the next and its attempt's log entry, as one statement.
+
+    Parameters: those of ``_end_attempt`` and p_next_job_id, p_celery_task_id, p_worker (NULL). The claim
+    sees the snapshot the statement started with, where the ended job is still RUNNING: it requires the
+    end to have happened and does not count that job among the unfinished earlier ones. Its commit is a
+    normal, durable one, as an end's is.
+    """
+    end_job, end_log = _end_attempt(AttemptStatus.DONE, records_start)
+    ended = end_job.returning(JobRow.id).cte("ended_job")
+    claim = _claim(redelivered=False, handed_over=True).where(exists(select(ended.c.id)))
+    return (
+        one_statement.claim_and_log(claim, job_param="p_next_job_id", synchronous=True)
+        .add_cte(ended)
+        .add_cte(end_log.cte("ended_log"))
+    )
+
+
+@functools.cache
+def _end_attempt(outcome: AttemptStatus, records_start: bool = False) -> tuple[Update, Update]:
     """(job update, log entry update) that end an attempt with ``outcome``.
 
     Parameters: p_job_id, p_log_id, p_now, p_error, p_traceback, p_planned_delay_s, and for a FAILED
-    attempt (a retry is planned) p_retry and p_current_delay_s.
+    attempt (a retry is planned) p_retry and p_current_delay_s. With ``records_start`` (a handed-over job),
+    also p_started_by and p_started_at: the attempt's worker and real start.
     """
     job_status = {
         AttemptStatus.DONE: JobStatus.DONE,
@@ -1122,6 +1260,13 @@ def _end_attempt(outcome: AttemptStatus) -> tuple[Update, Update]:
         )
     else:
         values["finished_at"] = now
+    log_values: dict[str, Any] = {}
+    if records_start:
+        started_by = bindparam("p_started_by", type_=JobRow.worker.type)
+        values["worker"] = started_by
+        log_values.update(
+            worker=started_by, started_at=bindparam("p_started_at", type_=LogEntryRow.started_at.type)
+        )
     # An aborted or recovered job keeps the status it was given meanwhile.
     running = JobRow.status == JobStatus.RUNNING
     end_job = (
@@ -1141,14 +1286,15 @@ def _end_attempt(outcome: AttemptStatus) -> tuple[Update, Update]:
             error=error,
             traceback=bindparam("p_traceback", type_=LogEntryRow.traceback.type),
             planned_delay_s=bindparam("p_planned_delay_s", type_=LogEntryRow.planned_delay_s.type),
+            **log_values,
         )
     )
     return end_job, end_log
 
 
 @functools.cache
-def _end_attempt_in_one_statement(outcome: AttemptStatus) -> Update:
-    return one_statement.both(*_end_attempt(outcome))
+def _end_attempt_in_one_statement(outcome: AttemptStatus, records_start: bool) -> Update:
+    return one_statement.both(*_end_attempt(outcome, records_start))
 
 
 def _claimed_job(job_id: int, log_id: int, row: Any) -> ClaimedJob:
