@@ -68,8 +68,15 @@ def next_step(request: Any, run_id: int | None) -> dict[str, Any] | None:
 
 
 def attach(step: dict[str, Any], job: ClaimedJob, celery_task_id: str, at: datetime) -> None:
-    """Write the hand-over of ``job`` into the next step's signature, before Celery sends it."""
-    step.setdefault("options", {})["task_id"] = celery_task_id
+    """Write the hand-over of ``job`` into the next step's signature, before Celery sends it.
+
+    The message shows (in Flower and worker logs) the same arguments as any job's, without the hand-over,
+    and Celery need not work them out with its saferepr, which would cost more than the rest of this.
+    """
+    options = step.setdefault("options", {})
+    options["task_id"] = celery_task_id
+    options["argsrepr"] = repr(tuple(step["args"]))
+    options["kwargsrepr"] = repr(step["kwargs"])
     step["kwargs"][HANDED_OVER] = {
         "log_id": job.log_id,
         "task": job.task,

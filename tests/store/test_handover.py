@@ -334,6 +334,9 @@ def test_each_job_hands_the_run_over_to_the_next_and_runs_without_a_claim(
             message = request.chain.pop()
             assert message["task"] == JOB_TASK
             assert HANDED_OVER in message["kwargs"]
+            shown = message["options"]["kwargsrepr"]
+            assert "'task': 'h." in shown, "it shows the job's arguments…"
+            assert HANDED_OVER not in shown, "…without the hand-over"
             message.setdefault("options", {})["chain"] = request.chain
 
     assert jqm.ran == list(TASKS)  # type: ignore[attr-defined]
