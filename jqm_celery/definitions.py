@@ -215,8 +215,10 @@ class Package:
 
     def stages(self) -> list[tuple[int, tuple[Entry, ...]]]:
         """The entries grouped by run order, lowest first; the entries of one stage run in parallel."""
-        orders = sorted({entry.run_order for entry in self.entries})
-        return [(order, tuple(e for e in self.entries if e.run_order == order)) for order in orders]
+        by_order: dict[int, list[Entry]] = {}
+        for entry in self.entries:
+            by_order.setdefault(entry.run_order, []).append(entry)
+        return [(order, tuple(by_order[order])) for order in sorted(by_order)]
 
     def check_tasks(self, registered: Iterable[str]) -> None:
         """Raise ValidationError for the first entry whose task is not registered, with a suggestion."""

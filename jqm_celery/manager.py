@@ -364,7 +364,7 @@ def _can_activate(name: str, status: PackageStatus) -> None:
 
 
 def _has_parallel_entries(package: Package) -> bool:
-    return any(len(entries) > 1 for _, entries in package.stages())
+    return len({entry.run_order for entry in package.entries}) < len(package.entries)
 
 
 def _package_status(value: PackageStatus | str) -> PackageStatus:
