@@ -8,7 +8,8 @@ autocommit connection that the calling thread keeps (one per thread, so a thread
 serialise its jobs on one socket).
 
 The kept connection is pinged before use when it has been idle for ``PING_AFTER_IDLE_S`` (the pool's own
-rule), replaced once broken, never shared with a forked child, and closed when its engine is disposed.
+rule), replaced once broken, never shared with a forked child, and closed when its engine is disposed. Its
+plans use indexes even while the tables are small (``enable_seqscan`` off), see ``_connect``.
 """
 
 from __future__ import annotations
@@ -171,6 +172,10 @@ def _connect(engine: Engine) -> _Held:
     # Out of the pool for good: this thread keeps it, and closing it closes the connection.
     fairy.detach()
     connection.autocommit = True
+    # Every statement run here finds its rows through an index (primary keys, a run's jobs). Prepared, a
+    # statement soon runs a generic plan made once for the connection's life; made while the tables are
+    # still small, that plan would read them whole, and keep doing so as they grow.
+    connection.execute("SET enable_seqscan = off")
     held = _Held(os.getpid(), fairy, connection, time.monotonic(), weakref.ref(engine))
     _local.held.append(held)
     with _lock:

@@ -11,6 +11,7 @@ import psycopg
 import pytest
 from sqlalchemy import bindparam, func, select, update
 
+from jqm_celery import Entry, Package
 from jqm_celery.definitions import RetryPolicy
 from jqm_celery.plans import RunPlan
 from jqm_celery.statuses import AttemptStatus, JobStatus
@@ -211,3 +212,34 @@ def test_a_close_that_waited_for_the_run_lock_sees_the_jobs_finished_meanwhile(
     [result] = closed
     assert result is not None, "the close saw the job the other transaction finished, and closed the run"
     assert store.run(plan.run_id).status == "SUCCEEDED"
+
+
+def _seq_scans(url: str) -> dict[str, int]:
+    """Sequential scans of the store's tables so far, once other sessions have reported theirs."""
+    threading.Event().wait(1.1)  # a session reports its table counts at most once a second
+    with psycopg.connect(_dsn(url), autocommit=True) as conn:
+        rows = conn.execute("SELECT relname, seq_scan FROM pg_stat_user_tables WHERE relname LIKE 'jqm_%'")
+        return dict(rows.fetchall())
+
+
+def test_attempts_keep_finding_their_rows_by_index_once_the_tables_have_grown(url: str, store: Store) -> None:
+    store.save_package(Package("big", entries=[Entry("t.a", run_order=i) for i in range(1, 41)]), NOW)
+    plan, _ = store.create_run("big", "test", NOW, queue_if_busy=False)
+    for index in range(20):  # enough runs of each statement for PostgreSQL to settle on a generic plan
+        _attempt(store, plan, index)
+    with psycopg.connect(_dsn(url), autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO jqm_run (package_name, trigger, status, on_error, stop_package_after, created_at) "
+            "SELECT 'big', 'test', 'SUCCEEDED', 'STOP', false, now() FROM generate_series(1, 20000)"
+        )
+    # Flush what the kept connection has counted so far (a session reports at most once a second).
+    driver.execute_one(store.engine, select(func.pg_stat_force_next_flush()), {})
+    before = _seq_scans(url)
+
+    for index in range(20, 40):
+        _attempt(store, plan, index)
+
+    driver.execute_one(store.engine, select(func.pg_stat_force_next_flush()), {})
+    after = _seq_scans(url)
+    assert after["jqm_run"] == before["jqm_run"], "no claim read the runs table whole"
+    assert after["jqm_job"] == before["jqm_job"]
