@@ -23,6 +23,7 @@ from jqm_celery.plans import ClaimedJob, RunPlan
 from jqm_celery.recovery import STALE_AFTER_INTERVALS
 from jqm_celery.statuses import AttemptStatus, LogKind
 from jqm_celery.store import Store
+from jqm_celery.store.models import RunRow
 from tests.services import postgres_database
 from tests.store.conftest import FakeClock
 from tests.store.test_driver import _RECORD_COMMIT_SETTING, _dsn
@@ -70,22 +71,40 @@ def store(jqm: JobQueueManager) -> Store:
     return jqm.store
 
 
-def _start(jqm: JobQueueManager) -> RunPlan:
-    jqm.save(
-        Package(
-            "p",
-            entries=[
-                Entry("h.first", run_order=10),
-                Entry("h.second", args=[1, "two"], kwargs={"k": [3]}, run_order=20),
-                Entry("h.third", run_order=30),
-            ],
-            on_error=OnError.STOP,
-        )
+def _package() -> Package:
+    return Package(
+        "p",
+        entries=[
+            Entry("h.first", run_order=10),
+            Entry("h.second", args=[1, "two"], kwargs={"k": [3]}, run_order=20),
+            Entry("h.third", run_order=30),
+        ],
+        on_error=OnError.STOP,
     )
+
+
+def _start_plain(store: Store) -> RunPlan:
+    """A run of the package, started in the store alone."""
+    store.save_package(_package(), NOW)
+    plan, started = store.create_run("p", "test", NOW, queue_if_busy=False)
+    assert started
+    return plan
+
+
+def _start(jqm: JobQueueManager) -> RunPlan:
+    """A run of the package, activated through the manager (so that it can be held)."""
+    jqm.save(_package())
     jqm.activate("p")
     plan, started = jqm.store.create_run("p", "test", NOW, queue_if_busy=False)
     assert started
     return plan
+
+
+def _stop(store: Store, run_id: int) -> None:
+    with store.transaction() as s:
+        run = s.get(RunRow, run_id)
+        assert run is not None
+        store.stop_run(s, run, NOW, "package held", LogKind.RUN_STOPPED_BY_HOLD)
 
 
 def _claim(store: Store, plan: RunPlan, index: int, worker: str = "w1@host") -> ClaimedJob:
@@ -148,33 +167,10 @@ def test_a_hand_over_ends_the_job_and_claims_the_next_in_one_durable_statement(
     ]
 
 
-def _start_plain(store: Store) -> RunPlan:
-    store.save_package(
-        Package(
-            "p",
-            entries=[
-                Entry("h.first", run_order=10),
-                Entry("h.second", args=[1, "two"], kwargs={"k": [3]}, run_order=20),
-                Entry("h.third", run_order=30),
-            ],
-            on_error=OnError.STOP,
-        ),
-        NOW,
-    )
-    plan, started = store.create_run("p", "test", NOW, queue_if_busy=False)
-    assert started
-    return plan
-
-
 def test_a_hand_over_in_a_stopped_run_ends_the_job_and_leaves_the_next_waiting(store: Store) -> None:
     plan = _start_plain(store)
     first = _claim(store, plan, 0)
-    with store.transaction() as s:
-        from jqm_celery.store.models import RunRow
-
-        run = s.get(RunRow, plan.run_id)
-        assert run is not None
-        store.stop_run(s, run, NOW, "package held", LogKind.RUN_STOPPED_BY_HOLD)
+    _stop(store, plan.run_id)
 
     assert store.hand_over(first, NOW, plan.jobs[1].id, "next-message") is None
     assert [j.status for j in store.run(plan.run_id).jobs] == [
@@ -251,12 +247,7 @@ def test_a_late_handed_over_job_of_a_stopped_run_is_skipped_and_leaves_no_attemp
     plan = _start_plain(store)
     second = store.hand_over(_claim(store, plan, 0), NOW, plan.jobs[1].id, "m-1")
     assert second is not None
-    with store.transaction() as s:
-        from jqm_celery.store.models import RunRow
-
-        run = s.get(RunRow, plan.run_id)
-        assert run is not None
-        store.stop_run(s, run, NOW, "package held", LogKind.RUN_STOPPED_BY_HOLD)
+    _stop(store, plan.run_id)
     assert _job(store, plan.run_id, 1).status == JobStatus.RUNNING, "handed over: it counts as running"
 
     assert store.start_handed_over(second, "w2@host", "m-1", NOW) is JobStatus.SKIPPED
@@ -317,6 +308,15 @@ def _first_message(jqm: JobQueueManager, plan: RunPlan) -> dict[str, Any]:
     return dict(compile_run(jqm.app, plan))
 
 
+def _run_first_job(jqm: JobQueueManager, plan: RunPlan) -> dict[str, Any]:
+    """Run the run's first job on "w1@host"; returns the next step's message, as the job handed it over."""
+    message = _first_message(jqm, plan)
+    request = _request(message, "w1@host")
+    assert jqm.runtime.execute_job(_Task(request), message["args"][0]) == "DONE"
+    step: dict[str, Any] = request.chain.pop()
+    return step
+
+
 def test_each_job_hands_the_run_over_to_the_next_and_runs_without_a_claim(
     jqm: JobQueueManager, clock: FakeClock
 ) -> None:
@@ -350,10 +350,7 @@ def test_a_handed_over_message_that_arrives_late_is_checked_and_skipped_if_the_r
     jqm: JobQueueManager, clock: FakeClock
 ) -> None:
     plan = _start(jqm)
-    message = _first_message(jqm, plan)
-    request = _request(message, "w1@host")
-    assert jqm.runtime.execute_job(_Task(request), message["args"][0]) == "DONE"
-    second = request.chain.pop()
+    second = _run_first_job(jqm, plan)
     jqm.hold("p")
     clock.advance(timedelta(seconds=FRESH_S + 1))
 
@@ -370,10 +367,7 @@ def test_a_handed_over_message_that_arrives_late_in_a_running_run_is_checked_the
     jqm: JobQueueManager, clock: FakeClock
 ) -> None:
     plan = _start(jqm)
-    message = _first_message(jqm, plan)
-    request = _request(message, "w1@host")
-    jqm.runtime.execute_job(_Task(request), message["args"][0])
-    second = request.chain.pop()
+    second = _run_first_job(jqm, plan)
     clock.advance(timedelta(seconds=FRESH_S + 1))
 
     with _writes(jqm.store) as writes:
@@ -384,10 +378,7 @@ def test_a_handed_over_message_that_arrives_late_in_a_running_run_is_checked_the
 
 def test_a_redelivered_handed_over_message_claims_as_usual(jqm: JobQueueManager) -> None:
     plan = _start(jqm)
-    message = _first_message(jqm, plan)
-    request = _request(message, "w1@host")
-    jqm.runtime.execute_job(_Task(request), message["args"][0])
-    second = request.chain.pop()
+    second = _run_first_job(jqm, plan)
     # The worker that took the job over was lost; its message comes again.
     again = _request(second, "w2@host")
     again.delivery_info = {"redelivered": True}
@@ -403,10 +394,7 @@ def test_a_handed_over_job_that_fails_records_its_worker_and_applies_the_policy(
     jqm: JobQueueManager, clock: FakeClock
 ) -> None:
     plan = _start(jqm)
-    message = _first_message(jqm, plan)
-    request = _request(message, "w1@host")
-    jqm.runtime.execute_job(_Task(request), message["args"][0])
-    second = request.chain.pop()
+    second = _run_first_job(jqm, plan)
 
     def fail(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("bank offline")
@@ -438,10 +426,7 @@ class _Running:
 
 def test_a_worker_names_itself_on_the_handed_over_jobs_it_has_run_for_a_while(jqm: JobQueueManager) -> None:
     plan = _start(jqm)
-    message = _first_message(jqm, plan)
-    request = _request(message, "w1@host")
-    jqm.runtime.execute_job(_Task(request), message["args"][0])
-    second = request.chain.pop()
+    second = _run_first_job(jqm, plan)
     started = datetime.now(UTC).timestamp()
     running = _Running(
         type=JOB_TASK,
@@ -471,9 +456,7 @@ def test_the_reconciler_queues_again_a_handed_over_job_no_worker_started(
     jqm: JobQueueManager, clock: FakeClock
 ) -> None:
     plan = _start(jqm)
-    message = _first_message(jqm, plan)
-    request = _request(message, "w1@host")
-    jqm.runtime.execute_job(_Task(request), message["args"][0])
+    late = _run_first_job(jqm, plan)
     sent: list[Any] = []
     jqm.job_queue.send = sent.append  # type: ignore[method-assign]  # no broker here: what it would send
     window = timedelta(seconds=max(jqm.reconciler.interval_s * STALE_AFTER_INTERVALS, UNNAMED_AFTER_S))
@@ -484,9 +467,8 @@ def test_the_reconciler_queues_again_a_handed_over_job_no_worker_started(
     assert jqm.reconciler.reconcile().requeued == 1
     job = _job(jqm.store, plan.run_id, 1)
     assert job.status == JobStatus.QUEUED
-    assert job.celery_task_id != request.chain[-1]["options"]["task_id"]
+    assert job.celery_task_id != late["options"]["task_id"]
     assert len(sent) == 1
     # The message that was handed over, arriving after all, is not this job's any more.
-    late = request.chain.pop()
     assert jqm.runtime.execute_job(_Task(_request(late, "w2@host")), late["args"][0]) == "NOT_RUN"
     assert jqm.ran == ["h.first"]  # type: ignore[attr-defined]
