@@ -28,11 +28,12 @@ def _register_tasks(app: Celery) -> None:
     def record(path: str, label: str, sleep_s: float = 0.0) -> str:
         """Append start and end marks (pid, monotonic time) to a file: ordering evidence across processes.
 
-        The start mark also says whether the job's message came handed over by the job before it.
+        The start mark also says whether the job's message came handed over by the job before it, and which
+        job of which run it is (None when the task is called outside a jqm job).
         """
         job_kwargs = app.tasks[JOB_TASK].request.kwargs or {}
         start = {"label": label, "event": "start", "t": time.monotonic(), "pid": os.getpid()}
-        _append(path, {**start, "handed_over": HANDED_OVER in job_kwargs})
+        _append(path, {**start, "handed_over": HANDED_OVER in job_kwargs, **_job_of(app)})
         time.sleep(sleep_s)
         _append(path, {"label": label, "event": "end", "t": time.monotonic(), "pid": os.getpid()})
         return label
@@ -42,7 +43,8 @@ def _register_tasks(app: Celery) -> None:
         """Fail the first ``failures`` calls for this label, then succeed."""
         marks = Path(path)
         seen = marks.read_text().count(f'"{label}"') if marks.exists() else 0
-        _append(path, {"label": label, "event": "call", "t": time.monotonic(), "pid": os.getpid()})
+        call = {"label": label, "event": "call", "t": time.monotonic(), "pid": os.getpid()}
+        _append(path, {**call, **_job_of(app)})
         if seen < failures:
             raise ConnectionError(f"{label}: simulated failure {seen + 1} of {failures}")
         return label
@@ -62,6 +64,14 @@ def _register_tasks(app: Celery) -> None:
     @app.task(shared=False, name="tests.noop")
     def noop(*args: Any, **kwargs: Any) -> None:
         return None
+
+
+def _job_of(app: Celery) -> dict[str, Any]:
+    """The ids of the jqm job (and its run) that calls the task; None outside a jqm job."""
+    request = app.tasks[JOB_TASK].request
+    kwargs = request.kwargs or {}
+    job_id = request.args[0] if request.args else kwargs.get("job_id")
+    return {"job_id": job_id, "run_id": kwargs.get("run_id")}
 
 
 def _append(path: str, record: dict[str, Any]) -> None:
