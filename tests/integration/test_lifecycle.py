@@ -112,7 +112,7 @@ def test_a_hold_landing_while_the_next_jobs_message_is_on_its_way_starts_no_othe
 ) -> None:
     # Every job runs on the one-process worker. While the first one runs, a plain task is queued there:
     # when the first job ends, the next job's message waits behind it for BUSY_S, and the hold lands then.
-    entries = [_record(marks, "first", 1, sleep_s=0.3, queue=solo)]
+    entries = [_record(marks, "first", 1, sleep_s=0.5, queue=solo)]
     entries += [_record(marks, f"later{order}", order, queue=solo) for order in (2, 3, 4)]
     jqm.save(Package(name, entries=entries))
     jqm.activate(name)
@@ -122,9 +122,13 @@ def test_a_hold_landing_while_the_next_jobs_message_is_on_its_way_starts_no_othe
     wait_for(lambda: jqm.job(run.jobs[0].id).status is JobStatus.DONE)
 
     jqm.hold(name)
+    # Queued behind the next job's message on the one-process worker: once it has started, that message
+    # has been dealt with.
+    backend.app().send_task("tests.record", args=[str(marks), "after the hold"], queue=solo)
+    wait_for(lambda: "after the hold" in labels(marks, "start"))
     run = run.wait(timeout=60)
 
-    assert labels(marks, "start") == ["first"], "no job started after the hold"
+    assert labels(marks, "start") == ["first", "after the hold"], "no job started after the hold"
     assert run.status is RunStatus.STOPPED
     assert [j.status for j in run.jobs] == [JobStatus.DONE] + [JobStatus.SKIPPED] * 3
     assert [len(j.attempts) for j in run.jobs] == [1, 0, 0, 0]
