@@ -11,8 +11,6 @@ from typing import Any
 from celery import Celery
 
 from jqm_celery import JobError, JobQueueManager
-from jqm_celery.compiler import JOB_TASK
-from jqm_celery.handover import HANDED_OVER
 
 
 def make_app(conf: dict[str, Any]) -> Celery:
@@ -26,13 +24,8 @@ def make_app(conf: dict[str, Any]) -> Celery:
 def _register_tasks(app: Celery) -> None:
     @app.task(shared=False, name="tests.record")
     def record(path: str, label: str, sleep_s: float = 0.0) -> str:
-        """Append start and end marks (pid, monotonic time) to a file: ordering evidence across processes.
-
-        The start mark also says whether the job's message came handed over by the job before it.
-        """
-        job_kwargs = app.tasks[JOB_TASK].request.kwargs or {}
-        start = {"label": label, "event": "start", "t": time.monotonic(), "pid": os.getpid()}
-        _append(path, {**start, "handed_over": HANDED_OVER in job_kwargs})
+        """Append start and end marks (pid, monotonic time) to a file: ordering evidence across processes."""
+        _append(path, {"label": label, "event": "start", "t": time.monotonic(), "pid": os.getpid()})
         time.sleep(sleep_s)
         _append(path, {"label": label, "event": "end", "t": time.monotonic(), "pid": os.getpid()})
         return label
