@@ -10,7 +10,7 @@ chain; the last step closes the run.
 
 A long run is sent in parts of at most ``CHUNK_STAGES`` stages: every message of a Celery chain carries
 the signatures of all the steps after it, so one chain of n stages ships O(n²) bytes, and the worker's
-handling of each message grows with it. Each part ends with ``jqm.continue_run``, which compiles and sends
+handling of each message grows with it. Each part ends with ``jqm.advance_run``, which compiles and sends
 the next part from the store.
 """
 
@@ -24,9 +24,14 @@ from celery.canvas import Signature
 from jqm_celery.plans import JobPlan, RunPlan
 
 JOB_TASK = "jqm.job"
-FINISH_RUN_TASK = "jqm.finish_run"
 JOB_FAILED_TASK = "jqm.job_failed"
-CONTINUE_RUN_TASK = "jqm.continue_run"
+#: Moves a run on: sends its next part, or ends it (``Runtime.advance``).
+ADVANCE_RUN_TASK = "jqm.advance_run"
+#: The names ``jqm.advance_run`` replaced, still registered so that messages sent by the previous version
+#: complete: the end of a run, the next part of a long run, the rest of a run after a recovered job.
+FORMER_ADVANCE_TASKS = ("jqm.finish_run", "jqm.continue_run", "jqm.resume_run")
+#: The keyword argument of ``jqm.job`` in which the previous version handed a job over, claimed.
+HANDED_OVER = "handed_over"
 
 #: Stages per sent part of a run (see docs/benchmarks.md for the measurement behind it).
 CHUNK_STAGES = 24
@@ -111,7 +116,7 @@ def compile_run(
         last_run_order = stages[chunk_stages - 1][0].run_order
         steps.append(
             app.signature(
-                CONTINUE_RUN_TASK,
+                ADVANCE_RUN_TASK,
                 args=(plan.run_id, last_run_order),
                 immutable=True,
                 ignore_result=True,
@@ -121,7 +126,7 @@ def compile_run(
     elif not last_takes_step:
         steps.append(
             app.signature(
-                FINISH_RUN_TASK,
+                ADVANCE_RUN_TASK,
                 args=(plan.run_id,),
                 immutable=True,
                 ignore_result=True,

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from celery import Celery, chain
 
 from jqm_celery.clock import Clock
-from jqm_celery.compiler import JOB_FAILED_TASK, JOB_TASK, flower_name, job_signature
+from jqm_celery.compiler import ADVANCE_RUN_TASK, JOB_FAILED_TASK, JOB_TASK, flower_name, job_signature
 from jqm_celery.definitions import NO_RETRY, RetryPolicy
 from jqm_celery.errors import JQMError, ValidationError, did_you_mean
 from jqm_celery.plans import JobPlan, RunPlan
@@ -34,7 +34,6 @@ from jqm_celery.store import Store
 from jqm_celery.store.audit import AuditTrail
 from jqm_celery.store.jobs import Aborted, JobMessage, JobStore, NewJob, unknown_queue
 
-RESUME_RUN_TASK = "jqm.resume_run"
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,254}$")
 CLEAN_BATCH = 5_000
 #: How long, in seconds, a process trusts the queue names it has read. A name it has not seen is read
@@ -234,10 +233,12 @@ class JobQueue:
     def cancel_run(self, run_id: int, *, actor: str | None = None) -> Run:
         """Queued jobs of the run never start, running ones are aborted; the run ends STOPPED."""
         actor = actor or default_actor()
-        aborted = self.jobs_store.cancel_run(run_id, self.clock.now(), actor)
-        for job in aborted:
+        cancelled = self.jobs_store.cancel_run(run_id, self.clock.now(), actor)
+        for job in cancelled.aborted:
             if job.celery_task_id:
                 self._revoke(job.celery_task_id, terminate=True)
+        if cancelled.next_run is not None:
+            self.runtime.dispatch(cancelled.next_run)
         return self.runtime_run(run_id)
 
     def runtime_run(self, run_id: int) -> Run:
@@ -292,7 +293,7 @@ class JobQueue:
             signature = job_signature(self.app, plan, plan.jobs[0], control_queue=self.runtime.control_queue)
             signature.set(task_id=message.celery_task_id)
             resume = self.app.signature(
-                RESUME_RUN_TASK,
+                ADVANCE_RUN_TASK,
                 args=(message.run_id, message.run_order),
                 immutable=True,
                 queue=self.runtime.control_queue,

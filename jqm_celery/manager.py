@@ -15,7 +15,6 @@ from jqm_celery.config import configure_app, supports_chords
 from jqm_celery.definitions import Package, RetryPolicy
 from jqm_celery.errors import ValidationError
 from jqm_celery.flower import name_sent_events_by_shadow
-from jqm_celery.handover import install as install_handover
 from jqm_celery.jobqueue import JobQueue, JobSpec
 from jqm_celery.notifications.notifier import Notifications
 from jqm_celery.package_list import PackagePage
@@ -57,8 +56,7 @@ class JobQueueManager:
         self.notifications = Notifications(app, self.store, self.settings, self.clock)
         self.job_queue = JobQueue(app, self.store, self.runtime, self.clock)
         self.reconciler = Reconciler(app, self.job_queue, self.runtime, self.clock)
-        install_recovery(app, self.reconciler)
-        install_handover(app)
+        install_recovery(app)
         #: Called with a package's name after this manager created, saved, activated, held or deleted it
         #: (the django-celery-beat bridge keeps its rows in step here). A failing listener is logged.
         self.package_listeners: list[Callable[[str], None]] = []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from jqm_celery.statuses import OnError
@@ -51,10 +50,6 @@ class ClaimedJob:
     run_order: int
     retry: int
     retry_policy: dict[str, Any]
-    #: Set on a job handed over by the job before it (see ``handover``): the worker and the time its
-    #: attempt really started, which the store has yet to record.
-    worker: str | None = None
-    started_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -65,7 +60,8 @@ class RunClosed:
     package: str
     status: str
     package_stopped: bool
-    next_run_id: int | None
+    #: The package's next run, started by this end (QUEUED → RUNNING), for the runtime to send.
+    next_run: RunPlan | None
 
 
 def error_policy(on_error: OnError) -> tuple[bool, bool]:

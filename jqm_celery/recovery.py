@@ -18,13 +18,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from celery import Celery, Task, bootsteps
+from celery import Celery, bootsteps
 
-from jqm_celery import handover
 from jqm_celery.clock import Clock
-from jqm_celery.compiler import NEXT_PART_STAGES
+from jqm_celery.compiler import ADVANCE_RUN_TASK
 from jqm_celery.errors import ConfigError
-from jqm_celery.jobqueue import RESUME_RUN_TASK, JobQueue
+from jqm_celery.jobqueue import JobQueue
 from jqm_celery.runtime import Runtime
 from jqm_celery.store.jobs import RunningJob
 
@@ -36,6 +35,10 @@ DEFAULT_INTERVAL_S = 30.0
 STALE_AFTER_INTERVALS = 3
 #: A job whose worker was lost this many times ends as ERROR instead of running again.
 MAX_INTERRUPTIONS = 3
+#: A job that a worker of the previous version claimed for the next job's message (its "hand-over") has
+#: no worker until that message arrives; it counts as lost once no worker has named itself on it for
+#: this long (seconds), or the stale window if that is longer.
+UNNAMED_AFTER_S = 15.0
 
 
 def reconcile_interval_s(conf: Any) -> float:
@@ -106,7 +109,7 @@ class Reconciler:
                         job.run_id, now, f"job {job.job_id} ({job.task}) failed: {reason[:200]}"
                     )
                     self.app.send_task(
-                        RESUME_RUN_TASK, args=(job.run_id, job.run_order), queue=self.runtime.control_queue
+                        ADVANCE_RUN_TASK, args=(job.run_id, job.run_order), queue=self.runtime.control_queue
                     )
         return Reconciled(requeued, failed)
 
@@ -124,10 +127,10 @@ class Reconciler:
     def _worker_gone(self, job: RunningJob, alive: dict[str, datetime], now: datetime) -> str | None:
         window = self.interval_s * STALE_AFTER_INTERVALS
         if job.worker is None:
-            # Handed over by the job before it (see handover), and no worker has named itself on it since:
+            # Handed over by a worker of the previous version, and no worker has named itself on it since:
             # the worker it reached was lost within its first second, or the one that handed it over was
             # lost before its message was sent. A worker running it names itself well within this wait.
-            wait = max(window, handover.UNNAMED_AFTER_S)
+            wait = max(window, UNNAMED_AFTER_S)
             if job.attempt_started_at is None or now - job.attempt_started_at < timedelta(seconds=wait):
                 return None
             return f"no worker reported running it within {wait:g} s of its hand-over"
@@ -137,13 +140,6 @@ class Reconciler:
         if job.attempt_started_at is not None and job.attempt_started_at < started:
             return f"worker {job.worker} restarted while the job was running"
         return None
-
-    def resume_run(self, task: Task, run_id: int, run_order: int) -> None:
-        """Send the rest of a run once every job up to ``run_order`` has finished."""
-        store = self.runtime.store
-        if store.unsettled_jobs(run_id, run_order):
-            raise task.retry(countdown=1.0, max_retries=3600)
-        self.runtime.dispatch(store.remaining_plan(run_id, run_order, stages=NEXT_PART_STAGES))
 
 
 class ReconcileStep(bootsteps.StartStopStep):  # type: ignore[misc]
@@ -171,14 +167,6 @@ class ReconcileStep(bootsteps.StartStopStep):  # type: ignore[misc]
             self.timer_ref = None
 
 
-def install(app: Celery, reconciler: Reconciler) -> None:
-    """Register the resume task and the bootstep on ``app`` (workers of this app only)."""
-
-    @app.task(  # type: ignore[untyped-decorator]
-        name=RESUME_RUN_TASK, bind=True, shared=False, acks_late=True, serializer="json"
-    )
-    def resume_run(self: Task, run_id: int, run_order: int) -> None:
-        """Send the rest of a run whose job was recovered, once that job's run order has settled."""
-        reconciler.resume_run(self, run_id, run_order)
-
+def install(app: Celery) -> None:
+    """Register the bootstep on ``app`` (workers of this app only)."""
     app.steps["consumer"].add(ReconcileStep)

@@ -6,7 +6,6 @@ attempt logged as FAILED or ERROR), never an exception that breaks the run's cha
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import traceback as tb
 from datetime import datetime
@@ -15,12 +14,10 @@ from typing import Any
 from celery import Celery, Task
 from celery._state import _task_stack
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
-from kombu.utils.uuid import uuid
 
-from jqm_celery import handover
 from jqm_celery.backoff import retry_delay
 from jqm_celery.clock import Clock
-from jqm_celery.compiler import NEXT_PART_STAGES, compile_run
+from jqm_celery.compiler import ADVANCE_RUN_TASK, HANDED_OVER, NEXT_PART_STAGES, compile_run
 from jqm_celery.definitions import RetryPolicy
 from jqm_celery.errors import JobError, JQMError, did_you_mean
 from jqm_celery.plans import ClaimedJob, RunPlan
@@ -51,7 +48,13 @@ class Runtime:
             compile_run(self.app, plan, control_queue=self.control_queue).apply_async(producer=producer)
         except Exception as exc:
             message = f"could not send run {plan.run_id} of '{plan.package}' to the broker: {exc}"
-            self.store.fail_dispatch(plan.run_id, self.clock.now(), message)
+            following = self.store.fail_dispatch(plan.run_id, self.clock.now(), message)
+            if following is not None:
+                # The failed run's end started the package's next queued run; it is sent (or fails) too.
+                try:
+                    self.dispatch(following, producer=producer)
+                except JQMError as next_exc:
+                    logger.error("%s", next_exc)
             raise JQMError(f"{message}; is the broker running and is broker_url right?") from exc
 
     # -- one attempt of one job -------------------------------------------------------------
@@ -82,19 +85,16 @@ class Runtime:
             return self._fail_for_good(claimed, error, tb.format_exc())
         except Exception as exc:
             return self._failed_attempt(task, claimed, exc)
-        self._end_done(request, claimed)
+        self.store.end_attempt(claimed, self.clock.now(), AttemptStatus.DONE)
         return "DONE"
 
     def _claim(self, request: Any, job_id: int, now: datetime) -> ClaimedJob | str:
         """The job's attempt, started; or why it does not run ("SKIPPED", "NOT_RUN")."""
-        handed = handover.received(request, job_id, now)
+        handed = _handed_over(request, job_id)
         if handed is not None:
-            job, fresh = handed
-            if fresh:
-                return job
-            started = self.store.start_handed_over(job, job.worker or "?", request.id, now)
+            started = self.store.start_handed_over(handed, request.hostname or "?", request.id, now)
             if started is JobStatus.RUNNING:
-                return dataclasses.replace(job, worker=None, started_at=None)
+                return handed
             return "SKIPPED" if started is JobStatus.SKIPPED else "NOT_RUN"
         redelivered = bool((request.delivery_info or {}).get("redelivered"))
         claimed = self.store.claim_job(
@@ -103,20 +103,6 @@ class Runtime:
         if claimed is None:
             return "SKIPPED" if self.store.skip_if_stopped(job_id, now) else "NOT_RUN"
         return claimed
-
-    def _end_done(self, request: Any, job: ClaimedJob) -> None:
-        """End the attempt as DONE, handing the run over to the next job where it can (see handover)."""
-        now = self.clock.now()
-        step = None
-        if self.store.writes_attempts_in_one_statement:
-            step = handover.next_step(request, job.run_id)
-        if step is None:
-            self.store.end_attempt(job, now, AttemptStatus.DONE)
-            return
-        celery_task_id = uuid()
-        following = self.store.hand_over(job, now, step["args"][0], celery_task_id)
-        if following is not None:
-            handover.attach(step, following, celery_task_id, now)
 
     def _failed_attempt(self, task: Task, claimed: ClaimedJob, exc: Exception) -> str:
         error = _describe(exc)
@@ -147,26 +133,40 @@ class Runtime:
             )
         return "ERROR"
 
-    # -- the end of a run -------------------------------------------------------------------
+    # -- moving a run on ---------------------------------------------------------------------
 
-    def finish_run(self, run_id: int) -> str | None:
+    def advance(self, task: Task | None, run_id: int, after_run_order: int | None = None) -> str | None:
+        """Move a run on once what was sent of it has settled: send its next part, or end it.
+
+        ``after_run_order``: the last run order sent so far (None: the whole run was sent). Unfinished jobs
+        up to it (the siblings of a job whose wrapper died, a recovered job) are waited for: ``task`` is
+        retried, or without one (a job taking the step on itself) a ``jqm.advance_run`` message waits.
+        Returns the run's final status if this ended it. The end starts the package's next queued run,
+        which is sent here.
+        """
+        if after_run_order is not None:
+            if self.store.unsettled_jobs(run_id, after_run_order):
+                if task is None:
+                    self.app.send_task(
+                        ADVANCE_RUN_TASK, args=(run_id, after_run_order), queue=self.control_queue
+                    )
+                    return None
+                raise task.retry(countdown=1.0, max_retries=3600)
+            rest = self.store.remaining_plan(run_id, after_run_order, stages=NEXT_PART_STAGES)
+            if rest.jobs:
+                self.dispatch(rest)
+                return None
         closed = self.store.close_run(run_id, self.clock.now())
         if closed is None:
             return None
-        if closed.next_run_id is not None:
-            plan = self.store.start_queued_run(closed.next_run_id, self.clock.now())
-            if plan is not None:
-                self.dispatch(plan)
+        if closed.next_run is not None:
+            self.dispatch(closed.next_run)
         return closed.status
-
-    def continue_run(self, run_id: int, after_run_order: int) -> None:
-        """The previous part of a long run has finished: send the next one (see compiler.CHUNK_STAGES)."""
-        self.dispatch(self.store.remaining_plan(run_id, after_run_order, stages=NEXT_PART_STAGES))
 
     def job_failed(
         self, task: Task, failed_task_id: str, job_id: int, run_id: int | None, run_order: int
     ) -> None:
-        """The job's wrapper itself failed (hard time limit, lost database…): record it, resume the run."""
+        """The job's wrapper itself failed (hard time limit, lost database…): record it, move the run on."""
         if not getattr(task.request, "retries", 0):
             result: Any = self.app.AsyncResult(failed_task_id).result
             if isinstance(result, TimeLimitExceeded):
@@ -179,12 +179,33 @@ class Runtime:
             failed = self.store.fail_job(job_id, self.clock.now(), error)
             if failed and run_id is not None:
                 self.store.apply_error_policy(run_id, self.clock.now(), f"job {job_id} failed: {error[:200]}")
-        if run_id is None:
-            return
-        if self.store.unsettled_jobs(run_id, run_order):
-            # Siblings of the same run order are still running: the rest of the run must wait for them.
-            raise task.retry(countdown=1.0, max_retries=3600)
-        self.dispatch(self.store.remaining_plan(run_id, run_order, stages=NEXT_PART_STAGES))
+        if run_id is not None:
+            self.advance(task, run_id, run_order)
+
+
+def _handed_over(request: Any, job_id: int) -> ClaimedJob | None:
+    """The job a worker of the previous version claimed for this message (its "hand-over"), if any.
+
+    A retry or a redelivery carries the first message's hand-over, which is spent: those claim as usual.
+    """
+    kwargs = request.kwargs or {}
+    given = kwargs.get(HANDED_OVER)
+    if not isinstance(given, dict) or request.retries:
+        return None
+    if (request.delivery_info or {}).get("redelivered"):
+        return None
+    return ClaimedJob(
+        job_id=job_id,
+        run_id=kwargs.get("run_id"),
+        log_id=given["log_id"],
+        package=kwargs.get("package"),
+        task=given["task"],
+        args=list(given["args"]),
+        kwargs=dict(given["kwargs"]),
+        run_order=given["run_order"],
+        retry=given["retry"],
+        retry_policy=dict(given["retry_policy"]),
+    )
 
 
 def _call(user_task: Task, args: Any, kwargs: Any) -> Any:

@@ -6,7 +6,13 @@ from typing import Any
 
 from celery import Celery, Task
 
-from jqm_celery.compiler import CONTINUE_RUN_TASK, FINISH_RUN_TASK, JOB_FAILED_TASK, JOB_TASK, flower_name
+from jqm_celery.compiler import (
+    ADVANCE_RUN_TASK,
+    FORMER_ADVANCE_TASKS,
+    JOB_FAILED_TASK,
+    JOB_TASK,
+    flower_name,
+)
 from jqm_celery.firing import DJANGO_TRIGGER, start_scheduled_run
 from jqm_celery.runtime import Runtime
 
@@ -46,37 +52,35 @@ def register_tasks(app: Celery, runtime: Runtime) -> dict[str, Task]:
     ) -> str:
         """One attempt of one jqm job (``run_id``, ``package`` and ``task`` are for Flower and logs).
 
-        ``handed_over``: the job was claimed by the job before it, which wrote here what the claim
-        returned (see ``jqm_celery.handover``); the runtime reads it from the request.
+        ``handed_over``: sent by the previous version, whose worker claimed this job for this message
+        (see ``Store.start_handed_over``); the runtime reads it from the request.
 
-        The last job of what was sent of a run, when alone in its stage, takes the next step itself once
-        it has an outcome: ``closes_run`` (the run's last stage) closes the run, ``continues_run`` (its run
-        order, the last of a part of a long run) sends the rest. A retry (``Retry`` raised) does neither,
-        and the job's error callback takes the step if the wrapper itself dies.
+        The last job of what was sent of a run, when alone in its stage, moves the run on itself once it
+        has an outcome (``Runtime.advance``): ``closes_run`` (the run's last stage) ends the run,
+        ``continues_run`` (its run order, the last of a part of a long run) sends the rest. A retry
+        (``Retry`` raised) does neither, and the job's error callback moves the run on if the wrapper
+        itself dies.
         """
         outcome = runtime.execute_job(self, job_id)
-        if run_id is not None:
-            if closes_run:
-                runtime.finish_run(run_id)
-            elif continues_run is not None:
-                runtime.continue_run(run_id, continues_run)
+        if run_id is not None and (closes_run or continues_run is not None):
+            runtime.advance(None, run_id, continues_run)
         return outcome
 
-    @app.task(name=FINISH_RUN_TASK, bind=True, shared=False, acks_late=True, serializer="json")
-    def finish_run(self: Task, run_id: int) -> str | None:
-        """Close a run once its last job has finished."""
-        return runtime.finish_run(run_id)
+    def advance_run(self: Task, run_id: int, after_run_order: int | None = None) -> str | None:
+        """Move a run on: send its next part once what was sent has settled, or end it."""
+        return runtime.advance(self, run_id, after_run_order)
 
-    @app.task(name=CONTINUE_RUN_TASK, bind=True, shared=False, acks_late=True, serializer="json")
-    def continue_run(self: Task, run_id: int, after_run_order: int) -> None:
-        """Send the next part of a long run once its previous part has finished."""
-        runtime.continue_run(run_id, after_run_order)
+    tasks: dict[str, Task] = {JOB_TASK: job}
+    for name in (ADVANCE_RUN_TASK, *FORMER_ADVANCE_TASKS):
+        tasks[name] = app.task(name=name, bind=True, shared=False, acks_late=True, serializer="json")(
+            advance_run
+        )
 
     @app.task(name=JOB_FAILED_TASK, bind=True, shared=False, acks_late=True, serializer="json")
     def job_failed(
         self: Task, failed_task_id: str, job_id: int, run_id: int | None = None, run_order: int = 0
     ) -> None:
-        """Error callback of a job whose wrapper died: records it and resumes the rest of the run."""
+        """Error callback of a job whose wrapper died: records it and moves the run on."""
         runtime.job_failed(self, failed_task_id, job_id, run_id, run_order)
 
     @app.task(name=RUN_PACKAGE_TASK, shared=False, serializer="json")
@@ -84,10 +88,4 @@ def register_tasks(app: Celery, runtime: Runtime) -> dict[str, Task]:
         """Start a run of an ACTIVE package for an external scheduler such as django-celery-beat."""
         return start_scheduled_run(runtime, name, trigger)
 
-    return {
-        JOB_TASK: job,
-        FINISH_RUN_TASK: finish_run,
-        CONTINUE_RUN_TASK: continue_run,
-        JOB_FAILED_TASK: job_failed,
-        RUN_PACKAGE_TASK: run_package,
-    }
+    return {**tasks, JOB_FAILED_TASK: job_failed, RUN_PACKAGE_TASK: run_package}

@@ -18,6 +18,7 @@ from sqlalchemy import CursorResult, Insert, bindparam, delete, func, insert, se
 from sqlalchemy.orm import Session
 
 from jqm_celery.errors import NotFoundError, StateError, ValidationError, did_you_mean
+from jqm_celery.plans import RunPlan
 from jqm_celery.queue_records import AuditAction, QueueState
 from jqm_celery.records import Job
 from jqm_celery.statuses import (
@@ -28,11 +29,13 @@ from jqm_celery.statuses import (
     LogKind,
     RunStatus,
 )
-from jqm_celery.store import convert
+from jqm_celery.store import convert, lifecycle, log
 from jqm_celery.store.audit import record
+from jqm_celery.store.log import LogLine
 from jqm_celery.store.models import JobRow, LogEntryRow, RunRow
 from jqm_celery.store.queue_models import QueueRow, WorkerRow
-from jqm_celery.store.store import Store, _log, close_running_attempt
+from jqm_celery.store.statements import close_running_attempt
+from jqm_celery.store.store import Store
 
 _WAITING = [s.value for s in WAITING_JOB]
 #: A stand-alone job in one of these statuses may be re-added (the seed's "Add Jobs to Queue").
@@ -79,6 +82,14 @@ class Aborted:
     task: str
     celery_task_id: str | None
     run_order: int = 0
+
+
+@dataclass(frozen=True)
+class CancelledRun:
+    """What cancelling a run did: the jobs it aborted (to terminate), the package's next run it started."""
+
+    aborted: list[Aborted]
+    next_run: RunPlan | None
 
 
 @dataclass(frozen=True)
@@ -245,16 +256,20 @@ class JobStore:
                     f"job {job_id} is {status}: only a QUEUED, DELAYED or RETRYING job can be cancelled{hint}"
                 )
             message = f"cancelled by {actor}: the job will not start"
-            _log(
+            log.write(
                 s,
-                LogKind.JOB_CANCELLED,
-                JobStatus.CANCELLED,
-                now,
-                package=row.package_name,
-                run_id=row.run_id,
-                job_id=job_id,
-                task=row.task,
-                message=message,
+                [
+                    LogLine(
+                        LogKind.JOB_CANCELLED,
+                        JobStatus.CANCELLED,
+                        now,
+                        package=row.package_name,
+                        run_id=row.run_id,
+                        job_id=job_id,
+                        task=row.task,
+                        message=message,
+                    )
+                ],
             )
             record(
                 s, now, actor, AuditAction.CANCEL, f"job {job_id}", package=row.package_name, detail=row.task
@@ -298,20 +313,27 @@ class JobStore:
             row.finished_at = None
             row.not_before = None
             row.celery_task_id = celery_task_id
-            _log(
+            log.write(
                 s,
-                LogKind.JOB_REQUEUED,
-                JobStatus.QUEUED,
-                now,
-                job_id=job_id,
-                task=row.task,
-                message=f"added to queue '{row.queue}' again by {actor} (was {previous})",
+                [
+                    LogLine(
+                        LogKind.JOB_REQUEUED,
+                        JobStatus.QUEUED,
+                        now,
+                        job_id=job_id,
+                        task=row.task,
+                        message=f"added to queue '{row.queue}' again by {actor} (was {previous})",
+                    )
+                ],
             )
             record(s, now, actor, AuditAction.REQUEUE, f"job {job_id}", detail=f"{row.task} (was {previous})")
             return _message(row)
 
-    def cancel_run(self, run_id: int, now: datetime, actor: str) -> list[Aborted]:
-        """Stop a run: waiting jobs are skipped, running ones aborted, and the run ends STOPPED."""
+    def cancel_run(self, run_id: int, now: datetime, actor: str) -> CancelledRun:
+        """Stop a run: waiting jobs are skipped, running ones aborted, and the run ends STOPPED.
+
+        Its end starts the package's next queued run (``CancelledRun.next_run``, for the caller to send).
+        """
         with self.store.transaction() as s:
             run = s.get(RunRow, run_id, with_for_update=True)
             if run is None:
@@ -321,23 +343,16 @@ class JobStore:
                     f"run {run_id} of '{run.package_name}' is {run.status}: it has already finished"
                 )
             reason = f"run cancelled by {actor}"
-            self.store.stop_run(s, run, now, reason, LogKind.RUN_CANCELLED)
+            was_queued = run.status == RunStatus.QUEUED
+            lifecycle.stop(s, run, now, reason, LogKind.RUN_CANCELLED)
             running = s.scalars(
                 select(JobRow.id).where(JobRow.run_id == run_id, JobRow.status == JobStatus.RUNNING)
             ).all()
             aborted = [a for a in (_abort(s, job_id, now, reason) for job_id in running) if a is not None]
-            if run.status != RunStatus.STOPPED:
-                run.status = RunStatus.STOPPED
-                run.finished_at = now
-                _log(
-                    s,
-                    LogKind.RUN_FINISHED,
-                    RunStatus.STOPPED,
-                    now,
-                    package=run.package_name,
-                    run_id=run_id,
-                    message=f"run finished: STOPPED ({reason})",
-                )
+            next_run = None
+            if not was_queued:
+                message = f"run finished: STOPPED ({reason})"
+                next_run = lifecycle.end(s, run, RunStatus.STOPPED, now, message=message).next_run
             record(
                 s,
                 now,
@@ -347,7 +362,7 @@ class JobStore:
                 package=run.package_name,
                 detail=f"{len(aborted)} running job(s) aborted",
             )
-            return aborted
+            return CancelledRun(aborted, next_run)
 
     # -- clean ------------------------------------------------------------------------------
 
@@ -462,18 +477,22 @@ class JobStore:
             if row is None:
                 return False
             s.execute(close_running_attempt(job.job_id, attempt, now, reason))
-            _log(
+            log.write(
                 s,
-                LogKind.JOB_STALE,
-                row.status,
-                now,
-                package=row.package_name,
-                run_id=row.run_id,
-                job_id=row.id,
-                task=row.task,
-                run_order=row.run_order,
-                error=reason,
-                message="queued again" if requeue_with else "failed for good",
+                [
+                    LogLine(
+                        LogKind.JOB_STALE,
+                        row.status,
+                        now,
+                        package=row.package_name,
+                        run_id=row.run_id,
+                        job_id=row.id,
+                        task=row.task,
+                        run_order=row.run_order,
+                        error=reason,
+                        message="queued again" if requeue_with else "failed for good",
+                    )
+                ],
             )
             return _message(row) if requeue_with else True
 
@@ -524,17 +543,21 @@ def _abort(s: Session, job_id: int, now: datetime, reason: str) -> Aborted | Non
     if row is None:
         return None
     s.execute(close_running_attempt(job_id, AttemptStatus.ABORTED, now, reason))
-    _log(
+    log.write(
         s,
-        LogKind.JOB_ABORTED,
-        JobStatus.ABORTED,
-        now,
-        package=row.package_name,
-        run_id=row.run_id,
-        job_id=job_id,
-        task=row.task,
-        run_order=row.run_order,
-        message=reason,
+        [
+            LogLine(
+                LogKind.JOB_ABORTED,
+                JobStatus.ABORTED,
+                now,
+                package=row.package_name,
+                run_id=row.run_id,
+                job_id=job_id,
+                task=row.task,
+                run_order=row.run_order,
+                message=reason,
+            )
+        ],
     )
     return Aborted(job_id, row.run_id, row.task, row.celery_task_id, row.run_order)
 

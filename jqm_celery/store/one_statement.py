@@ -23,12 +23,11 @@ from jqm_celery.statuses import AttemptStatus, LogKind
 from jqm_celery.store.models import LogEntryRow
 
 
-def claim_and_log(claim: Update, job_param: str = "p_job_id", synchronous: bool = False) -> Select[Any]:
+def claim_and_log(claim: Update) -> Select[Any]:
     """``claim`` (UPDATE of the job … RETURNING its columns) plus the INSERT of the RUNNING attempt.
 
-    Bound parameters, shared with ``claim``: ``job_param`` (the job's id), p_worker, p_celery_task_id, p_now.
-    The result has the claim's returned columns and ``log_id``, or no row if the job was not claimed.
-    ``synchronous``: the statement also ends an attempt, so its commit waits for the disk as usual.
+    Bound parameters, shared with ``claim``: p_job_id, p_worker, p_celery_task_id, p_now. The result has
+    the claim's returned columns and ``log_id``, or no row if the job was not claimed.
     """
     claimed = claim.cte("claimed")
     logged = (
@@ -52,7 +51,7 @@ def claim_and_log(claim: Update, job_param: str = "p_job_id", synchronous: bool 
                 literal(AttemptStatus.RUNNING.value),
                 claimed.c.package_name,
                 claimed.c.run_id,
-                bindparam(job_param, type_=LogEntryRow.job_id.type),
+                bindparam("p_job_id", type_=LogEntryRow.job_id.type),
                 claimed.c.task,
                 claimed.c.run_order,
                 bindparam("p_celery_task_id", type_=LogEntryRow.celery_task_id.type),
@@ -65,8 +64,6 @@ def claim_and_log(claim: Update, job_param: str = "p_job_id", synchronous: bool 
         .cte("logged")
     )
     statement = select(claimed, select(logged.c.id).scalar_subquery().label("log_id"))
-    if synchronous:
-        return statement
     # Local to this statement's transaction; evaluated only when a job was claimed (see above).
     no_flush_wait = func.set_config("synchronous_commit", "off", True).label("synchronous_commit")
     return statement.add_columns(no_flush_wait)

@@ -19,25 +19,17 @@ from sqlalchemy.orm import Session
 
 from jqm_celery.definitions import Entry, Package
 from jqm_celery.errors import StateError
-from jqm_celery.events import Event
 from jqm_celery.plans import RunPlan
 from jqm_celery.recurrence import CatchUp, Recurrence
 from jqm_celery.statuses import JobStatus, LogKind, OnError, PackageStatus, RunStatus
+from jqm_celery.store import lifecycle, log
 from jqm_celery.store.beat_models import BeatLeaseRow, FireRow
 from jqm_celery.store.bulk import add_rows, insert_rows, update_rows
-from jqm_celery.store.models import EntryRow, JobRow, LogEntryRow, PackageRow, RecurrenceRow, RunRow
+from jqm_celery.store.log import LogLine
+from jqm_celery.store.models import EntryRow, JobRow, PackageRow, RecurrenceRow, RunRow
 from jqm_celery.store.notification_models import NotificationRuleRow
-from jqm_celery.store.store import (
-    Store,
-    _plan,
-    add_event,
-    add_run,
-    new_job_rows,
-    new_job_values,
-    new_run_row,
-    new_run_values,
-    plan_of,
-)
+from jqm_celery.store.package_rows import definition
+from jqm_celery.store.store import Store
 
 RECURRENCE_TRIGGER = "recurrence"
 OVERLAP_MESSAGE = "previous run still running"
@@ -165,7 +157,7 @@ def recover_unsent(store: Store, now: datetime, *, older_than: timedelta, limit:
         )
         plans = []
         for run_id in sorted({run_id for run_id in unsent if run_id is not None}):
-            plan = _replace_unsent(s, store, run_id, now)
+            plan = _replace_unsent(s, run_id, now)
             if plan is not None:
                 plans.append(plan)
         return plans
@@ -186,19 +178,13 @@ def start_package_run(store: Store, name: str, trigger: str, now: datetime) -> t
                 f"package '{name}' is {row.status}: {trigger} started no run; activate it first "
                 f"(jqm.activate('{name}'))"
             )
-        package = store._definition(s, row)
-        in_flight = list(
-            s.scalars(select(RunRow.status).where(RunRow.package_name == name, RunRow.status.in_(_IN_FLIGHT)))
-        )
+        package = definition(s, row)
+        in_flight = lifecycle.in_flight(s, [name])[name]
         if in_flight and (not package.allow_overlap or RunStatus.QUEUED in in_flight):
-            s.add(LogEntryRow(**_skip_log(name, now, _overlap_reason(package.allow_overlap), trigger)))
+            log.write(s, [_skip_line(name, now, _overlap_reason(package.allow_overlap), trigger)])
             return None, False
         start_now = not in_flight
-        plan, run = add_run(s, package, trigger, now, start_now=start_now)
-        if start_now:
-            message = f"run started ({trigger})"
-            add_rows(s.connection(), LogEntryRow, [_started_log(run.id, name, now, message)])
-            add_event(s, _started_event(run.id, name, now, message, bool(package.notifications)))
+        plan, _ = lifecycle.open_run(s, package, trigger, now, start_now=start_now)
         return plan, start_now
 
 
@@ -260,34 +246,28 @@ def _fire(s: Session, dues: list[_Due], now: datetime, grace: timedelta) -> list
     wanted = [d for d in decisions.values() if d.wants_run]
     in_flight: dict[str, set[str]] = defaultdict(set)
     if wanted:
-        names = [d.first.package for d in wanted]
-        for package, status in s.execute(
-            select(RunRow.package_name, RunRow.status).where(
-                RunRow.package_name.in_(names), RunRow.status.in_(_IN_FLIGHT)
-            )
-        ):
-            in_flight[package].add(status)
+        in_flight.update(lifecycle.in_flight(s, [d.first.package for d in wanted]))
     entries = _entries(s, [d.first.package_id for d in wanted if _may_start(d, in_flight)])
 
     runs: dict[int, dict[str, object]] = {}
     outcomes: dict[int, FireOutcome] = {}
-    logs: list[dict[str, object]] = []
+    logs: list[LogLine] = []
     definitions: dict[int, Package] = {}
     for package_id, decision in decisions.items():
         first = decision.first
         if not decision.wants_run:
             outcomes[package_id] = FireOutcome.MISSED_SKIPPED
-            logs.append(_skip_log(first.package, now, _missed_reason(decision, first), RECURRENCE_TRIGGER))
+            logs.append(_skip_line(first.package, now, _missed_reason(decision, first), RECURRENCE_TRIGGER))
             continue
         if not _may_start(decision, in_flight):
             outcomes[package_id] = FireOutcome.OVERLAP_SKIPPED
             reason = _overlap_reason(first.allow_overlap)
-            logs.append(_skip_log(first.package, now, reason, RECURRENCE_TRIGGER))
+            logs.append(_skip_line(first.package, now, reason, RECURRENCE_TRIGGER))
             continue
         start_now = not in_flight[first.package]
         definition = Package(first.package, entries=entries[package_id], on_error=first.on_error)
         definitions[package_id] = definition
-        runs[package_id] = new_run_values(definition, RECURRENCE_TRIGGER, now, start_now=start_now)
+        runs[package_id] = lifecycle.run_values(definition, RECURRENCE_TRIGGER, now, start_now=start_now)
         outcomes[package_id] = FireOutcome.STARTED if start_now else FireOutcome.QUEUED
     conn = s.connection()
     run_ids = dict(zip(runs, insert_rows(conn, RunRow, list(runs.values())), strict=True))
@@ -295,15 +275,14 @@ def _fire(s: Session, dues: list[_Due], now: datetime, grace: timedelta) -> list
 
     jobs: dict[int, list[dict[str, object]]] = {}
     for package_id, run_id in run_ids.items():
-        jobs[package_id] = new_job_values(run_id, definitions[package_id], now)
+        jobs[package_id] = lifecycle.job_values(run_id, definitions[package_id], now)
         if package_id in started:
             message = _started_message(decisions[package_id])
             name = definitions[package_id].name
-            logs.append(_started_log(run_id, name, now, message))
             notifies = decisions[package_id].first.notifies
-            add_event(s, _started_event(run_id, name, now, message, notifies))
+            logs.append(lifecycle.started_line(run_id, name, now, message, notify=notifies))
     job_ids = insert_rows(conn, JobRow, [job for each in jobs.values() for job in each])
-    add_rows(conn, LogEntryRow, logs)
+    log.write(s, logs)
     fires: list[dict[str, object]] = []
     advances = []
     for package_id, decision in decisions.items():
@@ -337,7 +316,7 @@ def _fire(s: Session, dues: list[_Due], now: datetime, grace: timedelta) -> list
         package_jobs = jobs[package_id]
         these = [next(ids) for _ in package_jobs]
         if package_id in started:
-            plans.append(plan_of(run_id, definitions[package_id].name, these, package_jobs))
+            plans.append(lifecycle.plan_of(run_id, definitions[package_id].name, these, package_jobs))
     return plans
 
 
@@ -419,40 +398,18 @@ def _started_message(decision: _Decision) -> str:
     return f"run started ({RECURRENCE_TRIGGER}, due {decision.first.due_at.isoformat()})"
 
 
-def _started_log(run_id: int, package: str, now: datetime, message: str) -> dict[str, object]:
-    return {
-        "kind": LogKind.RUN_STARTED,
-        "status": RunStatus.RUNNING,
-        "package_name": package,
-        "run_id": run_id,
-        "message": message,
-        "started_at": now,
-        "finished_at": now,
-    }
-
-
-def _started_event(run_id: int, package: str, now: datetime, message: str, notifies: bool) -> Event:
-    """The event of a started run, as the log entry ``_started_log`` records it."""
-    return Event(
-        LogKind.RUN_STARTED, RunStatus.RUNNING, now, package, run_id, message=message, notify=notifies
+def _skip_line(package: str, now: datetime, reason: str, trigger: str) -> LogLine:
+    return LogLine(
+        LogKind.FIRE_SKIPPED, "SKIPPED", now, package, message=f"no run started ({trigger}): {reason}"
     )
-
-
-def _skip_log(package: str, now: datetime, reason: str, trigger: str) -> dict[str, object]:
-    return {
-        "kind": LogKind.FIRE_SKIPPED,
-        "status": "SKIPPED",
-        "package_name": package,
-        "message": f"no run started ({trigger}): {reason}",
-        "started_at": now,
-        "finished_at": now,
-    }
 
 
 # -- recovery --------------------------------------------------------------------------------------
 
 
-def _replace_unsent(s: Session, store: Store, run_id: int, now: datetime) -> RunPlan | None:
+def _replace_unsent(s: Session, run_id: int, now: datetime) -> RunPlan | None:
+    """Retire an unsent run and start its replacement (or, if its package is no longer ACTIVE, the
+    package's next queued run); the plan to send, if any."""
     run = s.get(RunRow, run_id, with_for_update=True)
     # Locking the jobs waits for a worker that is claiming one right now, so what we read is final.
     jobs = list(s.scalars(select(JobRow).where(JobRow.run_id == run_id).with_for_update()))
@@ -461,41 +418,24 @@ def _replace_unsent(s: Session, store: Store, run_id: int, now: datetime) -> Run
         s.execute(update(FireRow).where(FireRow.run_id == run_id).values(sent_at=now))
         return None
     package_row = s.scalar(select(PackageRow).where(PackageRow.name == run.package_name))
-    active = package_row is not None and package_row.status == PackageStatus.ACTIVE
-    replacement: RunRow | None = None
-    new_jobs: list[JobRow] = []
-    if package_row is not None and active:
-        package = store._definition(s, package_row)
-        replacement = new_run_row(package, RECURRENCE_TRIGGER, now, start_now=True)
-        s.add(replacement)
-        s.flush()
-        new_jobs = new_job_rows(replacement, package, now)
-        s.add_all(new_jobs)
+    replacement: RunPlan | None = None
+    if package_row is not None and package_row.status == PackageStatus.ACTIVE:
+        message = f"run started ({RECURRENCE_TRIGGER}, replacing run {run.id})"
+        package = definition(s, package_row)
+        replacement, _ = lifecycle.open_run(
+            s, package, RECURRENCE_TRIGGER, now, start_now=True, message=message
+        )
     reason = "the beat that started this run stopped before it was known to be sent; " + (
-        f"run {replacement.id} replaces it" if replacement is not None else "the package is no longer ACTIVE"
+        f"run {replacement.run_id} replaces it"
+        if replacement is not None
+        else "the package is no longer ACTIVE"
     )
     for job in jobs:
         job.status = JobStatus.SKIPPED
         job.finished_at = now
-    run.stop_reason = reason
-    run.status = RunStatus.STOPPED
-    run.finished_at = now
-    s.add(
-        LogEntryRow(
-            kind=LogKind.RUN_FINISHED,
-            status=RunStatus.STOPPED,
-            package_name=run.package_name,
-            run_id=run.id,
-            message=f"run stopped: {reason}",
-            started_at=now,
-            finished_at=now,
-        )
-    )
+    ended = lifecycle.end(s, run, RunStatus.STOPPED, now, message=f"run stopped: {reason}", reason=reason)
     if replacement is None:
         s.execute(update(FireRow).where(FireRow.run_id == run_id).values(sent_at=now))
-        return None
-    message = f"run started ({RECURRENCE_TRIGGER}, replacing run {run.id})"
-    s.add(LogEntryRow(**_started_log(replacement.id, replacement.package_name, now, message)))
-    s.execute(update(FireRow).where(FireRow.run_id == run_id).values(run_id=replacement.id))
-    s.flush()
-    return _plan(replacement, new_jobs)
+        return ended.next_run
+    s.execute(update(FireRow).where(FireRow.run_id == run_id).values(run_id=replacement.run_id))
+    return replacement

@@ -12,7 +12,6 @@ from celery import Celery
 
 from jqm_celery import JobError, JobQueueManager
 from jqm_celery.compiler import JOB_TASK
-from jqm_celery.handover import HANDED_OVER
 
 
 def make_app(conf: dict[str, Any]) -> Celery:
@@ -28,12 +27,10 @@ def _register_tasks(app: Celery) -> None:
     def record(path: str, label: str, sleep_s: float = 0.0) -> str:
         """Append start and end marks (pid, monotonic time) to a file: ordering evidence across processes.
 
-        The start mark also says whether the job's message came handed over by the job before it, and which
-        job of which run it is (None when the task is called outside a jqm job).
+        The start mark also says which job of which run called it (None outside a jqm job).
         """
-        job_kwargs = app.tasks[JOB_TASK].request.kwargs or {}
         start = {"label": label, "event": "start", "t": time.monotonic(), "pid": os.getpid()}
-        _append(path, {**start, "handed_over": HANDED_OVER in job_kwargs, **_job_of(app)})
+        _append(path, {**start, **_job_of(app)})
         time.sleep(sleep_s)
         _append(path, {"label": label, "event": "end", "t": time.monotonic(), "pid": os.getpid()})
         return label

@@ -10,9 +10,8 @@ from celery.canvas import Signature, _chain, _chord, group
 
 from jqm_celery import JobQueueManager
 from jqm_celery.compiler import (
+    ADVANCE_RUN_TASK,
     CHUNK_STAGES,
-    CONTINUE_RUN_TASK,
-    FINISH_RUN_TASK,
     JOB_FAILED_TASK,
     JOB_TASK,
     compile_run,
@@ -55,7 +54,7 @@ def test_stages_follow_run_order_and_the_run_is_closed_last() -> None:
         JOB_TASK,
         JOB_TASK,
         "group",
-        FINISH_RUN_TASK,
+        ADVANCE_RUN_TASK,
     ]
     assert isinstance(compile_run(APP, PLAN).tasks[2], _chord), "group + next step must be a chord"
     assert steps[0].args == (1,)
@@ -153,7 +152,7 @@ def test_a_part_that_ends_with_a_group_is_followed_by_a_step_that_sends_the_next
     steps = _steps(compile_run(APP, RunPlan(7, "long", tuple(jobs))))
     assert len(steps) == CHUNK_STAGES + 1
     assert isinstance(steps[-2], group)
-    assert steps[-1].task == CONTINUE_RUN_TASK
+    assert steps[-1].task == ADVANCE_RUN_TASK
     assert steps[-1].args == (7, CHUNK_STAGES), "the next part starts after the last run order sent"
     assert steps[-1].immutable
 
@@ -177,4 +176,4 @@ def test_a_run_of_one_job_is_one_task_that_closes_the_run() -> None:
 
 def test_what_is_left_of_a_finished_run_is_its_closing_step() -> None:
     canvas = compile_run(APP, RunPlan(9, "single", ()))
-    assert (canvas.task, canvas.args) == (FINISH_RUN_TASK, (9,))
+    assert (canvas.task, canvas.args) == (ADVANCE_RUN_TASK, (9,))

@@ -1,0 +1,210 @@
+"""The store's attempts: the hot path of a job (one write to start an attempt, one to end it).
+
+On PostgreSQL each of those writes is one autocommitted prepared statement on the worker's kept
+connection (see ``one_statement`` and ``driver``); elsewhere each is a short transaction of the same
+statements.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+
+from sqlalchemy import delete, exists, insert, select, update
+
+from jqm_celery.events import Event
+from jqm_celery.plans import ClaimedJob
+from jqm_celery.statuses import FINISHED_JOB, WAITING_JOB, AttemptStatus, JobStatus, LogKind
+from jqm_celery.store import log, statements
+from jqm_celery.store.base import StoreBase
+from jqm_celery.store.log import LogLine
+from jqm_celery.store.models import JobRow, LogEntryRow, RunRow
+
+_WAITING = [s.value for s in WAITING_JOB]
+_FINISHED = [s.value for s in FINISHED_JOB]
+
+
+class AttemptStore(StoreBase):
+    # -- jobs: the hot path (one transaction to start an attempt, one to end it) ------------
+
+    def claim_job(
+        self, job_id: int, worker: str, celery_task_id: str, now: datetime, *, redelivered: bool
+    ) -> ClaimedJob | None:
+        """Start an attempt: the job becomes RUNNING and its attempt is logged. None if it must not run."""
+        params = {"p_job_id": job_id, "p_worker": worker, "p_celery_task_id": celery_task_id, "p_now": now}
+        if not redelivered and self.writes_attempts_in_one_statement:
+            claimed = self._execute_on_driver(statements.claim_and_log(), params)
+            return None if claimed is None else statements.claimed_job(job_id, claimed.log_id, claimed)
+        with self.transaction() as s:
+            # Core execution on the session's connection: the ORM's bulk-DML bookkeeping (synchronising a
+            # session that holds no objects) costs more than the statements themselves on this hot path.
+            conn = s.connection()
+            row = conn.execute(statements.claim(redelivered), params).one_or_none()
+            if row is None:
+                return None
+            if redelivered:
+                conn.execute(
+                    statements.close_running_attempt(
+                        job_id,
+                        AttemptStatus.INTERRUPTED,
+                        now,
+                        "the worker running this attempt was lost; the job was delivered again",
+                    )
+                )
+            log_id = conn.execute(
+                insert(LogEntryRow)
+                .values(
+                    kind=LogKind.ATTEMPT,
+                    status=AttemptStatus.RUNNING,
+                    package_name=row.package_name,
+                    run_id=row.run_id,
+                    job_id=job_id,
+                    task=row.task,
+                    run_order=row.run_order,
+                    celery_task_id=celery_task_id,
+                    worker=worker,
+                    retry=row.retry,
+                    started_at=now,
+                )
+                .returning(LogEntryRow.id)
+            ).scalar_one()
+            return statements.claimed_job(job_id, log_id, row)
+
+    def skip_if_stopped(self, job_id: int, now: datetime) -> bool:
+        """Skip a waiting job whose run is being stopped (held, or stopped by its On Error policy)."""
+        with self.transaction() as s:
+            row = s.execute(
+                update(JobRow)
+                .where(
+                    JobRow.id == job_id,
+                    JobRow.status.in_(_WAITING),
+                    exists().where(RunRow.id == JobRow.run_id, RunRow.stop_reason.is_not(None)),
+                )
+                .values(status=JobStatus.SKIPPED, finished_at=now)
+                .returning(JobRow.run_id, JobRow.package_name, JobRow.task, JobRow.run_order)
+            ).one_or_none()
+            if row is None:
+                return False
+            log.write(
+                s,
+                [
+                    LogLine(
+                        LogKind.JOB_SKIPPED,
+                        JobStatus.SKIPPED,
+                        now,
+                        package=row.package_name,
+                        run_id=row.run_id,
+                        job_id=job_id,
+                        task=row.task,
+                        run_order=row.run_order,
+                        message="skipped: the run was stopped",
+                    )
+                ],
+            )
+            return True
+
+    def end_attempt(
+        self,
+        job: ClaimedJob,
+        now: datetime,
+        outcome: AttemptStatus,
+        *,
+        error: str | None = None,
+        traceback: str | None = None,
+        planned_delay_s: float | None = None,
+    ) -> None:
+        """Close the attempt's log entry and move the job on (DONE, RETRYING or ERROR)."""
+        params = statements.end_params(job, now, error, traceback, planned_delay_s)
+        events: list[Event] = []
+        if outcome is not AttemptStatus.DONE:
+            event = Event(LogKind.ATTEMPT, outcome, now, job.package, job.run_id, job.job_id, job.task)
+            events.append(dataclasses.replace(event, log_id=job.log_id, error=error))
+        if self.writes_attempts_in_one_statement:
+            self._execute_on_driver(statements.end_attempt_in_one_statement(outcome), params)
+            if events and self.listeners:
+                self._publish(events)
+            return
+        end_job, end_log = statements.end_attempt(outcome)
+        with self.transaction() as s:
+            conn = s.connection()  # Core execution, as in claim_job
+            conn.execute(end_job, params)
+            conn.execute(end_log, params)
+            log.publish(s, events)
+
+    # -- a job handed over by a worker of the previous version ---------------------------------
+
+    def start_handed_over(
+        self, job: ClaimedJob, worker: str, celery_task_id: str, now: datetime
+    ) -> JobStatus | None:
+        """Check and record the start of a job that a worker of the previous version claimed for it.
+
+        That version ended a job and claimed the next in one statement ("the hand-over"), so the next
+        job's message may arrive RUNNING, with no worker. It is checked as a claim would check it:
+        RUNNING: the job is still this message's and its run goes on; the attempt now names ``worker`` and
+        starts at ``now``. SKIPPED: the run was stopped meanwhile; the attempt, which never started, leaves
+        the log and the job is skipped. None: the job is no longer this message's (recovered meanwhile).
+        """
+        with self.transaction() as s:
+            row = s.execute(
+                select(JobRow, RunRow.stop_reason)
+                .join(RunRow, RunRow.id == JobRow.run_id)
+                .where(
+                    JobRow.id == job.job_id,
+                    JobRow.status == JobStatus.RUNNING,
+                    JobRow.celery_task_id == celery_task_id,
+                    JobRow.worker.is_(None),
+                )
+                .with_for_update(of=JobRow)
+            ).one_or_none()
+            if row is None:
+                return None
+            found, stop_reason = row
+            if stop_reason is None:
+                found.worker = worker
+                s.execute(
+                    update(LogEntryRow)
+                    .where(LogEntryRow.id == job.log_id, LogEntryRow.status == AttemptStatus.RUNNING)
+                    .values(worker=worker, started_at=now)
+                )
+                return JobStatus.RUNNING
+            found.status = JobStatus.SKIPPED
+            found.finished_at = now
+            found.attempts -= 1
+            s.execute(
+                delete(LogEntryRow).where(
+                    LogEntryRow.id == job.log_id, LogEntryRow.status == AttemptStatus.RUNNING
+                )
+            )
+            log.write(
+                s,
+                [
+                    LogLine(
+                        LogKind.JOB_SKIPPED,
+                        JobStatus.SKIPPED,
+                        now,
+                        package=found.package_name,
+                        run_id=found.run_id,
+                        job_id=found.id,
+                        task=found.task,
+                        run_order=found.run_order,
+                        message=f"skipped: {stop_reason}",
+                    )
+                ],
+            )
+            return JobStatus.SKIPPED
+
+    def fail_job(self, job_id: int, now: datetime, error: str) -> bool:
+        """Settle a job whose wrapper died as ERROR (its running attempt too); False if already settled."""
+        with self.transaction() as s:
+            settled = s.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id, JobRow.status.not_in(_FINISHED))
+                .values(status=JobStatus.ERROR, finished_at=now, error=error)
+                .returning(JobRow.run_id, JobRow.package_name, JobRow.task)
+            ).one_or_none()
+            if settled is None:
+                return False
+            event = Event(LogKind.ATTEMPT, AttemptStatus.ERROR, now, settled.package_name, settled.run_id)
+            log.publish(s, [dataclasses.replace(event, job_id=job_id, task=settled.task, error=error)])
+            s.execute(statements.close_running_attempt(job_id, AttemptStatus.ERROR, now, error))
+            return True

@@ -1,0 +1,407 @@
+"""The run's state machine: every change of a run's status is one of the transitions below.
+
+::
+
+    (new) ──open──▶ RUNNING ──end──▶ SUCCEEDED | FAILED | STOPPED
+      │                ▲
+      └──open──▶ QUEUED ──start_queued──┘   QUEUED ──stop / end──▶ STOPPED
+
+``open`` inserts a run RUNNING, or QUEUED behind a run of its package in flight. ``stop`` (a hold, On
+Error STOP, a cancel) marks a run as stopping and skips its waiting jobs: a running job finishes, nothing
+else of the run starts. ``end`` gives a run its final status — its jobs have all finished (``close``),
+it was cancelled, its canvas could not be sent, or beat replaced it — and then starts the package's next
+queued run, whatever the cause of the end: the returned plan is that run's, for the caller to send.
+
+Every function works inside the caller's transaction (``Store.transaction()``), and writes its log
+entries through ``log.write``, so their events reach the listeners once it commits. The PostgreSQL
+close of a run on the worker's kept connection (``runs.RunStore._close_run_on_driver``) is the same
+``close`` written as prepared statements, and ends in ``start_next`` as this one does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, exists, select, update
+from sqlalchemy.orm import Session
+
+from jqm_celery.definitions import Package
+from jqm_celery.plans import JobPlan, RunClosed, RunPlan, error_policy
+from jqm_celery.records import Run
+from jqm_celery.statuses import (
+    FINISHED_JOB,
+    WAITING_JOB,
+    JobStatus,
+    LogKind,
+    OnError,
+    PackageStatus,
+    RunStatus,
+)
+from jqm_celery.store import convert, statements
+from jqm_celery.store.bulk import insert_rows
+from jqm_celery.store.log import LogLine, write
+from jqm_celery.store.models import JobRow, PackageRow, RunRow
+from jqm_celery.store.notification_models import NotificationRuleRow
+from jqm_celery.store.package_rows import reschedule
+
+_WAITING = [s.value for s in WAITING_JOB]
+_FINISHED = [s.value for s in FINISHED_JOB]
+IN_FLIGHT = (RunStatus.RUNNING, RunStatus.QUEUED)
+
+
+@dataclass(frozen=True)
+class Ended:
+    """A run that ``end`` finished, and the package's next run it started (to send), if any."""
+
+    status: RunStatus
+    next_run: RunPlan | None
+
+
+# -- open ------------------------------------------------------------------------------------------
+
+
+def in_flight(s: Session, packages: Sequence[str]) -> dict[str, set[str]]:
+    """The statuses of the packages' runs in flight, locked.
+
+    Locking them orders this transaction with a run's ``end``: a run that is ending now is read once its
+    end has committed (no longer in flight), and an end that comes later sees the run inserted here.
+    Without it, a run queued while the one before it ends would wait for an end that has already passed.
+    """
+    found: dict[str, set[str]] = {name: set() for name in packages}
+    if not packages:
+        return found
+    rows = s.execute(
+        select(RunRow.package_name, RunRow.status)
+        .where(RunRow.package_name.in_(list(packages)), RunRow.status.in_(IN_FLIGHT))
+        .with_for_update()
+    )
+    for package, status in rows:
+        found[package].add(status)
+    return found
+
+
+def run_values(package: Package, trigger: str, now: datetime, *, start_now: bool) -> dict[str, Any]:
+    """A new run's columns: RUNNING from ``now``, or QUEUED behind a run in flight."""
+    return {
+        "package_name": package.name,
+        "status": RunStatus.RUNNING if start_now else RunStatus.QUEUED,
+        "trigger": trigger,
+        "on_error": package.on_error,
+        "created_at": now,
+        "started_at": now if start_now else None,
+    }
+
+
+def job_values(run_id: int, package: Package, now: datetime) -> list[dict[str, Any]]:
+    """The columns of one QUEUED job per entry of ``package``, for run ``run_id``."""
+    return [
+        {
+            "run_id": run_id,
+            "package_name": package.name,
+            "position": position,
+            "task": entry.task,
+            "args": list(entry.args),
+            "kwargs": dict(entry.kwargs),
+            "run_order": entry.run_order,
+            "queue": entry.queue,
+            "retry_policy": entry.retry.to_dict(),
+            "soft_time_limit_s": _seconds(entry.soft_time_limit),
+            "time_limit_s": _seconds(entry.time_limit),
+            "description": entry.description,
+            "status": JobStatus.QUEUED,
+            "max_retries": entry.retry.max_retries,
+            "created_at": now,
+        }
+        for position, entry in enumerate(package.entries, start=1)
+    ]
+
+
+def started_line(run_id: int, package: str, now: datetime, message: str, *, notify: bool) -> LogLine:
+    """The RUN_STARTED entry of a run, whatever started it."""
+    return LogLine(
+        LogKind.RUN_STARTED, RunStatus.RUNNING, now, package, run_id, message=message, notify=notify
+    )
+
+
+def open_run(
+    s: Session,
+    package: Package,
+    trigger: str,
+    now: datetime,
+    *,
+    start_now: bool,
+    message: str | None = None,
+) -> tuple[RunPlan, Run]:
+    """Insert a run of ``package`` and one QUEUED job per entry; a started run is logged as such.
+
+    Returns the run's plan and its record, built from what was inserted rather than read back.
+    """
+    conn = s.connection()
+    values = run_values(package, trigger, now, start_now=start_now)
+    [run_id] = insert_rows(conn, RunRow, [values])
+    jobs = job_values(run_id, package, now)
+    job_ids = insert_rows(conn, JobRow, jobs)
+    if start_now:
+        text = message or f"run started ({trigger})"
+        write(s, [started_line(run_id, package.name, now, text, notify=bool(package.notifications))])
+    run = Run(
+        id=run_id,
+        package=package.name,
+        status=RunStatus(values["status"]),
+        trigger=trigger,
+        stop_reason=None,
+        created_at=now,
+        started_at=values["started_at"],
+        finished_at=None,
+        jobs=tuple(convert.new_job(job_id, job) for job_id, job in zip(job_ids, jobs, strict=True)),
+    )
+    return plan_of(run_id, package.name, job_ids, jobs), run
+
+
+# -- QUEUED → RUNNING ------------------------------------------------------------------------------
+
+
+def start_queued(s: Session, run_id: int, now: datetime) -> RunPlan | None:
+    """Start a queued run; None if it is no longer queued."""
+    run = s.get(RunRow, run_id, with_for_update=True)
+    if run is None or run.status != RunStatus.QUEUED:
+        return None
+    run.status = RunStatus.RUNNING
+    run.started_at = now
+    jobs = s.scalars(select(JobRow).where(JobRow.run_id == run_id).order_by(JobRow.position)).all()
+    message = f"run started ({run.trigger}, after the previous run)"
+    write(s, [started_line(run.id, run.package_name, now, message, notify=_notifies(s, run.package_name))])
+    return plan(run, jobs)
+
+
+def start_next(s: Session, package: str, now: datetime) -> RunPlan | None:
+    """Start the package's oldest queued run, unless one of its runs is running."""
+    running = s.scalar(
+        select(RunRow.id).where(RunRow.package_name == package, RunRow.status == RunStatus.RUNNING).limit(1)
+    )
+    if running is not None:
+        return None
+    next_id = s.scalar(
+        select(RunRow.id)
+        .where(RunRow.package_name == package, RunRow.status == RunStatus.QUEUED)
+        .order_by(RunRow.id)
+        .limit(1)
+        .with_for_update()
+    )
+    return None if next_id is None else start_queued(s, next_id, now)
+
+
+# -- stopping: hold, On Error STOP, cancel ---------------------------------------------------------
+
+
+def stop(s: Session, run: RunRow, now: datetime, reason: str, kind: LogKind) -> int:
+    """The run stops: its waiting jobs are skipped (a running one finishes); a queued run ends STOPPED.
+
+    Returns the number of jobs skipped. A queued run ended here starts no other run: it was behind a
+    run in flight, which starts the next one when it ends.
+    """
+    run.stop_reason = run.stop_reason or reason
+    skipped = skip_waiting_jobs(s, run, now, f"skipped: {reason}")
+    write(
+        s,
+        [
+            LogLine(
+                kind,
+                RunStatus.STOPPED,
+                now,
+                run.package_name,
+                run.id,
+                message=f"{reason}: {skipped} job(s) will not start",
+            )
+        ],
+    )
+    if run.status == RunStatus.QUEUED:
+        run.status = RunStatus.STOPPED
+        run.finished_at = now
+    return skipped
+
+
+def skip_waiting_jobs(s: Session, run: RunRow, now: datetime, message: str) -> int:
+    skipped = s.execute(
+        update(JobRow)
+        .where(JobRow.run_id == run.id, JobRow.status.in_(_WAITING))
+        .values(status=JobStatus.SKIPPED, finished_at=now)
+        .returning(JobRow.id, JobRow.task, JobRow.run_order)
+    ).all()
+    write(
+        s,
+        (
+            LogLine(
+                LogKind.JOB_SKIPPED,
+                JobStatus.SKIPPED,
+                now,
+                run.package_name,
+                run.id,
+                job_id,
+                task,
+                run_order,
+                message=message,
+            )
+            for job_id, task, run_order in skipped
+        ),
+    )
+    return len(skipped)
+
+
+def apply_error_policy(s: Session, run_id: int, now: datetime, reason: str) -> OnError | None:
+    """A job of the run failed for good: skip the rest now (STOP) or flag the package to stop later.
+
+    None if the run does not exist.
+    """
+    run = s.get(RunRow, run_id, with_for_update=True)
+    if run is None:
+        return None
+    policy = OnError(run.on_error)
+    skip_now, stop_package_after = error_policy(policy)
+    if skip_now and run.stop_reason is None:
+        run.stop_reason = reason
+        skip_waiting_jobs(s, run, now, "skipped: an earlier job failed (On Error: STOP)")
+        stop_package(s, run.package_name, now, run_id, f"{reason} (On Error: STOP)")
+    elif stop_package_after:
+        run.stop_package_after = True
+    return policy
+
+
+def stop_package(s: Session, name: str, now: datetime, run_id: int, reason: str) -> bool:
+    """ACTIVE → ERROR; False if the package was not ACTIVE (e.g. a DRAFT being tried)."""
+    changed = s.execute(
+        update(PackageRow)
+        .where(and_(PackageRow.name == name, PackageRow.status == PackageStatus.ACTIVE))
+        .values(status=PackageStatus.ERROR, updated_at=now)
+        .returning(PackageRow.id)
+    ).first()
+    if changed is None:
+        return False
+    reschedule(s, changed.id, None)
+    message = f"package stopped: {reason}; fix the cause and activate it again"
+    write(s, [LogLine(LogKind.PACKAGE_STOPPED, PackageStatus.ERROR, now, name, run_id, message=message)])
+    return True
+
+
+# -- the end ---------------------------------------------------------------------------------------
+
+
+def end(
+    s: Session,
+    run: RunRow,
+    status: RunStatus,
+    now: datetime,
+    *,
+    message: str,
+    reason: str | None = None,
+    error: str | None = None,
+    notify: bool | None = None,
+) -> Ended:
+    """Give a run in flight its final status, log it, and start the package's next queued run."""
+    run.status = status
+    run.finished_at = now
+    if reason is not None and run.stop_reason is None:
+        run.stop_reason = reason
+    if notify is None:
+        notify = _notifies(s, run.package_name)
+    line = LogLine(
+        LogKind.RUN_FINISHED,
+        status,
+        now,
+        run.package_name,
+        run.id,
+        error=error,
+        message=message,
+        notify=notify,
+    )
+    write(s, [line])
+    return Ended(status, start_next(s, run.package_name, now))
+
+
+def close(s: Session, run_id: int, now: datetime) -> RunClosed | None:
+    """End the run once all its jobs have finished; apply FINISH_THEN_STOP. None if nothing to do."""
+    conn = s.connection()
+    locked = conn.execute(statements.lock_run(), {"p_run_id": run_id}).one_or_none()
+    if locked is None or RunStatus(locked.status).finished:
+        return None
+    counts: dict[str, int] = dict(conn.execute(statements.job_counts(), {"p_run_id": run_id}).all())
+    if any(status not in _FINISHED for status in counts):
+        return None
+    run = s.get_one(RunRow, run_id)
+    status = outcome(counts)
+    ended = end(s, run, status, now, message=finished_message(status, counts), notify=locked.notifies)
+    stopped = False
+    if run.stop_package_after:
+        reason = "a job failed; the run finished (FINISH_THEN_STOP)"
+        stopped = stop_package(s, run.package_name, now, run_id, reason)
+    return RunClosed(run_id, run.package_name, status, stopped, ended.next_run)
+
+
+def outcome(counts: Mapping[str, int]) -> RunStatus:
+    """The status of a run whose jobs have all finished, from the number of jobs in each status."""
+    if counts.get(JobStatus.ERROR) or counts.get(JobStatus.ABORTED):
+        return RunStatus.FAILED
+    if counts.get(JobStatus.SKIPPED) or counts.get(JobStatus.CANCELLED):
+        return RunStatus.STOPPED
+    return RunStatus.SUCCEEDED
+
+
+def finished_message(status: RunStatus, counts: Mapping[str, int]) -> str:
+    summary = ", ".join(f"{n} {st.lower()}" for st, n in sorted(counts.items()))
+    return f"run finished: {status} ({summary})"
+
+
+def fail_dispatch(s: Session, run_id: int, now: datetime, error: str) -> Ended | None:
+    """A run's canvas could not be sent: its jobs will never start, and it ends FAILED."""
+    run = s.get(RunRow, run_id, with_for_update=True)
+    if run is None or RunStatus(run.status).finished:
+        return None
+    s.execute(
+        update(JobRow)
+        .where(JobRow.run_id == run_id, JobRow.status.in_(_WAITING))
+        .values(status=JobStatus.SKIPPED, finished_at=now, error=error)
+    )
+    message = "run could not be sent to the broker"
+    return end(s, run, RunStatus.FAILED, now, message=message, reason=error, error=error)
+
+
+# -- plans -----------------------------------------------------------------------------------------
+
+
+def plan(run: RunRow, jobs: Sequence[JobRow]) -> RunPlan:
+    return RunPlan(
+        run_id=run.id,
+        package=run.package_name,
+        jobs=tuple(
+            JobPlan(j.id, j.task, j.run_order, j.queue, j.soft_time_limit_s, j.time_limit_s) for j in jobs
+        ),
+    )
+
+
+def plan_of(run_id: int, package: str, job_ids: Sequence[int], jobs: Sequence[Mapping[str, Any]]) -> RunPlan:
+    """The plan of a run inserted as column values (``job_values``) with the ids they were given."""
+    return RunPlan(
+        run_id=run_id,
+        package=package,
+        jobs=tuple(
+            JobPlan(job_id, j["task"], j["run_order"], j["queue"], j["soft_time_limit_s"], j["time_limit_s"])
+            for job_id, j in zip(job_ids, jobs, strict=True)
+        ),
+    )
+
+
+def _notifies(s: Session, package: str) -> bool:
+    return bool(
+        s.scalar(
+            select(
+                exists().where(NotificationRuleRow.package_id == PackageRow.id, PackageRow.name == package)
+            )
+        )
+    )
+
+
+def _seconds(value: Any) -> float | None:
+    return None if value is None else float(value.total_seconds())

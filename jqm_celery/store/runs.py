@@ -1,0 +1,269 @@
+"""The store's runs: start one, read them, send the rest of one, and end one (through ``lifecycle``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, select
+
+from jqm_celery.definitions import Package
+from jqm_celery.errors import NotFoundError, StateError
+from jqm_celery.events import Event
+from jqm_celery.plans import JobPlan, RunClosed, RunPlan
+from jqm_celery.records import LogEntry, Run
+from jqm_celery.statuses import FINISHED_JOB, LogKind, OnError, RunStatus
+from jqm_celery.store import convert, driver, lifecycle, log, statements
+from jqm_celery.store.base import StoreBase
+from jqm_celery.store.models import JobRow, LogEntryRow, RunRow
+from jqm_celery.store.package_rows import definition, package_row
+
+_FINISHED = [s.value for s in FINISHED_JOB]
+
+
+class RunStore(StoreBase):
+    # -- starting a run ---------------------------------------------------------------------
+
+    def create_run(
+        self, name: str, trigger: str, now: datetime, *, queue_if_busy: bool
+    ) -> tuple[RunPlan, bool]:
+        """Insert a run and its jobs; returns (plan, start now). Refuses a second run unless queued."""
+        plan, _, start_now = self.start_run(name, trigger, now, queue_if_busy=queue_if_busy)
+        return plan, start_now
+
+    def start_run(
+        self,
+        name: str,
+        trigger: str,
+        now: datetime,
+        *,
+        queue_if_busy: bool,
+        check: Callable[[Package], None] | None = None,
+    ) -> tuple[RunPlan, Run, bool]:
+        """``create_run``, after ``check(definition)`` has accepted the package; also returns the new run."""
+        with self.transaction() as s:
+            package = definition(s, package_row(s, name, lock=True))
+            if check is not None:
+                check(package)
+            busy = lifecycle.in_flight(s, [name])[name]
+            if busy and not queue_if_busy:
+                raise StateError(
+                    f"package '{name}' already has a run in flight; wait for it to finish, or ask to queue "
+                    "this one (jqm.run_now(name, queue=True) or `jqm packages run NAME --queue`)"
+                )
+            plan, run = lifecycle.open_run(s, package, trigger, now, start_now=not busy)
+            return plan, run, not busy
+
+    def start_queued_run(self, run_id: int, now: datetime) -> RunPlan | None:
+        """Mark a queued run as started; None if it is no longer queued."""
+        with self.transaction() as s:
+            return lifecycle.start_queued(s, run_id, now)
+
+    # -- reading runs -----------------------------------------------------------------------
+
+    def run(self, run_id: int) -> Run:
+        with self.transaction() as s:
+            run = s.get(RunRow, run_id)
+            if run is None:
+                raise NotFoundError(f"run {run_id} does not exist; list runs with `jqm runs list`")
+            jobs = s.scalars(select(JobRow).where(JobRow.run_id == run_id).order_by(JobRow.position)).all()
+            attempts = s.scalars(
+                select(LogEntryRow)
+                .where(LogEntryRow.run_id == run_id, LogEntryRow.kind == LogKind.ATTEMPT)
+                .order_by(LogEntryRow.id)
+            ).all()
+            by_job: dict[int, list[LogEntryRow]] = {}
+            for attempt in attempts:
+                by_job.setdefault(attempt.job_id or 0, []).append(attempt)
+            return _run(run, tuple(convert.job(j, by_job.get(j.id, ())) for j in jobs))
+
+    def run_status(self, run_id: int) -> RunStatus:
+        """Only the run's status: what waiting on a run polls."""
+        with self.autocommit() as conn:
+            status = conn.scalar(select(RunRow.status).where(RunRow.id == run_id))
+        if status is None:
+            raise NotFoundError(f"run {run_id} does not exist; list runs with `jqm runs list`")
+        return RunStatus(status)
+
+    def runs(self, package: str | None = None, status: RunStatus | None = None, limit: int = 50) -> list[Run]:
+        with self.transaction() as s:
+            query = select(RunRow).order_by(RunRow.id.desc()).limit(limit)
+            if package is not None:
+                query = query.where(RunRow.package_name == package)
+            if status is not None:
+                query = query.where(RunRow.status == status)
+            return [_run(r, ()) for r in s.scalars(query)]
+
+    def log_entries(
+        self,
+        *,
+        package: str | None = None,
+        run_id: int | None = None,
+        job_id: int | None = None,
+        status: str | None = None,
+        kind: LogKind | None = None,
+        limit: int = 200,
+        before_id: int | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[LogEntry]:
+        """Newest first."""
+        with self.transaction() as s:
+            return log.entries(
+                s,
+                package=package,
+                run_id=run_id,
+                job_id=job_id,
+                status=status,
+                kind=kind,
+                limit=limit,
+                before_id=before_id,
+                since=since,
+                until=until,
+            )
+
+    # -- the rest of a run ------------------------------------------------------------------
+
+    def unsettled_jobs(self, run_id: int, up_to_run_order: int) -> int:
+        """How many jobs of the run, with a run order up to the given one, have not finished yet."""
+        with self.transaction() as s:
+            return (
+                s.scalar(
+                    select(func.count())
+                    .select_from(JobRow)
+                    .where(
+                        JobRow.run_id == run_id,
+                        JobRow.run_order <= up_to_run_order,
+                        JobRow.status.not_in(_FINISHED),
+                    )
+                )
+                or 0
+            )
+
+    def remaining_plan(self, run_id: int, after_run_order: int, *, stages: int | None = None) -> RunPlan:
+        """The jobs of the run with a higher run order, as a plan (to send the next part of a run).
+
+        ``stages``: only the jobs of the next that many run orders (the compiler sends a part of a long
+        run, and needs one stage more to know that another part follows).
+        """
+        # Only the columns a plan needs, read with Core in one query (the run's row joined to the jobs,
+        # so that a run with none left still names its package): this runs for every part of a long run.
+        later = and_(JobRow.run_id == RunRow.id, JobRow.run_order > after_run_order)
+        if stages is not None:
+            orders = (
+                select(JobRow.run_order)
+                .where(JobRow.run_id == run_id, JobRow.run_order > after_run_order)
+                .distinct()
+                .order_by(JobRow.run_order)
+                .limit(stages)
+            ).subquery()
+            later = and_(later, JobRow.run_order <= select(func.max(orders.c.run_order)).scalar_subquery())
+        query = (
+            select(
+                RunRow.package_name,
+                JobRow.id,
+                JobRow.task,
+                JobRow.run_order,
+                JobRow.queue,
+                JobRow.soft_time_limit_s,
+                JobRow.time_limit_s,
+            )
+            .select_from(RunRow)
+            .outerjoin(JobRow, later)
+            .where(RunRow.id == run_id)
+            .order_by(JobRow.position)
+        )
+        with self.autocommit() as conn:
+            rows = conn.execute(query).all()
+        if not rows:
+            raise NotFoundError(f"run {run_id} does not exist")
+        jobs = tuple(JobPlan(*row[1:]) for row in rows if row.id is not None)
+        return RunPlan(run_id=run_id, package=rows[0].package_name, jobs=jobs)
+
+    # -- the end of a run (see lifecycle) ---------------------------------------------------
+
+    def apply_error_policy(self, run_id: int, now: datetime, reason: str) -> OnError:
+        """A job of the run failed for good: skip the rest now (STOP) or flag the package to stop."""
+        with self.transaction() as s:
+            policy = lifecycle.apply_error_policy(s, run_id, now, reason)
+        if policy is None:
+            raise NotFoundError(f"run {run_id} does not exist")
+        return policy
+
+    def fail_dispatch(self, run_id: int, now: datetime, error: str) -> RunPlan | None:
+        """Record that a run's canvas could not be sent; returns the package's next run, now started."""
+        with self.transaction() as s:
+            ended = lifecycle.fail_dispatch(s, run_id, now, error)
+            return None if ended is None else ended.next_run
+
+    def close_run(self, run_id: int, now: datetime) -> RunClosed | None:
+        """Finish the run once all its jobs have; apply FINISH_THEN_STOP. None if nothing to do.
+
+        The package's next queued run, if any, is started, and returned in ``RunClosed.next_run``.
+        """
+        if self.writes_attempts_in_one_statement:
+            handled, closed = self._close_run_on_driver(run_id, now)
+            if handled:
+                return closed
+        with self.transaction() as s:
+            return lifecycle.close(s, run_id, now)
+
+    def _close_run_on_driver(self, run_id: int, now: datetime) -> tuple[bool, RunClosed | None]:
+        """PostgreSQL: ``lifecycle.close`` as prepared statements in one transaction on this thread's kept
+        connection (see driver): a one-job run is closed by its job, on the worker, once per run.
+
+        Returns (handled, what ``close_run`` returns). Not handled when the run's package must be stopped
+        (FINISH_THEN_STOP): ``close_run`` then does it all in its own transaction. A queued run behind
+        this one is started as ``lifecycle.end`` starts it, in a transaction of its own.
+        """
+        if not self._schema_ready:
+            self.ensure_schema()
+        with driver.transaction(self.engine):
+            run = driver.execute_one(self.engine, statements.lock_run_and_count_jobs(), {"p_run_id": run_id})
+            if run is None or RunStatus(run.status).finished:
+                return True, None
+            if run.stop_package_after:
+                return False, None
+            counts: dict[str, int] = run.job_counts or {}
+            if any(status not in _FINISHED for status in counts):
+                # The counts were read in the snapshot taken before the lock was granted: a transaction
+                # that held it may have finished jobs since. Finished is final, so only this needs a look.
+                counts = dict(driver.execute_all(self.engine, statements.job_counts(), {"p_run_id": run_id}))
+                if any(status not in _FINISHED for status in counts):
+                    return True, None
+            status = lifecycle.outcome(counts)
+            message = lifecycle.finished_message(status, counts)
+            following = driver.execute_one(
+                self.engine,
+                statements.finish_log_and_next_queued(),
+                {
+                    "p_status": status.value,
+                    "p_package": run.package_name,
+                    "p_run_id": run_id,
+                    "p_message": message,
+                    "p_now": now,
+                },
+            )
+        if self.listeners:
+            finished = LogKind.RUN_FINISHED, status.value, now, run.package_name, run_id
+            self._publish([Event(*finished, message=message, notify=run.notifies)])
+        next_run = None
+        if following is not None:
+            with self.transaction() as s:
+                next_run = lifecycle.start_next(s, run.package_name, now)
+        return True, RunClosed(run_id, run.package_name, status, False, next_run)
+
+
+def _run(row: RunRow, jobs: tuple[Any, ...]) -> Run:
+    return Run(
+        id=row.id,
+        package=row.package_name,
+        status=RunStatus(row.status),
+        trigger=row.trigger,
+        stop_reason=row.stop_reason,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        jobs=jobs,
+    )
