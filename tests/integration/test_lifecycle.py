@@ -366,7 +366,7 @@ def test_a_run_started_by_the_recovery_of_an_unsent_fire_mails_its_run_started_r
     solo_jqm: JobQueueManager, mail: MailServer, name: str
 ) -> None:
     address = f"started@t{uuid.uuid4().hex[:8]}.example.com"
-    due = solo_jqm.clock.now() + timedelta(seconds=0.3)
+    due = solo_jqm.clock.now() + timedelta(seconds=1)
     solo_jqm.save(
         Package(
             name,

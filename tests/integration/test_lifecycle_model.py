@@ -27,8 +27,11 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     Bundle,
+    MultipleResults,
     RuleBasedStateMachine,
+    initialize,
     invariant,
+    multiple,
     precondition,
     rule,
     run_state_machine_as_test,
@@ -68,11 +71,11 @@ def _shape(name: str, shape: str, marks: Path) -> Package:
         return Entry("tests.record", args=[str(marks), f"{name}.{entry}", sleep_s], run_order=run_order)
 
     entries = {
-        "chain": [record("a", 10, 0.1), record("b", 20, 0.1), record("c", 30)],
-        "group": [record("a", 10, 0.05), record("b", 20, 0.2), record("c", 20, 0.2), record("d", 30)],
+        "chain": [record("a", 10, 0.3), record("b", 20, 0.3), record("c", 30)],
+        "group": [record("a", 10, 0.1), record("b", 20, 0.3), record("c", 20, 0.3), record("d", 30)],
         "retry": [
             Entry("tests.flaky", args=[str(marks), f"{name}.flaky", 1], run_order=10, retry=RETRY),
-            record("b", 20, 0.1),
+            record("b", 20, 0.3),
         ],
     }[shape]
     return Package(name, entries=entries)
@@ -150,15 +153,20 @@ def test_random_lifecycle_actions_keep_the_run_lifecycle_invariants(
 
         # -- actions ------------------------------------------------------------------------
 
-        @rule(target=saved, which=st.sampled_from("ab"), shape=st.sampled_from(SHAPES))
-        def save(self, which: str, shape: str) -> str:
-            name = f"model-{self.tag}-{which}"
+        @initialize(target=saved, shapes=st.tuples(st.sampled_from(SHAPES), st.sampled_from(SHAPES)))
+        def create(self, shapes: tuple[str, str]) -> MultipleResults[str]:
+            names = [f"model-{self.tag}-{which}" for which in "ab"]
+            for name, shape in zip(names, shapes, strict=True):
+                jqm.save(_shape(name, shape, self.marks))
+            self.names.update(names)
+            return multiple(*names)
+
+        @rule(name=saved, shape=st.sampled_from(SHAPES))
+        def save(self, name: str, shape: str) -> None:
             try:
                 jqm.save(_shape(name, shape, self.marks))
             except StateError:
                 assert jqm.package(name).status is PackageStatus.ACTIVE
-            self.names.add(name)
-            return name
 
         @rule(name=saved)
         def activate(self, name: str) -> None:
