@@ -20,6 +20,7 @@ from celery import Celery
 
 from jqm_celery import JobQueueManager
 from jqm_celery.embedded import embedded_conf
+from tests.integration.mailserver import MailServer
 from tests.integration.testapp import make_app
 from tests.services import RABBITMQ_URL, REDIS_URL, postgres_database, require
 
@@ -157,6 +158,14 @@ def worker(backend: Backend) -> Iterator[Worker]:
 def jqm(backend: Backend, worker: Worker) -> JobQueueManager:
     """The test process's manager, on the same app and store as the running worker."""
     return JobQueueManager.of(backend.app())
+
+
+@pytest.fixture(scope="module")
+def mail() -> Iterator[MailServer]:
+    """A real SMTP server on loopback for the module's tests."""
+    server = MailServer().start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ fixture). A check that something never happens waits for a positive signal that 
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 import uuid
@@ -41,6 +42,7 @@ from jqm_celery.store.schedule import fire_due
 from tests.integration.conftest import Backend, Worker
 from tests.integration.mailserver import MailServer
 from tests.integration.test_jobqueue import labels, wait_for
+from tests.integration.test_packages import ON_ERROR_OUTCOMES
 from tests.integration.testapp import make_app, read_marks
 
 ONE_RETRY = RetryPolicy(max_retries=1, base_delay=timedelta(milliseconds=100), max_delay=timedelta(seconds=1))
@@ -54,13 +56,6 @@ OFFLINE_BROKERS = {
     "redis-pg": "redis://127.0.0.1:1/0",
     "rabbitmq-pg": "amqp://guest:guest@127.0.0.1:1//",
 }
-
-
-@pytest.fixture(scope="module")
-def mail() -> Iterator[MailServer]:
-    server = MailServer().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -176,14 +171,7 @@ def test_a_run_queued_while_the_run_before_it_closes_always_starts(jqm: JobQueue
 # -- On Error ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("policy", "after_status", "package_status"),
-    [
-        (OnError.STOP, JobStatus.SKIPPED, PackageStatus.ERROR),
-        (OnError.FINISH_THEN_STOP, JobStatus.DONE, PackageStatus.ERROR),
-        (OnError.CONTINUE, JobStatus.DONE, PackageStatus.ACTIVE),
-    ],
-)
+@pytest.mark.parametrize(("policy", "after_status", "package_status"), ON_ERROR_OUTCOMES)
 def test_a_job_failing_for_good_after_its_retries_ends_the_run_by_the_on_error_policy(
     jqm: JobQueueManager,
     name: str,
@@ -218,16 +206,14 @@ def test_a_job_failing_for_good_after_its_retries_ends_the_run_by_the_on_error_p
     assert kinds.count(LogKind.PACKAGE_STOPPED) == (package_status is PackageStatus.ERROR)
 
 
-@pytest.mark.parametrize(
-    ("policy", "last_status"),
-    [
-        (OnError.STOP, JobStatus.SKIPPED),
-        (OnError.FINISH_THEN_STOP, JobStatus.DONE),
-        (OnError.CONTINUE, JobStatus.DONE),
-    ],
-)
+@pytest.mark.parametrize(("policy", "last_status", "package_status"), ON_ERROR_OUTCOMES)
 def test_a_job_failing_for_good_in_a_parallel_group_lets_its_sibling_finish_and_the_run_end_once(
-    jqm: JobQueueManager, name: str, marks: Path, policy: OnError, last_status: JobStatus
+    jqm: JobQueueManager,
+    name: str,
+    marks: Path,
+    policy: OnError,
+    last_status: JobStatus,
+    package_status: PackageStatus,
 ) -> None:
     jqm.save(
         Package(
@@ -250,6 +236,7 @@ def test_a_job_failing_for_good_in_a_parallel_group_lets_its_sibling_finish_and_
         assert _span(marks, "sibling")[1] <= _span(marks, "last")[0], "the group settled before run order 30"
     else:
         assert "last" not in labels(marks, "start")
+    assert jqm.package(name).status is package_status
     assert _kinds(jqm, run.id).count(LogKind.RUN_FINISHED) == 1
 
 
@@ -340,8 +327,12 @@ def test_a_job_whose_worker_is_lost_again_and_again_is_failed_by_the_reconciler_
             )
         )
         run = jqm.run_now(name)
+
+        def victim_started(times: int) -> bool:
+            return labels(marks, "start").count("victim") == times
+
         for loss in range(1, MAX_INTERRUPTIONS + 1):
-            wait_for(lambda loss=loss: labels(marks, "start").count("victim") == loss, timeout=60)
+            wait_for(functools.partial(victim_started, loss), timeout=60)
             [pid] = [int(m["pid"]) for m in read_marks(marks) if m["event"] == "start"][loss - 1 : loss]
             [running] = [w for w in runners if w.process is not None and w.process.pid == os.getpgid(pid)]
             running.kill()

@@ -39,13 +39,6 @@ ONE_RETRY = RetryPolicy(max_retries=1, base_delay=timedelta(milliseconds=100), m
 
 
 @pytest.fixture(scope="module")
-def mail() -> Iterator[MailServer]:
-    server = MailServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def mail_backend(backend: Backend, mail: MailServer) -> Backend:
     """The session backend's broker and store, with SMTP configured and queues of its own."""
     conf = {

@@ -127,14 +127,15 @@ def test_a_job_error_fails_the_job_without_retry_and_can_hide_its_traceback(
     assert "JobError" in (shown.attempts[0].traceback or "")
 
 
-@pytest.mark.parametrize(
-    ("policy", "last_status", "package_status"),
-    [
-        (OnError.STOP, JobStatus.SKIPPED, PackageStatus.ERROR),
-        (OnError.FINISH_THEN_STOP, JobStatus.DONE, PackageStatus.ERROR),
-        (OnError.CONTINUE, JobStatus.DONE, PackageStatus.ACTIVE),
-    ],
-)
+#: Each On Error policy: what becomes of the jobs after the one that failed for good, and of the package.
+ON_ERROR_OUTCOMES = [
+    (OnError.STOP, JobStatus.SKIPPED, PackageStatus.ERROR),
+    (OnError.FINISH_THEN_STOP, JobStatus.DONE, PackageStatus.ERROR),
+    (OnError.CONTINUE, JobStatus.DONE, PackageStatus.ACTIVE),
+]
+
+
+@pytest.mark.parametrize(("policy", "last_status", "package_status"), ON_ERROR_OUTCOMES)
 def test_on_error_policy_decides_the_rest_of_the_run_and_the_package(
     jqm: JobQueueManager,
     name: str,
