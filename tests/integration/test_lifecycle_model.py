@@ -26,12 +26,9 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
-    Bundle,
-    MultipleResults,
     RuleBasedStateMachine,
     initialize,
     invariant,
-    multiple,
     precondition,
     rule,
     run_state_machine_as_test,
@@ -48,6 +45,7 @@ from jqm_celery import (
     RetryPolicy,
     Run,
     RunStatus,
+    RunTimeoutError,
     StateError,
 )
 from jqm_celery.store.models import JobRow
@@ -112,8 +110,14 @@ class Fleet:
 @pytest.fixture
 def model_backend(backend: Backend) -> Backend:
     """The backend on a queue of its own, with a reconciler that beats every half second (a worker is gone
-    after 1.5 s) and a short visibility timeout (a crashed worker's messages come back after 3 s)."""
-    transport = {**backend.conf.get("broker_transport_options", {}), "visibility_timeout": 3}
+    after 1.5 s) and a short visibility timeout: a crashed worker's messages come back after 3 s. (Redis
+    gives them back only when a consumer sweeps for them: by default every 100 s, here every second.)"""
+    transport = {
+        **backend.conf.get("broker_transport_options", {}),
+        "visibility_timeout": 3,
+        "unacked_restore_interval": 1,
+        "unacked_restore_throttle": 1,
+    }
     conf = {
         **backend.conf,
         "task_default_queue": f"{backend.queue}-model",
@@ -137,88 +141,102 @@ def test_random_lifecycle_actions_keep_the_run_lifecycle_invariants(
     jqm = JobQueueManager.of(model_backend.app())
 
     class Lifecycle(RuleBasedStateMachine):
-        saved = Bundle("saved")
+        """One package per example; each rule is one action on it."""
 
         def __init__(self) -> None:
             super().__init__()
-            self.tag = uuid.uuid4().hex[:6]
-            self.marks = tmp_path / f"marks-{self.tag}.jsonl"
-            self.names: set[str] = set()
+            self.name = f"model-{uuid.uuid4().hex[:8]}"
+            self.marks = tmp_path / f"{self.name}.jsonl"
             #: (when it returned, the runs it stopped): a hold or a cancel; no job of those starts later.
             self.stops: list[tuple[float, set[int]]] = []
             self.kills = 0
+            #: What each step did, for the failure message: a replay of a concurrent system may differ.
+            self.story: list[str] = []
+            self.t0 = time.monotonic()
 
-        def runs(self, name: str) -> list[Run]:
-            return jqm.runs(name, limit=1000)
+        def did(self, what: str) -> None:
+            self.story.append(f"{time.monotonic() - self.t0:6.2f} s  {what}")
+
+        def told(self, message: str) -> str:
+            return "\n".join([message, "steps:", *self.story])
+
+        def runs(self) -> list[Run]:
+            """The package's runs, newest first."""
+            return jqm.runs(self.name, limit=1000)
 
         # -- actions ------------------------------------------------------------------------
 
-        @initialize(target=saved, shapes=st.tuples(st.sampled_from(SHAPES), st.sampled_from(SHAPES)))
-        def create(self, shapes: tuple[str, str]) -> MultipleResults[str]:
-            names = [f"model-{self.tag}-{which}" for which in "ab"]
-            for name, shape in zip(names, shapes, strict=True):
-                jqm.save(_shape(name, shape, self.marks))
-            self.names.update(names)
-            return multiple(*names)
+        @initialize(shape=st.sampled_from(SHAPES))
+        def create(self, shape: str) -> None:
+            jqm.save(_shape(self.name, shape, self.marks))
+            self.did(f"create({shape!r})")
 
-        @rule(name=saved, shape=st.sampled_from(SHAPES))
-        def save(self, name: str, shape: str) -> None:
+        @rule(shape=st.sampled_from(SHAPES))
+        def save(self, shape: str) -> None:
             try:
-                jqm.save(_shape(name, shape, self.marks))
+                jqm.save(_shape(self.name, shape, self.marks))
             except StateError:
-                assert jqm.package(name).status is PackageStatus.ACTIVE
+                self.did(f"save({shape!r}): refused")
+                assert jqm.package(self.name).status is PackageStatus.ACTIVE
+                return
+            self.did(f"save({shape!r})")
 
-        @rule(name=saved)
-        def activate(self, name: str) -> None:
-            jqm.activate(name)
+        @rule()
+        def activate(self) -> None:
+            jqm.activate(self.name)
+            self.did("activate()")
 
-        @rule(name=saved)
-        def hold(self, name: str) -> None:
-            before = {run.id for run in self.runs(name)}
+        @rule()
+        def hold(self) -> None:
+            before = {run.id for run in self.runs()}
             try:
-                jqm.hold(name)
+                jqm.hold(self.name)
             except StateError:
-                assert jqm.package(name).status is not PackageStatus.ACTIVE
+                self.did("hold(): refused")
+                assert jqm.package(self.name).status is not PackageStatus.ACTIVE
                 return
             self.stops.append((time.time(), before))
+            self.did(f"hold(): runs {sorted(before)} existed")
 
-        @rule(name=saved)
-        def run_now(self, name: str) -> None:
+        @rule(queue=st.booleans())
+        def run_now(self, queue: bool) -> None:
             asked = time.time()
             try:
-                jqm.run_now(name)
+                run = jqm.run_now(self.name, queue=queue)
             except StateError:
+                self.did(f"run_now(queue={queue}): refused")
+                assert not queue
                 in_flight = [
-                    run
-                    for run in self.runs(name)
-                    if run.finished_at is None or run.finished_at.timestamp() >= asked
+                    r for r in self.runs() if r.finished_at is None or r.finished_at.timestamp() >= asked
                 ]
                 assert in_flight, "run_now was refused with no run in flight"
-
-        @rule(name=saved)
-        def run_now_queued(self, name: str) -> None:
-            run = jqm.run_now(name, queue=True)
+                return
+            self.did(f"run_now(queue={queue}): run {run.id} {run.status}")
             assert run.status in (RunStatus.RUNNING, RunStatus.QUEUED)
 
-        @rule(name=saved, oldest=st.booleans())
-        def cancel_run(self, name: str, oldest: bool) -> None:
-            """Cancel the package's oldest (the running one) or newest (a queued one) unfinished run."""
-            open_runs = [run for run in self.runs(name) if not run.status.finished]
+        @rule(oldest=st.booleans())
+        def cancel_run(self, oldest: bool) -> None:
+            """Cancel the oldest unfinished run (the running one) or the newest (one queued behind it)."""
+            open_runs = [run for run in self.runs() if not run.status.finished]
             if not open_runs:
+                self.did(f"cancel_run(oldest={oldest}): no run in flight")
                 return
             run_id = open_runs[-1 if oldest else 0].id
             try:
                 jqm.cancel_run(run_id)
             except StateError:
+                self.did(f"cancel_run(oldest={oldest}): run {run_id} had finished")
                 assert jqm.run(run_id).status.finished
                 return
             self.stops.append((time.time(), {run_id}))
+            self.did(f"cancel_run(oldest={oldest}): run {run_id}, of {[r.id for r in open_runs]} in flight")
 
         @precondition(lambda self: self.kills < KILLS_PER_EXAMPLE)
         @rule()
         def crash_the_worker(self) -> None:
             self.kills += 1
             fleet.crash_and_replace()
+            self.did("crash_the_worker()")
 
         @rule()
         def let_a_job_start(self) -> None:
@@ -227,19 +245,23 @@ def test_random_lifecycle_actions_keep_the_run_lifecycle_invariants(
             deadline = time.monotonic() + 5
             while time.monotonic() < deadline and self._attempts() == started and self._open_runs():
                 time.sleep(0.02)
+            self.did("let_a_job_start()")
 
         # -- invariants ---------------------------------------------------------------------
 
         @invariant()
-        def no_package_has_a_queued_run_and_none_running(self) -> None:
+        def no_queued_run_while_none_is_running(self) -> None:
             deadline = time.monotonic() + SETTLE_S
-            while wedged := self._wedged():
-                assert time.monotonic() < deadline, f"QUEUED runs with none RUNNING: {wedged}"
+            while queued := self._queued_behind_nothing():
+                assert time.monotonic() < deadline, self.told(f"runs {queued} are QUEUED and none is RUNNING")
                 time.sleep(0.05)
 
         def teardown(self) -> None:
             fleet.ready()
-            runs = [run.wait(timeout=RUN_ENDS_S) for name in sorted(self.names) for run in self.runs(name)]
+            try:
+                runs = [run.wait(timeout=RUN_ENDS_S) for run in self.runs()]
+            except RunTimeoutError as exc:
+                raise AssertionError(self.told(str(exc))) from None
             self._no_job_started_after_its_run_stopped(runs)
             self._no_attempt_succeeded_twice(runs)
             self._one_log_entry_per_attempt(runs)
@@ -247,21 +269,16 @@ def test_random_lifecycle_actions_keep_the_run_lifecycle_invariants(
         # -- helpers ------------------------------------------------------------------------
 
         def _attempts(self) -> int:
-            return sum(
-                len(jqm.log_entries(package=name, kind=LogKind.ATTEMPT, limit=10_000)) for name in self.names
-            )
+            return len(jqm.log_entries(package=self.name, kind=LogKind.ATTEMPT, limit=10_000))
 
         def _open_runs(self) -> bool:
-            return any(not run.status.finished for name in self.names for run in self.runs(name))
+            return any(not run.status.finished for run in self.runs())
 
-        def _wedged(self) -> dict[str, list[int]]:
-            wedged = {}
-            for name in self.names:
-                runs = self.runs(name)
-                queued = [run.id for run in runs if run.status is RunStatus.QUEUED]
-                if queued and not any(run.status is RunStatus.RUNNING for run in runs):
-                    wedged[name] = queued
-            return wedged
+        def _queued_behind_nothing(self) -> list[int]:
+            runs = self.runs()
+            if any(run.status is RunStatus.RUNNING for run in runs):
+                return []
+            return [run.id for run in runs if run.status is RunStatus.QUEUED]
 
         def _no_job_started_after_its_run_stopped(self, runs: list[Run]) -> None:
             by_id = {run.id: run for run in runs}
@@ -273,13 +290,17 @@ def test_random_lifecycle_actions_keep_the_run_lifecycle_invariants(
                         for a in job.attempts
                         if a.started_at.timestamp() > stopped_at
                     ]
-                    assert not late, f"run {run_id}: attempts started after its hold or cancel: {late}"
+                    assert not late, self.told(
+                        f"run {run_id}: attempts started after its hold or cancel: {late}"
+                    )
 
         def _no_attempt_succeeded_twice(self, runs: list[Run]) -> None:
             for run in runs:
                 for job in run.jobs:
                     done = [a for a in job.attempts if a.status is AttemptStatus.DONE]
-                    assert len(done) <= 1, f"job {job.id} of run {run.id} succeeded {len(done)} times"
+                    assert len(done) <= 1, self.told(
+                        f"job {job.id} of run {run.id} succeeded {len(done)} times"
+                    )
                     assert all(a.status is not AttemptStatus.RUNNING for a in job.attempts), (
                         f"job {job.id} of run {run.id} has an attempt still RUNNING after its run ended"
                     )
@@ -289,13 +310,13 @@ def test_random_lifecycle_actions_keep_the_run_lifecycle_invariants(
             with jqm.store.transaction() as s:
                 counted = dict(s.execute(select(JobRow.id, JobRow.attempts).where(JobRow.id.in_(jobs))).all())
             logged = {job_id: len(job.attempts) for job_id, job in jobs.items()}
-            assert logged == counted, "each attempt has one log entry"
+            assert logged == counted, self.told(f"attempts logged {logged}, counted {counted}")
             started: dict[int, int] = {}
             for mark in read_marks(self.marks):
                 if mark["event"] in ("start", "call") and mark.get("job_id") in jobs:
                     started[int(mark["job_id"])] = started.get(int(mark["job_id"]), 0) + 1
             over = {job_id: n for job_id, n in started.items() if n > logged[job_id]}
-            assert not over, f"jobs whose task started more often than they have attempts: {over}"
+            assert not over, self.told(f"jobs whose task started more often than they have attempts: {over}")
 
     run_state_machine_as_test(
         Lifecycle,
