@@ -10,12 +10,12 @@ from __future__ import annotations
 import dataclasses
 from datetime import datetime
 
-from sqlalchemy import delete, exists, insert, select, update
+from sqlalchemy import delete, exists, select, update
 
 from jqm_celery.events import Event
 from jqm_celery.plans import ClaimedJob
 from jqm_celery.statuses import FINISHED_JOB, WAITING_JOB, AttemptStatus, JobStatus, LogKind
-from jqm_celery.store import log, statements
+from jqm_celery.store import log, statements, writers
 from jqm_celery.store.base import StoreBase
 from jqm_celery.store.log import LogLine
 from jqm_celery.store.models import JobRow, LogEntryRow, RunRow
@@ -32,43 +32,11 @@ class AttemptStore(StoreBase):
     ) -> ClaimedJob | None:
         """Start an attempt: the job becomes RUNNING and its attempt is logged. None if it must not run."""
         params = {"p_job_id": job_id, "p_worker": worker, "p_celery_task_id": celery_task_id, "p_now": now}
-        if not redelivered and self.writes_attempts_in_one_statement:
-            claimed = self._execute_on_driver(statements.claim_and_log(), params)
-            return None if claimed is None else statements.claimed_job(job_id, claimed.log_id, claimed)
+        if not redelivered:
+            return self.writer.claim(params)
+        # Rare (its worker was lost): a transaction on every database, which also closes the lost attempt.
         with self.transaction() as s:
-            # Core execution on the session's connection: the ORM's bulk-DML bookkeeping (synchronising a
-            # session that holds no objects) costs more than the statements themselves on this hot path.
-            conn = s.connection()
-            row = conn.execute(statements.claim(redelivered), params).one_or_none()
-            if row is None:
-                return None
-            if redelivered:
-                conn.execute(
-                    statements.close_running_attempt(
-                        job_id,
-                        AttemptStatus.INTERRUPTED,
-                        now,
-                        "the worker running this attempt was lost; the job was delivered again",
-                    )
-                )
-            log_id = conn.execute(
-                insert(LogEntryRow)
-                .values(
-                    kind=LogKind.ATTEMPT,
-                    status=AttemptStatus.RUNNING,
-                    package_name=row.package_name,
-                    run_id=row.run_id,
-                    job_id=job_id,
-                    task=row.task,
-                    run_order=row.run_order,
-                    celery_task_id=celery_task_id,
-                    worker=worker,
-                    retry=row.retry,
-                    started_at=now,
-                )
-                .returning(LogEntryRow.id)
-            ).scalar_one()
-            return statements.claimed_job(job_id, log_id, row)
+            return writers.claim_in(s, params, redelivered=True)
 
     def skip_if_stopped(self, job_id: int, now: datetime) -> bool:
         """Skip a waiting job whose run is being stopped (held, or stopped by its On Error policy)."""
@@ -119,17 +87,7 @@ class AttemptStore(StoreBase):
         if outcome is not AttemptStatus.DONE:
             event = Event(LogKind.ATTEMPT, outcome, now, job.package, job.run_id, job.job_id, job.task)
             events.append(dataclasses.replace(event, log_id=job.log_id, error=error))
-        if self.writes_attempts_in_one_statement:
-            self._execute_on_driver(statements.end_attempt_in_one_statement(outcome), params)
-            if events and self.listeners:
-                self._publish(events)
-            return
-        end_job, end_log = statements.end_attempt(outcome)
-        with self.transaction() as s:
-            conn = s.connection()  # Core execution, as in claim_job
-            conn.execute(end_job, params)
-            conn.execute(end_log, params)
-            log.publish(s, events)
+        self.writer.end(outcome, params, events)
 
     # -- a job handed over by a worker of the previous version ---------------------------------
 

@@ -7,14 +7,12 @@ operator and a worker — acting at once never both win.
 
 from __future__ import annotations
 
-import functools
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Insert, bindparam, delete, func, insert, select, update
+from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from jqm_celery.errors import NotFoundError, StateError, ValidationError, did_you_mean
@@ -176,27 +174,14 @@ class JobStore:
                 "time_limit_s": job.time_limit_s,
                 "description": job.description,
                 "status": JobStatus.DELAYED if job.not_before else JobStatus.QUEUED,
-                "retry": 0,
                 "max_retries": job.max_retries,
-                "current_delay_s": 0.0,
-                "attempts": 0,
                 "celery_task_id": job.celery_task_id,
                 "created_at": now,
                 "not_before": job.not_before,
             }
             for job in jobs
         ]
-        if len(values) == 1 and self.store.writes_attempts_in_one_statement:
-            # One autocommitted prepared statement on this thread's kept connection, as for an attempt: a
-            # lone job costs one round trip (BEGIN and COMMIT would be two more) and no pool checkout.
-            params = {f"p_{name}": value for name, value in values[0].items()}
-            for name in _JSON_COLUMNS:
-                params[f"p_{name}"] = json.dumps(params[f"p_{name}"])
-            params["p_status"] = str(params["p_status"])
-            return [self.store._execute_on_driver(_insert_one_job(), params).id]
-        with self.store.transaction() as s:
-            # Core on the session's connection: one multi-row INSERT, without the ORM's bulk bookkeeping.
-            return list(s.connection().execute(_insert_job(), values).scalars())
+        return self.store.writer.add_jobs(values)
 
     def fail_unsent(self, job_ids: Sequence[int], now: datetime, error: str) -> None:
         """The broker refused the jobs' messages: they will never start."""
@@ -495,31 +480,6 @@ class JobStore:
                 ],
             )
             return _message(row) if requeue_with else True
-
-
-@functools.cache
-def _insert_job() -> Insert:
-    return insert(JobRow).returning(JobRow.id, sort_by_parameter_order=True)
-
-
-#: JSON columns of a new job: the driver sends them as JSON text (SQLAlchemy's JSON type is not applied).
-_JSON_COLUMNS = ("args", "kwargs", "retry_policy")
-
-
-@functools.cache
-def _insert_one_job() -> Insert:
-    """One stand-alone job; every column of ``add_jobs``' values as a parameter named ``p_<column>``."""
-    columns = [
-        "run_id", "package_name", "position", "task", "args", "kwargs", "run_order", "queue", "retry_policy",
-        "soft_time_limit_s", "time_limit_s", "description", "status", "retry", "max_retries",
-        "current_delay_s", "attempts", "celery_task_id", "created_at", "not_before",
-    ]  # fmt: skip
-    table = JobRow.__table__.c
-    return (
-        insert(JobRow)
-        .values({name: bindparam(f"p_{name}", type_=table[name].type) for name in columns})
-        .returning(JobRow.id)
-    )
 
 
 def _count(result: Any) -> int:

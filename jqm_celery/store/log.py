@@ -21,8 +21,7 @@ from sqlalchemy.orm import Session
 from jqm_celery.events import Event
 from jqm_celery.records import LogEntry
 from jqm_celery.statuses import LogKind
-from jqm_celery.store import convert
-from jqm_celery.store.bulk import add_rows
+from jqm_celery.store import convert, writers
 from jqm_celery.store.models import LogEntryRow
 
 #: The key, in a session's ``info``, of the events its transaction will publish once committed.
@@ -72,7 +71,6 @@ class LogLine:
             "run_order": self.run_order,
             "error": self.error,
             "message": self.message,
-            "retry": 0,
             "started_at": self.started_at or self.at,
             "finished_at": self.at,
         }
@@ -90,7 +88,7 @@ def write(s: Session, lines: Iterable[LogLine]) -> None:
     if len(lines) == 1:
         s.connection().execute(_insert(), lines[0].values())
     else:
-        add_rows(s.connection(), LogEntryRow, [line.values() for line in lines])
+        writers.of(s).add_rows(s.connection(), LogEntryRow, [line.values() for line in lines])
 
 
 def publish(s: Session, events: Iterable[Event]) -> None:
