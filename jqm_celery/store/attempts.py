@@ -17,7 +17,6 @@ from jqm_celery.plans import ClaimedJob
 from jqm_celery.statuses import FINISHED_JOB, WAITING_JOB, AttemptStatus, JobStatus, LogKind
 from jqm_celery.store import log, statements, writers
 from jqm_celery.store.base import StoreBase
-from jqm_celery.store.log import LogLine
 from jqm_celery.store.models import JobRow, LogEntryRow, RunRow
 
 _WAITING = [s.value for s in WAITING_JOB]
@@ -53,22 +52,15 @@ class AttemptStore(StoreBase):
             ).one_or_none()
             if row is None:
                 return False
-            log.write(
-                s,
-                [
-                    LogLine(
-                        LogKind.JOB_SKIPPED,
-                        JobStatus.SKIPPED,
-                        now,
-                        package=row.package_name,
-                        run_id=row.run_id,
-                        job_id=job_id,
-                        task=row.task,
-                        run_order=row.run_order,
-                        message="skipped: the run was stopped",
-                    )
-                ],
+            line = log.job_line(
+                LogKind.JOB_SKIPPED,
+                JobStatus.SKIPPED,
+                now,
+                job_id,
+                row,
+                message="skipped: the run was stopped",
             )
+            log.write(s, [line])
             return True
 
     def end_attempt(
@@ -133,22 +125,15 @@ class AttemptStore(StoreBase):
                     LogEntryRow.id == job.log_id, LogEntryRow.status == AttemptStatus.RUNNING
                 )
             )
-            log.write(
-                s,
-                [
-                    LogLine(
-                        LogKind.JOB_SKIPPED,
-                        JobStatus.SKIPPED,
-                        now,
-                        package=found.package_name,
-                        run_id=found.run_id,
-                        job_id=found.id,
-                        task=found.task,
-                        run_order=found.run_order,
-                        message=f"skipped: {stop_reason}",
-                    )
-                ],
+            line = log.job_line(
+                LogKind.JOB_SKIPPED,
+                JobStatus.SKIPPED,
+                now,
+                found.id,
+                found,
+                message=f"skipped: {stop_reason}",
             )
+            log.write(s, [line])
             return JobStatus.SKIPPED
 
     def fail_job(self, job_id: int, now: datetime, error: str) -> bool:

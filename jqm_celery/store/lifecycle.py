@@ -14,7 +14,7 @@ queued run, whatever the cause of the end: the returned plan is that run's, for 
 
 Every function works inside the caller's transaction (``Store.transaction()``), and writes its log
 entries through ``log.write``, so their events reach the listeners once it commits. The PostgreSQL
-close of a run on the worker's kept connection (``runs.RunStore._close_run_on_driver``) is the same
+close of a run on the worker's kept connection (``writers.PostgresWriter.close_run``) is the same
 ``close`` written as prepared statements, and ends in ``start_next`` as this one does.
 """
 
@@ -242,7 +242,7 @@ def skip_waiting_jobs(s: Session, run: RunRow, now: datetime, message: str) -> i
                 run.id,
                 job_id,
                 task,
-                run_order,
+                run_order=run_order,
                 message=message,
             )
             for job_id, task, run_order in skipped

@@ -110,7 +110,7 @@ def finish_run() -> Update:
 
 @functools.cache
 def insert_finished_log() -> Insert:
-    """The RUN_FINISHED log entry of a run (``_close_run_on_driver``)."""
+    """The RUN_FINISHED log entry of a run (``writers.PostgresWriter.close_run``)."""
     columns = LogEntryRow.__table__.c
     # The columns it leaves out take the database's defaults (on the driver, SQLAlchemy's do not apply).
     return insert(LogEntryRow).values(
