@@ -18,21 +18,19 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from celery import Celery, chain
+from celery import Celery
 
 from jqm_celery.clock import Clock
-from jqm_celery.compiler import ADVANCE_RUN_TASK, JOB_FAILED_TASK, JOB_TASK, flower_name, job_signature
 from jqm_celery.definitions import NO_RETRY, RetryPolicy
-from jqm_celery.errors import JQMError, ValidationError, did_you_mean
-from jqm_celery.plans import JobPlan, RunPlan
-from jqm_celery.publishing import publish_batch
+from jqm_celery.errors import ValidationError, did_you_mean
+from jqm_celery.job_sending import JobSender
 from jqm_celery.queue_records import AuditAction, AuditEntry, Cleaned, QueueState
 from jqm_celery.records import Job, Run
 from jqm_celery.runtime import Runtime
 from jqm_celery.statuses import JobStatus
 from jqm_celery.store import Store
 from jqm_celery.store.audit import AuditTrail
-from jqm_celery.store.jobs import Aborted, JobMessage, JobStore, NewJob, unknown_queue
+from jqm_celery.store.jobs import JobMessage, JobStore, NewJob, unknown_queue
 
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,254}$")
 CLEAN_BATCH = 5_000
@@ -66,6 +64,7 @@ class JobQueue:
         self.clock = clock
         self.runtime = runtime
         self.jobs_store = JobStore(store)
+        self.sender = JobSender(app, runtime, self.jobs_store, clock)
         self.audit_trail = AuditTrail(store)
         self._queue_names: frozenset[str] = frozenset()
         self._queue_names_read_at = -math.inf
@@ -166,7 +165,7 @@ class JobQueue:
             JobMessage(job_id, None, None, task, 0, queue, soft_s, hard_s, spec.celery_task_id)
             for job_id, spec in zip(ids, new, strict=True)
         ]
-        self._send_all(messages, countdown_s=delay_s or None)
+        self.sender.send_all(messages, countdown_s=delay_s or None)
         return [self._snapshot(job_id, spec, now) for job_id, spec in zip(ids, new, strict=True)]
 
     # -- reading ----------------------------------------------------------------------------
@@ -212,14 +211,14 @@ class JobQueue:
         """A QUEUED, DELAYED or RETRYING job never runs."""
         celery_task_id = self.jobs_store.cancel(job_id, self.clock.now(), actor or default_actor())
         if celery_task_id:
-            self._revoke(celery_task_id, terminate=False)
+            self.sender.revoke(celery_task_id, terminate=False)
         return self.job(job_id)
 
     def abort(self, job_id: int, *, actor: str | None = None) -> Job:
         """A RUNNING job is terminated on whichever worker runs it (a broadcast revoke)."""
         actor = actor or default_actor()
         aborted = self.jobs_store.abort(job_id, self.clock.now(), actor)
-        self._terminate([aborted], actor)
+        self.sender.terminate([aborted], actor)
         return self.job(job_id)
 
     def requeue(self, job_id: int, *, actor: str | None = None) -> Job:
@@ -227,7 +226,7 @@ class JobQueue:
         message = self.jobs_store.requeue(
             job_id, self.clock.now(), actor or default_actor(), str(uuid.uuid4())
         )
-        self._send_all([message], countdown_s=None)
+        self.sender.send_all([message], countdown_s=None)
         return self.job(job_id)
 
     def cancel_run(self, run_id: int, *, actor: str | None = None) -> Run:
@@ -236,7 +235,7 @@ class JobQueue:
         cancelled = self.jobs_store.cancel_run(run_id, self.clock.now(), actor)
         for job in cancelled.aborted:
             if job.celery_task_id:
-                self._revoke(job.celery_task_id, terminate=True)
+                self.sender.revoke(job.celery_task_id, terminate=True)
         if cancelled.next_run is not None:
             self.runtime.dispatch(cancelled.next_run)
         return self.runtime_run(run_id)
@@ -287,83 +286,7 @@ class JobQueue:
 
     def send(self, message: JobMessage, *, countdown_s: float | None = None, producer: Any = None) -> None:
         """Send one job's message under its pre-assigned task id (so cancel and abort can revoke it)."""
-        if message.run_id is not None and message.package is not None:
-            # A recovered package job: the job, then the rest of its run once its run order has settled.
-            plan = RunPlan(message.run_id, message.package, (_job_plan(message),))
-            signature = job_signature(self.app, plan, plan.jobs[0], control_queue=self.runtime.control_queue)
-            signature.set(task_id=message.celery_task_id)
-            resume = self.app.signature(
-                ADVANCE_RUN_TASK,
-                args=(message.run_id, message.run_order),
-                immutable=True,
-                queue=self.runtime.control_queue,
-            )
-            chain(signature, resume).apply_async(producer=producer)
-            return
-        options: dict[str, Any] = {}
-        if message.soft_time_limit_s is not None:
-            options["soft_time_limit"] = message.soft_time_limit_s
-        if message.time_limit_s is not None:
-            options["time_limit"] = message.time_limit_s
-        args, kwargs = (message.job_id,), {"task": message.task}
-        self.app.send_task(
-            JOB_TASK,
-            args=args,
-            kwargs=kwargs,
-            # Given, so that Celery does not work them out with its saferepr (see compiler.compile_run).
-            argsrepr=repr(args),
-            kwargsrepr=repr(kwargs),
-            task_id=message.celery_task_id,
-            queue=message.queue,
-            countdown=countdown_s,
-            shadow=flower_name(None, message.task),
-            producer=producer,
-            # The job's row is its result: storing "DONE" as well costs the worker two round trips to the
-            # result backend (and the sender a subscription to it). A failure is still stored, for the
-            # error callback (jqm.job stores errors even when its result is ignored).
-            ignore_result=True,
-            link_error=self.app.signature(
-                JOB_FAILED_TASK, kwargs={"job_id": message.job_id}, queue=self.runtime.control_queue
-            ),
-            **options,
-        )
-
-    def _send_all(self, messages: Sequence[JobMessage], *, countdown_s: float | None) -> None:
-        # One batch: the messages and their task-sent events reach the broker together when it closes, so
-        # if anything fails before that, none of them counts as sent.
-        try:
-            # Only a recovered package job is sent as a chain (then at once, outside the batch).
-            with publish_batch(self.app, chains=False) as producer:
-                for message in messages:
-                    self.send(message, countdown_s=countdown_s, producer=producer)
-        except Exception as exc:
-            error = f"could not send the job to the broker: {exc}"
-            self.jobs_store.fail_unsent([m.job_id for m in messages], self.clock.now(), error)
-            raise JQMError(
-                f"{len(messages)} job(s) could not be sent to the broker ({exc}); they are recorded as "
-                "ERROR; is the broker running and is broker_url right?"
-            ) from exc
-
-    def _revoke(self, celery_task_id: str, *, terminate: bool) -> None:
-        # SIGKILL: a task that catches or ignores SIGTERM must still stop.
-        self.app.control.revoke(celery_task_id, terminate=terminate, signal="SIGKILL")
-
-    def _terminate(self, aborted: Sequence[Aborted], actor: str) -> None:
-        for job in aborted:
-            if job.celery_task_id:
-                self._revoke(job.celery_task_id, terminate=True)
-            if job.run_id is not None:
-                self.runtime.store.apply_error_policy(
-                    job.run_id, self.clock.now(), f"job {job.job_id} ({job.task}) aborted by {actor}"
-                )
-                # A terminated task ends its chain (and its chord) without calling its error callback:
-                # the callback's task is sent here so the rest of the run goes on, or is closed.
-                self.app.signature(
-                    JOB_FAILED_TASK,
-                    args=(job.celery_task_id or "",),
-                    kwargs={"job_id": job.job_id, "run_id": job.run_id, "run_order": job.run_order},
-                    **({"queue": self.runtime.control_queue} if self.runtime.control_queue else {}),
-                ).apply_async()
+        self.sender.send(message, countdown_s=countdown_s, producer=producer)
 
     # -- validation -------------------------------------------------------------------------
 
@@ -422,17 +345,6 @@ def job_status(value: JobStatus | str) -> JobStatus:
         raise ValidationError(
             f"job status {value!r} is not valid; choose one of {', '.join(s.value for s in JobStatus)}"
         ) from None
-
-
-def _job_plan(message: JobMessage) -> JobPlan:
-    return JobPlan(
-        message.job_id,
-        message.task,
-        message.run_order,
-        message.queue,
-        message.soft_time_limit_s,
-        message.time_limit_s,
-    )
 
 
 def _seconds(owner: str, label: str, value: timedelta | None, *, allow_zero: bool = False) -> float | None:

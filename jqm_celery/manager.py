@@ -119,9 +119,7 @@ class JobQueueManager:
         offset: int = 0,
     ) -> PackagePage:
         """One page of packages sorted by name, with next and last run, without loading definitions."""
-        for label, value, low in (("limit", limit, 1), ("offset", offset, 0)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValidationError(f"package list: {label} must be a whole number ≥ {low}, got {value!r}")
+        _check_whole("package list", limit=(limit, 1), offset=(offset, 0))
         statuses = [_package_status(s) for s in ([status] if isinstance(status, str) else status)]
         return package_page(
             self.store, statuses=statuses, name_contains=name_contains, limit=limit, offset=offset
@@ -194,9 +192,7 @@ class JobQueueManager:
 
         ``since`` / ``until`` keep entries that started at or after / before those aware instants.
         """
-        for label, value in (("since", since), ("until", until)):
-            if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
-                raise ValidationError(f"log entries: {label} must be an aware datetime, got {value!r}")
+        _check_aware("log entries", since=since, until=until)
         if package is not None:
             self.store.package(package)
         if run_id is not None:
@@ -309,7 +305,7 @@ class JobQueueManager:
         return self.job_queue.clean(older_than, actor=actor, progress=progress)
 
     def cancel_run(self, run_id: int, *, actor: str | None = None) -> Run:
-        """Stop a run: its queued jobs never start, its running job is aborted; it ends STOPPED."""
+        """Stop a run: its jobs never start or are aborted; it ends STOPPED; a run queued behind starts."""
         self.job_queue.cancel_run(run_id, actor=actor)
         return self.run(run_id)
 
@@ -328,23 +324,8 @@ class JobQueueManager:
         self.app.loader.import_default_modules()
         return sorted(n for n in self.app.tasks if not n.startswith(("celery.", "jqm.")))
 
-    # -- validation -------------------------------------------------------------------------
-
     def _validate(self, package: Package, *, for_activation: bool = False) -> None:
-        self.app.loader.import_default_modules()
-        package.check_tasks(self.app.tasks.keys())
-        if for_activation:
-            now = self.clock.now()
-            for recurrence in package.recurrences:
-                recurrence.validate(now)
-            for check in self.activation_checks:
-                check(package)
-        if _has_parallel_entries(package) and not supports_chords(self.app):
-            raise ValidationError(
-                f"package '{package.name}': entries that share a run order run as a Celery chord, which "
-                f"needs a result backend that supports chords; the app's result_backend is "
-                f"{self.app.conf.result_backend!r} — use redis://, db+postgresql://… or leave it unset"
-            )
+        _validate(self.app, package, self.clock.now(), self.activation_checks if for_activation else None)
 
     def _changed(self, name: str) -> None:
         for listener in self.package_listeners:
@@ -354,6 +335,38 @@ class JobQueueManager:
                 # The change is committed; a listener that fails (e.g. an unreachable Django database) is
                 # logged and can be repaired by its own full resync.
                 logger.exception("jqm: a package listener failed for package '%s'", name)
+
+
+def _validate(
+    app: Celery, package: Package, now: datetime, activation_checks: list[Callable[[Package], None]] | None
+) -> None:
+    """Refuse a package whose tasks are unknown; before an activation (``activation_checks`` given), also
+    one whose recurrences do not parse or that a check refuses."""
+    app.loader.import_default_modules()
+    package.check_tasks(app.tasks.keys())
+    if activation_checks is not None:
+        for recurrence in package.recurrences:
+            recurrence.validate(now)
+        for check in activation_checks:
+            check(package)
+    if _has_parallel_entries(package) and not supports_chords(app):
+        raise ValidationError(
+            f"package '{package.name}': entries that share a run order run as a Celery chord, which "
+            f"needs a result backend that supports chords; the app's result_backend is "
+            f"{app.conf.result_backend!r} — use redis://, db+postgresql://… or leave it unset"
+        )
+
+
+def _check_whole(owner: str, **values: tuple[object, int]) -> None:
+    for label, (value, low) in values.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValidationError(f"{owner}: {label} must be a whole number ≥ {low}, got {value!r}")
+
+
+def _check_aware(owner: str, **values: datetime | None) -> None:
+    for label, value in values.items():
+        if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
+            raise ValidationError(f"{owner}: {label} must be an aware datetime, got {value!r}")
 
 
 def _can_activate(name: str, status: PackageStatus) -> None:

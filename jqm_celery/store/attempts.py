@@ -10,14 +10,13 @@ from __future__ import annotations
 import dataclasses
 from datetime import datetime
 
-from sqlalchemy import delete, exists, insert, select, update
+from sqlalchemy import delete, exists, select, update
 
 from jqm_celery.events import Event
 from jqm_celery.plans import ClaimedJob
 from jqm_celery.statuses import FINISHED_JOB, WAITING_JOB, AttemptStatus, JobStatus, LogKind
-from jqm_celery.store import log, statements
+from jqm_celery.store import log, statements, writers
 from jqm_celery.store.base import StoreBase
-from jqm_celery.store.log import LogLine
 from jqm_celery.store.models import JobRow, LogEntryRow, RunRow
 
 _WAITING = [s.value for s in WAITING_JOB]
@@ -32,43 +31,11 @@ class AttemptStore(StoreBase):
     ) -> ClaimedJob | None:
         """Start an attempt: the job becomes RUNNING and its attempt is logged. None if it must not run."""
         params = {"p_job_id": job_id, "p_worker": worker, "p_celery_task_id": celery_task_id, "p_now": now}
-        if not redelivered and self.writes_attempts_in_one_statement:
-            claimed = self._execute_on_driver(statements.claim_and_log(), params)
-            return None if claimed is None else statements.claimed_job(job_id, claimed.log_id, claimed)
+        if not redelivered:
+            return self.writer.claim(params)
+        # Rare (its worker was lost): a transaction on every database, which also closes the lost attempt.
         with self.transaction() as s:
-            # Core execution on the session's connection: the ORM's bulk-DML bookkeeping (synchronising a
-            # session that holds no objects) costs more than the statements themselves on this hot path.
-            conn = s.connection()
-            row = conn.execute(statements.claim(redelivered), params).one_or_none()
-            if row is None:
-                return None
-            if redelivered:
-                conn.execute(
-                    statements.close_running_attempt(
-                        job_id,
-                        AttemptStatus.INTERRUPTED,
-                        now,
-                        "the worker running this attempt was lost; the job was delivered again",
-                    )
-                )
-            log_id = conn.execute(
-                insert(LogEntryRow)
-                .values(
-                    kind=LogKind.ATTEMPT,
-                    status=AttemptStatus.RUNNING,
-                    package_name=row.package_name,
-                    run_id=row.run_id,
-                    job_id=job_id,
-                    task=row.task,
-                    run_order=row.run_order,
-                    celery_task_id=celery_task_id,
-                    worker=worker,
-                    retry=row.retry,
-                    started_at=now,
-                )
-                .returning(LogEntryRow.id)
-            ).scalar_one()
-            return statements.claimed_job(job_id, log_id, row)
+            return writers.claim_in(s, params, redelivered=True)
 
     def skip_if_stopped(self, job_id: int, now: datetime) -> bool:
         """Skip a waiting job whose run is being stopped (held, or stopped by its On Error policy)."""
@@ -85,22 +52,15 @@ class AttemptStore(StoreBase):
             ).one_or_none()
             if row is None:
                 return False
-            log.write(
-                s,
-                [
-                    LogLine(
-                        LogKind.JOB_SKIPPED,
-                        JobStatus.SKIPPED,
-                        now,
-                        package=row.package_name,
-                        run_id=row.run_id,
-                        job_id=job_id,
-                        task=row.task,
-                        run_order=row.run_order,
-                        message="skipped: the run was stopped",
-                    )
-                ],
+            line = log.job_line(
+                LogKind.JOB_SKIPPED,
+                JobStatus.SKIPPED,
+                now,
+                job_id,
+                row,
+                message="skipped: the run was stopped",
             )
+            log.write(s, [line])
             return True
 
     def end_attempt(
@@ -119,17 +79,7 @@ class AttemptStore(StoreBase):
         if outcome is not AttemptStatus.DONE:
             event = Event(LogKind.ATTEMPT, outcome, now, job.package, job.run_id, job.job_id, job.task)
             events.append(dataclasses.replace(event, log_id=job.log_id, error=error))
-        if self.writes_attempts_in_one_statement:
-            self._execute_on_driver(statements.end_attempt_in_one_statement(outcome), params)
-            if events and self.listeners:
-                self._publish(events)
-            return
-        end_job, end_log = statements.end_attempt(outcome)
-        with self.transaction() as s:
-            conn = s.connection()  # Core execution, as in claim_job
-            conn.execute(end_job, params)
-            conn.execute(end_log, params)
-            log.publish(s, events)
+        self.writer.end(outcome, params, events)
 
     # -- a job handed over by a worker of the previous version ---------------------------------
 
@@ -175,22 +125,15 @@ class AttemptStore(StoreBase):
                     LogEntryRow.id == job.log_id, LogEntryRow.status == AttemptStatus.RUNNING
                 )
             )
-            log.write(
-                s,
-                [
-                    LogLine(
-                        LogKind.JOB_SKIPPED,
-                        JobStatus.SKIPPED,
-                        now,
-                        package=found.package_name,
-                        run_id=found.run_id,
-                        job_id=found.id,
-                        task=found.task,
-                        run_order=found.run_order,
-                        message=f"skipped: {stop_reason}",
-                    )
-                ],
+            line = log.job_line(
+                LogKind.JOB_SKIPPED,
+                JobStatus.SKIPPED,
+                now,
+                found.id,
+                found,
+                message=f"skipped: {stop_reason}",
             )
+            log.write(s, [line])
             return JobStatus.SKIPPED
 
     def fail_job(self, job_id: int, now: datetime, error: str) -> bool:

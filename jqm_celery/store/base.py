@@ -11,17 +11,16 @@ import logging
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
 
-from sqlalchemy import Connection, Engine, Select
+from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.dml import UpdateBase
 
 from jqm_celery.errors import ConfigError
 from jqm_celery.events import Event
-from jqm_celery.store import driver, migrate
+from jqm_celery.store import migrate
 from jqm_celery.store.engine import make_engine, redact
 from jqm_celery.store.log import EVENTS
+from jqm_celery.store.writers import WRITER, PortableWriter, writer_for
 
 logger = logging.getLogger("jqm_celery")
 
@@ -50,17 +49,18 @@ class StoreBase:
             self._pid = os.getpid()
         return self._engine
 
-    @property
-    def is_sqlite(self) -> bool:
-        return self.engine.dialect.name == "sqlite"
+    @functools.cached_property
+    def writer(self) -> PortableWriter:
+        """How this store writes on its database (see writers), chosen once."""
+        return writer_for(self)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """One transaction (BEGIN IMMEDIATE on SQLite); the schema is checked on first use."""
-        if not self._schema_ready:
-            self.ensure_schema()
+        self.ensure_schema_once()
         events: list[Event] = []
-        with Session(self.engine, expire_on_commit=False, info={EVENTS: events}) as session, session.begin():
+        info = {EVENTS: events, WRITER: self.writer}
+        with Session(self.engine, expire_on_commit=False, info=info) as session, session.begin():
             yield session
         if events and self.listeners:
             self._publish(events)
@@ -68,21 +68,9 @@ class StoreBase:
     @contextmanager
     def autocommit(self) -> Iterator[Connection]:
         """A connection on which each statement commits on its own (for single-statement writes)."""
-        if not self._schema_ready:
-            self.ensure_schema()
+        self.ensure_schema_once()
         with self.engine.connect() as conn:
             yield conn.execution_options(isolation_level="AUTOCOMMIT")
-
-    def _execute_on_driver(self, statement: Select[Any] | UpdateBase, params: dict[str, Any]) -> Any:
-        """One autocommitted statement of an attempt, on this thread's kept connection (see driver)."""
-        if not self._schema_ready:
-            self.ensure_schema()
-        return driver.execute_one(self.engine, statement, params)
-
-    @functools.cached_property
-    def writes_attempts_in_one_statement(self) -> bool:
-        """True on PostgreSQL: an attempt's start and end are one statement each (see one_statement)."""
-        return self.engine.dialect.name == "postgresql"
 
     def _publish(self, events: list[Event]) -> None:
         for event in events:
@@ -93,9 +81,13 @@ class StoreBase:
                     # What was recorded stays recorded: a listener must never fail the caller.
                     logger.exception("jqm: a listener of %s events failed", event.kind)
 
+    def ensure_schema_once(self) -> None:
+        if not self._schema_ready:
+            self.ensure_schema()
+
     def ensure_schema(self) -> None:
         """Migrate an embedded SQLite store; check that any other store is at the current revision."""
-        auto = self.is_sqlite if self._auto_migrate is None else self._auto_migrate
+        auto = self.writer.migrates_itself if self._auto_migrate is None else self._auto_migrate
         if auto:
             migrate.upgrade(self.engine)
         else:

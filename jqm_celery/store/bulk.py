@@ -1,5 +1,8 @@
 """Many rows of one table in one transaction, their ids returned in order, without the ORM's unit of work.
 
+Two implementations, which the writers choose between (see writers): ``*_many`` for any database, and
+``*_json`` for PostgreSQL.
+
 SQLAlchemy sends an ``INSERT … RETURNING`` of many rows as one statement with a VALUES row per row
 ("insertmanyvalues"); with a few thousand parameters, psycopg parses that statement anew on every call,
 and the parse costs more than the insert. On PostgreSQL the ids are instead taken from the table's
@@ -22,16 +25,20 @@ from sqlalchemy import JSON, Connection, Table, bindparam, insert, text, update
 from jqm_celery.store.models import Base
 
 
-def insert_rows(conn: Connection, model: type[Base], rows: Sequence[Mapping[str, Any]]) -> list[int]:
-    """Insert ``rows`` (without ``id``) into ``model``'s table; their new ids, in the same order."""
-    table = cast(Table, model.__table__)
+def insert_many(conn: Connection, model: type[Base], rows: Sequence[Mapping[str, Any]]) -> list[int]:
+    """Insert ``rows`` (without ``id``, all setting the same columns); their new ids, in the same order."""
+    table = _same_columns(model, rows, "insert_rows")
     if not rows:
         return []
-    if len({frozenset(row) for row in rows}) > 1:
-        raise ValueError(f"insert_rows: every row of {table.name} must set the same columns")
-    if conn.dialect.name != "postgresql":
-        statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
-        return list(conn.execute(statement, list(rows)).scalars())
+    statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+    return list(conn.execute(statement, list(rows)).scalars())
+
+
+def insert_json(conn: Connection, model: type[Base], rows: Sequence[Mapping[str, Any]]) -> list[int]:
+    """PostgreSQL: ``insert_many`` as two short statements (the ids from the sequence, then the rows)."""
+    table = _same_columns(model, rows, "insert_rows")
+    if not rows:
+        return []
     ids = list(
         conn.execute(
             text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :count)"),
@@ -42,43 +49,41 @@ def insert_rows(conn: Connection, model: type[Base], rows: Sequence[Mapping[str,
     return ids
 
 
-def add_rows(conn: Connection, model: type[Base], rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert ``rows`` into ``model``'s table when their ids are not needed.
-
-    Rows may set different columns (the others keep their defaults): they go in one statement per set of
-    columns.
-    """
-    table = cast(Table, model.__table__)
-    by_columns: dict[frozenset[str], list[Mapping[str, Any]]] = {}
-    for row in rows:
-        by_columns.setdefault(frozenset(row), []).append(row)
-    for batch in by_columns.values():
-        if conn.dialect.name == "postgresql":
-            _from_json(conn, table, batch, None)
-        else:
-            conn.execute(insert(table), batch)
+def add_many(conn: Connection, model: type[Base], rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert ``rows`` when their ids are not needed; rows may set different columns (the others keep
+    their defaults): one statement per set of columns."""
+    for batch in _by_columns(rows):
+        conn.execute(insert(cast(Table, model.__table__)), batch)
 
 
-def update_rows(
+def add_json(conn: Connection, model: type[Base], rows: Sequence[Mapping[str, Any]]) -> None:
+    """PostgreSQL: ``add_many``, each set of columns as one JSON parameter."""
+    for batch in _by_columns(rows):
+        _from_json(conn, cast(Table, model.__table__), batch, None)
+
+
+def update_many(
     conn: Connection, model: type[Base], rows: Sequence[Mapping[str, Any]], *, key: str = "id"
 ) -> None:
     """Update rows of ``model``'s table by ``key``: each of ``rows`` has the key and the same other columns.
 
-    Every table row whose ``key`` column holds a row's key gets that row's values.
-
-    On PostgreSQL one ``UPDATE … FROM`` the rows as one JSON parameter (as ``insert_rows``); elsewhere one
-    executemany.
+    Every table row whose ``key`` column holds a row's key gets that row's values (one executemany).
     """
-    table = cast(Table, model.__table__)
+    table = _same_columns(model, rows, "update_rows")
     if not rows:
         return
-    if len({frozenset(row) for row in rows}) > 1:
-        raise ValueError(f"update_rows: every row of {table.name} must set the same columns")
-    if conn.dialect.name != "postgresql":
-        conn.execute(
-            update(table).where(table.c[key] == bindparam("row_key")),
-            [{("row_key" if name == key else name): value for name, value in row.items()} for row in rows],
-        )
+    conn.execute(
+        update(table).where(table.c[key] == bindparam("row_key")),
+        [{("row_key" if name == key else name): value for name, value in row.items()} for row in rows],
+    )
+
+
+def update_json(
+    conn: Connection, model: type[Base], rows: Sequence[Mapping[str, Any]], *, key: str = "id"
+) -> None:
+    """PostgreSQL: ``update_many`` as one ``UPDATE … FROM`` the rows as one JSON parameter."""
+    table = _same_columns(model, rows, "update_rows")
+    if not rows:
         return
     dialect = conn.dialect
     quote = dialect.identifier_preparer.quote
@@ -95,6 +100,20 @@ def update_rows(
         ),
         {"rows": _json_rows(table, values)},
     )
+
+
+def _same_columns(model: type[Base], rows: Sequence[Mapping[str, Any]], operation: str) -> Table:
+    table = cast(Table, model.__table__)
+    if len({frozenset(row) for row in rows}) > 1:
+        raise ValueError(f"{operation}: every row of {table.name} must set the same columns")
+    return table
+
+
+def _by_columns(rows: Sequence[Mapping[str, Any]]) -> list[list[Mapping[str, Any]]]:
+    by_columns: dict[frozenset[str], list[Mapping[str, Any]]] = {}
+    for row in rows:
+        by_columns.setdefault(frozenset(row), []).append(row)
+    return list(by_columns.values())
 
 
 def _json_columns(
@@ -128,8 +147,8 @@ def _from_json(
 
     Each row is a JSON array of its values; PostgreSQL takes them apart (``->>`` and a cast to the
     column's type, or ``->`` for a JSON column, whose value is nested as it is). Each value first goes
-    through its column's bind processing (aware datetimes in UTC, enums) as in any INSERT, and a column
-    the rows leave out gets its scalar default, as SQLAlchemy would give it.
+    through its column's bind processing (aware datetimes in UTC, enums) as in any INSERT; a column the
+    rows leave out gets the database's default (migration 0006).
     """
     dialect = conn.dialect
     names = list(rows[0])
@@ -138,22 +157,13 @@ def _from_json(
         names.append("id")
         columns.append(ids)
     quote = dialect.identifier_preparer.quote
-    params: dict[str, Any] = {}
     columns, selects = _json_columns(dialect, table, names, columns)
-    for column in table.columns:
-        if column.name not in names and column.default is not None:
-            if not getattr(column.default, "is_scalar", False):
-                raise ValueError(f"{table.name}.{column.name}: only scalar defaults can be filled in")
-            params[f"d{len(params)}"] = column.default.arg  # type: ignore[attr-defined]
-            names.append(column.name)
-            selects.append(f"CAST(:d{len(params) - 1} AS {column.type.compile(dialect=dialect)})")
-    params["rows"] = _json_rows(table, columns)
     conn.execute(
         text(
             f"INSERT INTO {quote(table.name)} ({', '.join(quote(name) for name in names)}) "
             f"SELECT {', '.join(selects)} FROM json_array_elements(CAST(:rows AS json)) AS r"
         ),
-        params,
+        {"rows": _json_rows(table, columns)},
     )
 
 

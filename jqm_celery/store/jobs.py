@@ -1,4 +1,4 @@
-"""Stand-alone jobs and the controls every job shares: cancel, abort, re-add, clean, recovery.
+"""Stand-alone jobs and the controls every job shares: cancel, abort, re-add, clean.
 
 Stand-alone jobs live in ``jqm_job`` beside package jobs (no run, no package, a queue) and log their
 attempts in the same ``jqm_log_entry``. Every control is one conditional UPDATE, so two operators — or an
@@ -7,18 +7,14 @@ operator and a worker — acting at once never both win.
 
 from __future__ import annotations
 
-import functools
-import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Insert, bindparam, delete, func, insert, select, update
+from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from jqm_celery.errors import NotFoundError, StateError, ValidationError, did_you_mean
-from jqm_celery.plans import RunPlan
 from jqm_celery.queue_records import AuditAction, QueueState
 from jqm_celery.records import Job
 from jqm_celery.statuses import (
@@ -31,11 +27,19 @@ from jqm_celery.statuses import (
 )
 from jqm_celery.store import convert, lifecycle, log
 from jqm_celery.store.audit import record
+from jqm_celery.store.job_records import (
+    Aborted,
+    CancelledRun,
+    JobMessage,
+    NewJob,
+    RunningJob,
+    message_of,
+)
 from jqm_celery.store.log import LogLine
 from jqm_celery.store.models import JobRow, LogEntryRow, RunRow
-from jqm_celery.store.queue_models import QueueRow, WorkerRow
+from jqm_celery.store.queue_models import QueueRow
+from jqm_celery.store.stale_jobs import StaleJobStore
 from jqm_celery.store.statements import close_running_attempt
-from jqm_celery.store.store import Store
 
 _WAITING = [s.value for s in WAITING_JOB]
 #: A stand-alone job in one of these statuses may be re-added (the seed's "Add Jobs to Queue").
@@ -43,73 +47,8 @@ REQUEUEABLE = frozenset({JobStatus.DONE, JobStatus.CANCELLED, JobStatus.ABORTED,
 _CLEANABLE = [s.value for s in FINISHED_JOB]
 
 
-@dataclass(frozen=True)
-class NewJob:
-    """A stand-alone job about to be stored; ``celery_task_id`` names the one message that may run it."""
-
-    task: str
-    args: list[Any]
-    kwargs: dict[str, Any]
-    queue: str | None
-    retry_policy: dict[str, Any]
-    max_retries: int
-    soft_time_limit_s: float | None
-    time_limit_s: float | None
-    description: str
-    celery_task_id: str
-    not_before: datetime | None
-
-
-@dataclass(frozen=True)
-class JobMessage:
-    """What the sender needs to send one job's message."""
-
-    job_id: int
-    run_id: int | None
-    package: str | None
-    task: str
-    run_order: int
-    queue: str | None
-    soft_time_limit_s: float | None
-    time_limit_s: float | None
-    celery_task_id: str
-
-
-@dataclass(frozen=True)
-class Aborted:
-    job_id: int
-    run_id: int | None
-    task: str
-    celery_task_id: str | None
-    run_order: int = 0
-
-
-@dataclass(frozen=True)
-class CancelledRun:
-    """What cancelling a run did: the jobs it aborted (to terminate), the package's next run it started."""
-
-    aborted: list[Aborted]
-    next_run: RunPlan | None
-
-
-@dataclass(frozen=True)
-class RunningJob:
-    """A RUNNING job as the reconciler sees it, with the start of its current attempt."""
-
-    job_id: int
-    run_id: int | None
-    run_order: int
-    task: str
-    worker: str | None
-    celery_task_id: str | None
-    attempt_started_at: datetime | None
-    time_limit_s: float | None
-    interruptions: int
-
-
-class JobStore:
-    def __init__(self, store: Store) -> None:
-        self.store = store
+class JobStore(StaleJobStore):
+    """Stand-alone jobs, queues and the controls of every job (recovery's part: ``StaleJobStore``)."""
 
     # -- queues -----------------------------------------------------------------------------
 
@@ -176,27 +115,14 @@ class JobStore:
                 "time_limit_s": job.time_limit_s,
                 "description": job.description,
                 "status": JobStatus.DELAYED if job.not_before else JobStatus.QUEUED,
-                "retry": 0,
                 "max_retries": job.max_retries,
-                "current_delay_s": 0.0,
-                "attempts": 0,
                 "celery_task_id": job.celery_task_id,
                 "created_at": now,
                 "not_before": job.not_before,
             }
             for job in jobs
         ]
-        if len(values) == 1 and self.store.writes_attempts_in_one_statement:
-            # One autocommitted prepared statement on this thread's kept connection, as for an attempt: a
-            # lone job costs one round trip (BEGIN and COMMIT would be two more) and no pool checkout.
-            params = {f"p_{name}": value for name, value in values[0].items()}
-            for name in _JSON_COLUMNS:
-                params[f"p_{name}"] = json.dumps(params[f"p_{name}"])
-            params["p_status"] = str(params["p_status"])
-            return [self.store._execute_on_driver(_insert_one_job(), params).id]
-        with self.store.transaction() as s:
-            # Core on the session's connection: one multi-row INSERT, without the ORM's bulk bookkeeping.
-            return list(s.connection().execute(_insert_job(), values).scalars())
+        return self.store.writer.add_jobs(values)
 
     def fail_unsent(self, job_ids: Sequence[int], now: datetime, error: str) -> None:
         """The broker refused the jobs' messages: they will never start."""
@@ -256,21 +182,8 @@ class JobStore:
                     f"job {job_id} is {status}: only a QUEUED, DELAYED or RETRYING job can be cancelled{hint}"
                 )
             message = f"cancelled by {actor}: the job will not start"
-            log.write(
-                s,
-                [
-                    LogLine(
-                        LogKind.JOB_CANCELLED,
-                        JobStatus.CANCELLED,
-                        now,
-                        package=row.package_name,
-                        run_id=row.run_id,
-                        job_id=job_id,
-                        task=row.task,
-                        message=message,
-                    )
-                ],
-            )
+            line = log.job_line(LogKind.JOB_CANCELLED, JobStatus.CANCELLED, now, job_id, row, message=message)
+            log.write(s, [line])
             record(
                 s, now, actor, AuditAction.CANCEL, f"job {job_id}", package=row.package_name, detail=row.task
             )
@@ -327,7 +240,7 @@ class JobStore:
                 ],
             )
             record(s, now, actor, AuditAction.REQUEUE, f"job {job_id}", detail=f"{row.task} (was {previous})")
-            return _message(row)
+            return message_of(row)
 
     def cancel_run(self, run_id: int, now: datetime, actor: str) -> CancelledRun:
         """Stop a run: waiting jobs are skipped, running ones aborted, and the run ends STOPPED.
@@ -380,147 +293,6 @@ class JobStore:
             jobs = _count(s.execute(delete(JobRow).where(JobRow.id.in_(ids))))
             return jobs, logs
 
-    # -- recovery ---------------------------------------------------------------------------
-
-    def heartbeat(self, hostname: str, started_at: datetime, now: datetime) -> None:
-        with self.store.transaction() as s:
-            beat = update(WorkerRow).where(WorkerRow.hostname == hostname)
-            updated = _count(s.execute(beat.values(last_seen_at=now, started_at=started_at)))
-            if not updated:
-                s.add(WorkerRow(hostname=hostname, started_at=started_at, last_seen_at=now))
-
-    def workers_seen_since(self, since: datetime) -> dict[str, datetime]:
-        """Hostnames of workers that have beaten since ``since``, with the time they started."""
-        with self.store.transaction() as s:
-            rows = s.execute(
-                select(WorkerRow.hostname, WorkerRow.started_at).where(WorkerRow.last_seen_at >= since)
-            )
-            return dict(rows.all())
-
-    def running_jobs(self) -> list[RunningJob]:
-        with self.store.transaction() as s:
-            jobs = s.execute(
-                select(
-                    JobRow.id,
-                    JobRow.run_id,
-                    JobRow.run_order,
-                    JobRow.task,
-                    JobRow.worker,
-                    JobRow.celery_task_id,
-                    JobRow.time_limit_s,
-                ).where(JobRow.status == JobStatus.RUNNING)
-            ).all()
-            if not jobs:
-                return []
-            ids = [j.id for j in jobs]
-            started = dict(
-                s.execute(
-                    select(LogEntryRow.job_id, func.max(LogEntryRow.started_at))
-                    .where(
-                        LogEntryRow.job_id.in_(ids),
-                        LogEntryRow.kind == LogKind.ATTEMPT,
-                        LogEntryRow.status == AttemptStatus.RUNNING,
-                    )
-                    .group_by(LogEntryRow.job_id)
-                ).all()
-            )
-            interrupted = dict(
-                s.execute(
-                    select(LogEntryRow.job_id, func.count())
-                    .where(
-                        LogEntryRow.job_id.in_(ids),
-                        LogEntryRow.kind == LogKind.ATTEMPT,
-                        LogEntryRow.status == AttemptStatus.INTERRUPTED,
-                    )
-                    .group_by(LogEntryRow.job_id)
-                ).all()
-            )
-        return [
-            RunningJob(
-                j.id,
-                j.run_id,
-                j.run_order,
-                j.task,
-                j.worker,
-                j.celery_task_id,
-                started.get(j.id),
-                j.time_limit_s,
-                interrupted.get(j.id, 0),
-            )
-            for j in jobs
-        ]
-
-    def settle_stale(
-        self, job: RunningJob, now: datetime, reason: str, *, requeue_with: str | None
-    ) -> JobMessage | bool:
-        """Settle a stale RUNNING job: QUEUED again under a new message id, or ERROR (``requeue_with=None``).
-
-        Returns the message to send, True when it was failed, False when someone else settled it first.
-        """
-        attempt = AttemptStatus.INTERRUPTED if requeue_with else AttemptStatus.ERROR
-        values: dict[str, Any] = (
-            {"status": JobStatus.QUEUED, "celery_task_id": requeue_with, "error": None}
-            if requeue_with
-            else {"status": JobStatus.ERROR, "finished_at": now, "error": reason}
-        )
-        with self.store.transaction() as s:
-            row = s.execute(
-                update(JobRow)
-                .where(
-                    JobRow.id == job.job_id,
-                    JobRow.status == JobStatus.RUNNING,
-                    JobRow.celery_task_id == job.celery_task_id,
-                )
-                .values(**values)
-                .returning(JobRow)
-            ).scalar_one_or_none()
-            if row is None:
-                return False
-            s.execute(close_running_attempt(job.job_id, attempt, now, reason))
-            log.write(
-                s,
-                [
-                    LogLine(
-                        LogKind.JOB_STALE,
-                        row.status,
-                        now,
-                        package=row.package_name,
-                        run_id=row.run_id,
-                        job_id=row.id,
-                        task=row.task,
-                        run_order=row.run_order,
-                        error=reason,
-                        message="queued again" if requeue_with else "failed for good",
-                    )
-                ],
-            )
-            return _message(row) if requeue_with else True
-
-
-@functools.cache
-def _insert_job() -> Insert:
-    return insert(JobRow).returning(JobRow.id, sort_by_parameter_order=True)
-
-
-#: JSON columns of a new job: the driver sends them as JSON text (SQLAlchemy's JSON type is not applied).
-_JSON_COLUMNS = ("args", "kwargs", "retry_policy")
-
-
-@functools.cache
-def _insert_one_job() -> Insert:
-    """One stand-alone job; every column of ``add_jobs``' values as a parameter named ``p_<column>``."""
-    columns = [
-        "run_id", "package_name", "position", "task", "args", "kwargs", "run_order", "queue", "retry_policy",
-        "soft_time_limit_s", "time_limit_s", "description", "status", "retry", "max_retries",
-        "current_delay_s", "attempts", "celery_task_id", "created_at", "not_before",
-    ]  # fmt: skip
-    table = JobRow.__table__.c
-    return (
-        insert(JobRow)
-        .values({name: bindparam(f"p_{name}", type_=table[name].type) for name in columns})
-        .returning(JobRow.id)
-    )
-
 
 def _count(result: Any) -> int:
     return int(cast(CursorResult[Any], result).rowcount)
@@ -543,22 +315,8 @@ def _abort(s: Session, job_id: int, now: datetime, reason: str) -> Aborted | Non
     if row is None:
         return None
     s.execute(close_running_attempt(job_id, AttemptStatus.ABORTED, now, reason))
-    log.write(
-        s,
-        [
-            LogLine(
-                LogKind.JOB_ABORTED,
-                JobStatus.ABORTED,
-                now,
-                package=row.package_name,
-                run_id=row.run_id,
-                job_id=job_id,
-                task=row.task,
-                run_order=row.run_order,
-                message=reason,
-            )
-        ],
-    )
+    line = log.job_line(LogKind.JOB_ABORTED, JobStatus.ABORTED, now, job_id, row, message=reason)
+    log.write(s, [line])
     return Aborted(job_id, row.run_id, row.task, row.celery_task_id, row.run_order)
 
 
@@ -566,22 +324,11 @@ def _cleanable(before: datetime) -> tuple[Any, ...]:
     return (JobRow.run_id.is_(None), JobRow.status.in_(_CLEANABLE), JobRow.finished_at < before)
 
 
-def _message(row: JobRow) -> JobMessage:
-    return JobMessage(
-        job_id=row.id,
-        run_id=row.run_id,
-        package=row.package_name,
-        task=row.task,
-        run_order=row.run_order,
-        queue=row.queue,
-        soft_time_limit_s=row.soft_time_limit_s,
-        time_limit_s=row.time_limit_s,
-        celery_task_id=str(row.celery_task_id),
-    )
-
-
 def unknown_queue(name: str, known: Sequence[str]) -> ValidationError:
     return ValidationError(
         f"queue '{name}' is not defined{did_you_mean(name, known)}; define it first: "
         f"jqm.define_queue('{name}', pool_size=4)"
     )
+
+
+__all__ = ["Aborted", "CancelledRun", "JobMessage", "JobStore", "NewJob", "RunningJob", "unknown_queue"]

@@ -14,7 +14,7 @@ queued run, whatever the cause of the end: the returned plan is that run's, for 
 
 Every function works inside the caller's transaction (``Store.transaction()``), and writes its log
 entries through ``log.write``, so their events reach the listeners once it commits. The PostgreSQL
-close of a run on the worker's kept connection (``runs.RunStore._close_run_on_driver``) is the same
+close of a run on the worker's kept connection (``writers.PostgresWriter.close_run``) is the same
 ``close`` written as prepared statements, and ends in ``start_next`` as this one does.
 """
 
@@ -40,9 +40,7 @@ from jqm_celery.statuses import (
     PackageStatus,
     RunStatus,
 )
-from jqm_celery.store import convert, statements
-from jqm_celery.store.bulk import insert_rows
-from jqm_celery.store.log import LogLine, write
+from jqm_celery.store import convert, log, statements, writers
 from jqm_celery.store.models import JobRow, PackageRow, RunRow
 from jqm_celery.store.notification_models import NotificationRuleRow
 from jqm_celery.store.package_rows import reschedule
@@ -119,9 +117,9 @@ def job_values(run_id: int, package: Package, now: datetime) -> list[dict[str, A
     ]
 
 
-def started_line(run_id: int, package: str, now: datetime, message: str, *, notify: bool) -> LogLine:
+def started_line(run_id: int, package: str, now: datetime, message: str, *, notify: bool) -> log.LogLine:
     """The RUN_STARTED entry of a run, whatever started it."""
-    return LogLine(
+    return log.LogLine(
         LogKind.RUN_STARTED, RunStatus.RUNNING, now, package, run_id, message=message, notify=notify
     )
 
@@ -141,12 +139,12 @@ def open_run(
     """
     conn = s.connection()
     values = run_values(package, trigger, now, start_now=start_now)
-    [run_id] = insert_rows(conn, RunRow, [values])
+    [run_id] = writers.of(s).insert_rows(conn, RunRow, [values])
     jobs = job_values(run_id, package, now)
-    job_ids = insert_rows(conn, JobRow, jobs)
+    job_ids = writers.of(s).insert_rows(conn, JobRow, jobs)
     if start_now:
         text = message or f"run started ({trigger})"
-        write(s, [started_line(run_id, package.name, now, text, notify=bool(package.notifications))])
+        log.write(s, [started_line(run_id, package.name, now, text, notify=bool(package.notifications))])
     run = Run(
         id=run_id,
         package=package.name,
@@ -173,7 +171,9 @@ def start_queued(s: Session, run_id: int, now: datetime) -> RunPlan | None:
     run.started_at = now
     jobs = s.scalars(select(JobRow).where(JobRow.run_id == run_id).order_by(JobRow.position)).all()
     message = f"run started ({run.trigger}, after the previous run)"
-    write(s, [started_line(run.id, run.package_name, now, message, notify=_notifies(s, run.package_name))])
+    log.write(
+        s, [started_line(run.id, run.package_name, now, message, notify=_notifies(s, run.package_name))]
+    )
     return plan(run, jobs)
 
 
@@ -205,10 +205,10 @@ def stop(s: Session, run: RunRow, now: datetime, reason: str, kind: LogKind) -> 
     """
     run.stop_reason = run.stop_reason or reason
     skipped = skip_waiting_jobs(s, run, now, f"skipped: {reason}")
-    write(
+    log.write(
         s,
         [
-            LogLine(
+            log.LogLine(
                 kind,
                 RunStatus.STOPPED,
                 now,
@@ -231,10 +231,10 @@ def skip_waiting_jobs(s: Session, run: RunRow, now: datetime, message: str) -> i
         .values(status=JobStatus.SKIPPED, finished_at=now)
         .returning(JobRow.id, JobRow.task, JobRow.run_order)
     ).all()
-    write(
+    log.write(
         s,
         (
-            LogLine(
+            log.LogLine(
                 LogKind.JOB_SKIPPED,
                 JobStatus.SKIPPED,
                 now,
@@ -242,7 +242,7 @@ def skip_waiting_jobs(s: Session, run: RunRow, now: datetime, message: str) -> i
                 run.id,
                 job_id,
                 task,
-                run_order,
+                run_order=run_order,
                 message=message,
             )
             for job_id, task, run_order in skipped
@@ -282,7 +282,9 @@ def stop_package(s: Session, name: str, now: datetime, run_id: int, reason: str)
         return False
     reschedule(s, changed.id, None)
     message = f"package stopped: {reason}; fix the cause and activate it again"
-    write(s, [LogLine(LogKind.PACKAGE_STOPPED, PackageStatus.ERROR, now, name, run_id, message=message)])
+    log.write(
+        s, [log.LogLine(LogKind.PACKAGE_STOPPED, PackageStatus.ERROR, now, name, run_id, message=message)]
+    )
     return True
 
 
@@ -307,7 +309,7 @@ def end(
         run.stop_reason = reason
     if notify is None:
         notify = _notifies(s, run.package_name)
-    line = LogLine(
+    line = log.LogLine(
         LogKind.RUN_FINISHED,
         status,
         now,
@@ -317,7 +319,7 @@ def end(
         message=message,
         notify=notify,
     )
-    write(s, [line])
+    log.write(s, [line])
     return Ended(status, start_next(s, run.package_name, now))
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -21,8 +21,7 @@ from sqlalchemy.orm import Session
 from jqm_celery.events import Event
 from jqm_celery.records import LogEntry
 from jqm_celery.statuses import LogKind
-from jqm_celery.store import convert
-from jqm_celery.store.bulk import add_rows
+from jqm_celery.store import convert, writers
 from jqm_celery.store.models import LogEntryRow
 
 #: The key, in a session's ``info``, of the events its transaction will publish once committed.
@@ -30,36 +29,18 @@ EVENTS = "jqm_events"
 
 
 @dataclass(frozen=True)
-class LogLine:
-    """One log entry about to be written (``started_at`` defaults to ``at``)."""
+class LogLine(Event):
+    """One log entry about to be written: its event, and what only the entry keeps.
 
-    kind: LogKind
-    status: str
-    at: datetime
-    package: str | None = None
-    run_id: int | None = None
-    job_id: int | None = None
-    task: str | None = None
+    ``started_at`` defaults to ``at``; ``notify`` False when the writer knows that the package has no
+    notification rules.
+    """
+
     run_order: int | None = None
-    error: str | None = None
-    message: str | None = None
-    #: False when the writer knows that the package has no notification rules.
-    notify: bool = True
     started_at: datetime | None = None
 
     def event(self) -> Event:
-        return Event(
-            self.kind,
-            str(self.status),
-            self.at,
-            self.package,
-            self.run_id,
-            self.job_id,
-            self.task,
-            error=self.error,
-            message=self.message,
-            notify=self.notify,
-        )
+        return Event(**{f.name: getattr(self, f.name) for f in fields(Event)})
 
     def values(self) -> dict[str, Any]:
         return {
@@ -72,10 +53,28 @@ class LogLine:
             "run_order": self.run_order,
             "error": self.error,
             "message": self.message,
-            "retry": 0,
             "started_at": self.started_at or self.at,
             "finished_at": self.at,
         }
+
+
+def job_line(
+    kind: LogKind, status: str, at: datetime, job_id: int, row: Any, *, message: str, error: str | None = None
+) -> LogLine:
+    """The entry of an event of one job; ``row`` has its package_name, run_id, task and run_order."""
+    run_order = getattr(row, "run_order", None)
+    return LogLine(
+        kind,
+        status,
+        at,
+        row.package_name,
+        row.run_id,
+        job_id,
+        row.task,
+        error=error,
+        message=message,
+        run_order=run_order,
+    )
 
 
 def write(s: Session, lines: Iterable[LogLine]) -> None:
@@ -90,7 +89,7 @@ def write(s: Session, lines: Iterable[LogLine]) -> None:
     if len(lines) == 1:
         s.connection().execute(_insert(), lines[0].values())
     else:
-        add_rows(s.connection(), LogEntryRow, [line.values() for line in lines])
+        writers.of(s).add_rows(s.connection(), LogEntryRow, [line.values() for line in lines])
 
 
 def publish(s: Session, events: Iterable[Event]) -> None:

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 from sqlalchemy import (
     JSON,
     Boolean,
+    ColumnElement,
     DateTime,
     Float,
     ForeignKey,
@@ -16,10 +17,38 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    TextClause,
     TypeDecorator,
+    false,
+    text,
+    true,
 )
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, MappedColumn, mapped_column
+from sqlalchemy.types import TypeEngine
+
+
+def defaulted(type_: type[TypeEngine[Any]], value: bool | int | float | str) -> MappedColumn[Any]:
+    """A column whose default lives in the database (migration 0006).
+
+    A statement may leave it out whatever runs it: the PostgreSQL writer's prepared statements skip
+    SQLAlchemy's own defaults, and SQLAlchemy would name a column that has one in every INSERT.
+    """
+    return mapped_column(type_, server_default=server_default(value))
+
+
+def defaulted_in_both(type_: type[TypeEngine[Any]], value: bool | int | float | str) -> MappedColumn[Any]:
+    """``defaulted``, with SQLAlchemy's default as well: the columns of tables other tables refer to,
+    which SQLite could not be given a default without rebuilding them (see migration 0006)."""
+    return mapped_column(type_, default=value, server_default=server_default(value))
+
+
+def server_default(value: bool | int | float | str) -> ColumnElement[Any] | TextClause | str:
+    if isinstance(value, bool):
+        return true() if value else false()
+    if isinstance(value, int | float):
+        return text(repr(value))
+    return value
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -67,9 +96,9 @@ class PackageRow(Base):
     status: Mapped[str] = mapped_column(String(16))
     on_error: Mapped[str] = mapped_column(String(24))
     catch_up: Mapped[str] = mapped_column(String(8))
-    allow_overlap: Mapped[bool] = mapped_column(Boolean, default=False)
-    description: Mapped[str] = mapped_column(Text, default="")
-    version: Mapped[int] = mapped_column(Integer, default=1)
+    allow_overlap: Mapped[bool] = defaulted_in_both(Boolean, False)
+    description: Mapped[str] = defaulted_in_both(Text, "")
+    version: Mapped[int] = defaulted_in_both(Integer, 1)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -103,7 +132,7 @@ class RunRow(Base):
     status: Mapped[str] = mapped_column(String(16))
     trigger: Mapped[str] = mapped_column(String(32))
     on_error: Mapped[str] = mapped_column(String(24))
-    stop_package_after: Mapped[bool] = mapped_column(Boolean, default=False)
+    stop_package_after: Mapped[bool] = defaulted_in_both(Boolean, False)
     stop_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     started_at: Mapped[datetime | None]
@@ -121,21 +150,21 @@ class JobRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     run_id: Mapped[int | None] = mapped_column(ForeignKey("jqm_run.id", ondelete="CASCADE"))
     package_name: Mapped[str | None] = mapped_column(String(100))
-    position: Mapped[int] = mapped_column(Integer, default=0)
+    position: Mapped[int] = defaulted(Integer, 0)
     task: Mapped[str] = mapped_column(String(255))
     args: Mapped[list[Any]]
     kwargs: Mapped[dict[str, Any]]
-    run_order: Mapped[int] = mapped_column(Integer, default=0)
+    run_order: Mapped[int] = defaulted(Integer, 0)
     queue: Mapped[str | None] = mapped_column(String(255))
     retry_policy: Mapped[dict[str, Any]]
     soft_time_limit_s: Mapped[float | None] = mapped_column(Float)
     time_limit_s: Mapped[float | None] = mapped_column(Float)
-    description: Mapped[str] = mapped_column(Text, default="")
+    description: Mapped[str] = defaulted(Text, "")
     status: Mapped[str] = mapped_column(String(16))
-    retry: Mapped[int] = mapped_column(Integer, default=0)
-    max_retries: Mapped[int] = mapped_column(Integer, default=0)
-    current_delay_s: Mapped[float] = mapped_column(Float, default=0.0)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    retry: Mapped[int] = defaulted(Integer, 0)
+    max_retries: Mapped[int] = defaulted(Integer, 0)
+    current_delay_s: Mapped[float] = defaulted(Float, 0.0)
+    attempts: Mapped[int] = defaulted(Integer, 0)
     worker: Mapped[str | None] = mapped_column(String(255))
     celery_task_id: Mapped[str | None] = mapped_column(String(64))
     error: Mapped[str | None] = mapped_column(Text)
@@ -163,7 +192,7 @@ class LogEntryRow(Base):
     run_order: Mapped[int | None] = mapped_column(Integer)
     celery_task_id: Mapped[str | None] = mapped_column(String(64))
     worker: Mapped[str | None] = mapped_column(String(255))
-    retry: Mapped[int] = mapped_column(Integer, default=0)
+    retry: Mapped[int] = defaulted(Integer, 0)
     planned_delay_s: Mapped[float | None] = mapped_column(Float)
     error: Mapped[str | None] = mapped_column(Text)
     traceback: Mapped[str | None] = mapped_column(Text)

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from jqm_celery.store.models import Base
+from jqm_celery.store.models import Base, defaulted
 
 
 class NotificationRuleRow(Base):
@@ -43,9 +43,9 @@ class NotificationRow(Base):
     package_name: Mapped[str | None] = mapped_column(String(100), index=True)
     run_id: Mapped[int | None] = mapped_column(Integer)
     job_id: Mapped[int | None] = mapped_column(Integer)
-    subject: Mapped[str] = mapped_column(Text, default="")
+    subject: Mapped[str] = defaulted(Text, "")
     status: Mapped[str] = mapped_column(String(8))
-    tries: Mapped[int] = mapped_column(Integer, default=0)
+    tries: Mapped[int] = defaulted(Integer, 0)
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     claimed_at: Mapped[datetime | None]

@@ -9,9 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import Update, and_, delete, insert, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Update, and_, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from jqm_celery.errors import NotFoundError
@@ -19,7 +17,8 @@ from jqm_celery.notifications.records import Channel, Notification, Notification
 from jqm_celery.notifications.rules import Rule, rule_from_dict
 from jqm_celery.records import Job
 from jqm_celery.statuses import LogKind
-from jqm_celery.store import convert
+from jqm_celery.store import convert, log, writers
+from jqm_celery.store.log import LogLine
 from jqm_celery.store.models import JobRow, LogEntryRow, PackageRow
 from jqm_celery.store.notification_models import NotificationRow, NotificationRuleRow
 from jqm_celery.store.store import Store
@@ -107,17 +106,7 @@ class NotificationLedger:
         if not rows:
             return
         with self.store.transaction() as s:
-            dialect = s.get_bind().dialect.name
-            if dialect in ("postgresql", "sqlite"):
-                module = postgresql if dialect == "postgresql" else sqlite
-                s.execute(module.insert(NotificationRow).values(rows).on_conflict_do_nothing())
-                return
-            for row in rows:
-                try:
-                    with s.begin_nested():
-                        s.execute(insert(NotificationRow).values(row))
-                except IntegrityError:
-                    continue
+            writers.of(s).add_new_rows(s, NotificationRow, rows)
 
     def claim(self, event_key: str, target: str, now: datetime) -> bool:
         """PENDING (or abandoned SENDING) → SENDING; False if it is sent, failed or being sent elsewhere."""
@@ -195,22 +184,21 @@ def _row(event_key: str, target: str) -> Update:
 
 
 def _log_failure(s: Session, row: NotificationRow, now: datetime) -> None:
-    s.execute(
-        insert(LogEntryRow).values(
-            kind=LogKind.NOTIFICATION_FAILED,
-            status=NotificationStatus.FAILED,
-            package_name=row.package_name,
-            run_id=row.run_id,
-            job_id=row.job_id,
-            error=row.error,
-            message=(
-                f"{row.channel.lower()} notification '{row.subject}' to {row.target} failed after "
-                f"{row.tries} tries"
-            ),
-            started_at=row.created_at,
-            finished_at=now,
-        )
+    message = (
+        f"{row.channel.lower()} notification '{row.subject}' to {row.target} failed after {row.tries} tries"
     )
+    failed = LogLine(
+        LogKind.NOTIFICATION_FAILED,
+        NotificationStatus.FAILED,
+        now,
+        row.package_name,
+        row.run_id,
+        row.job_id,
+        error=row.error,
+        message=message,
+        started_at=row.created_at,
+    )
+    log.write(s, [failed])
 
 
 def _record(row: NotificationRow) -> Notification:

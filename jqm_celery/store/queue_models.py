@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from jqm_celery.store.models import Base
+from jqm_celery.store.models import Base, defaulted
 
 
 class QueueRow(Base):
@@ -33,7 +33,7 @@ class AuditRow(Base):
     action: Mapped[str] = mapped_column(String(24))
     target: Mapped[str] = mapped_column(String(255))
     package_name: Mapped[str | None] = mapped_column(String(100))
-    detail: Mapped[str] = mapped_column(Text, default="")
+    detail: Mapped[str] = defaulted(Text, "")
 
 
 class WorkerRow(Base):

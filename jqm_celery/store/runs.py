@@ -10,11 +10,10 @@ from sqlalchemy import and_, func, select
 
 from jqm_celery.definitions import Package
 from jqm_celery.errors import NotFoundError, StateError
-from jqm_celery.events import Event
 from jqm_celery.plans import JobPlan, RunClosed, RunPlan
 from jqm_celery.records import LogEntry, Run
 from jqm_celery.statuses import FINISHED_JOB, LogKind, OnError, RunStatus
-from jqm_celery.store import convert, driver, lifecycle, log, statements
+from jqm_celery.store import convert, lifecycle, log
 from jqm_celery.store.base import StoreBase
 from jqm_celery.store.models import JobRow, LogEntryRow, RunRow
 from jqm_celery.store.package_rows import definition, package_row
@@ -202,57 +201,7 @@ class RunStore(StoreBase):
 
         The package's next queued run, if any, is started, and returned in ``RunClosed.next_run``.
         """
-        if self.writes_attempts_in_one_statement:
-            handled, closed = self._close_run_on_driver(run_id, now)
-            if handled:
-                return closed
-        with self.transaction() as s:
-            return lifecycle.close(s, run_id, now)
-
-    def _close_run_on_driver(self, run_id: int, now: datetime) -> tuple[bool, RunClosed | None]:
-        """PostgreSQL: ``lifecycle.close`` as prepared statements in one transaction on this thread's kept
-        connection (see driver): a one-job run is closed by its job, on the worker, once per run.
-
-        Returns (handled, what ``close_run`` returns). Not handled when the run's package must be stopped
-        (FINISH_THEN_STOP): ``close_run`` then does it all in its own transaction. A queued run behind
-        this one is started as ``lifecycle.end`` starts it, in a transaction of its own.
-        """
-        if not self._schema_ready:
-            self.ensure_schema()
-        with driver.transaction(self.engine):
-            run = driver.execute_one(self.engine, statements.lock_run_and_count_jobs(), {"p_run_id": run_id})
-            if run is None or RunStatus(run.status).finished:
-                return True, None
-            if run.stop_package_after:
-                return False, None
-            counts: dict[str, int] = run.job_counts or {}
-            if any(status not in _FINISHED for status in counts):
-                # The counts were read in the snapshot taken before the lock was granted: a transaction
-                # that held it may have finished jobs since. Finished is final, so only this needs a look.
-                counts = dict(driver.execute_all(self.engine, statements.job_counts(), {"p_run_id": run_id}))
-                if any(status not in _FINISHED for status in counts):
-                    return True, None
-            status = lifecycle.outcome(counts)
-            message = lifecycle.finished_message(status, counts)
-            following = driver.execute_one(
-                self.engine,
-                statements.finish_log_and_next_queued(),
-                {
-                    "p_status": status.value,
-                    "p_package": run.package_name,
-                    "p_run_id": run_id,
-                    "p_message": message,
-                    "p_now": now,
-                },
-            )
-        if self.listeners:
-            finished = LogKind.RUN_FINISHED, status.value, now, run.package_name, run_id
-            self._publish([Event(*finished, message=message, notify=run.notifies)])
-        next_run = None
-        if following is not None:
-            with self.transaction() as s:
-                next_run = lifecycle.start_next(s, run.package_name, now)
-        return True, RunClosed(run_id, run.package_name, status, False, next_run)
+        return self.writer.close_run(run_id, now)
 
 
 def _run(row: RunRow, jobs: tuple[Any, ...]) -> Run:

@@ -22,9 +22,8 @@ from jqm_celery.errors import StateError
 from jqm_celery.plans import RunPlan
 from jqm_celery.recurrence import CatchUp, Recurrence
 from jqm_celery.statuses import JobStatus, LogKind, OnError, PackageStatus, RunStatus
-from jqm_celery.store import lifecycle, log
+from jqm_celery.store import lifecycle, log, writers
 from jqm_celery.store.beat_models import BeatLeaseRow, FireRow
-from jqm_celery.store.bulk import add_rows, insert_rows, update_rows
 from jqm_celery.store.log import LogLine
 from jqm_celery.store.models import EntryRow, JobRow, PackageRow, RecurrenceRow, RunRow
 from jqm_celery.store.notification_models import NotificationRuleRow
@@ -105,7 +104,7 @@ def fire_due(
     The returned plans are committed and must be sent, then passed to :func:`mark_sent`.
     """
     with store.transaction() as s:
-        if store.is_sqlite and not _hold_lease(s, holder or "beat", now, lease_ttl):
+        if store.writer.ticks_take_turns and not _hold_lease(s, holder or "beat", now, lease_ttl):
             return TickResult((), 0, False, None, leader=False)
         dues = _claim(s, now, limit)
         plans: list[RunPlan] = []
@@ -121,7 +120,7 @@ def release_lease(store: Store, holder: str) -> None:
     Without this a stopped beat's lease would block the others until it expires, by the stopped beat's
     clock. A lease another beat holds by now is left alone.
     """
-    if not store.is_sqlite:
+    if not store.writer.ticks_take_turns:
         return
     with store.transaction() as s:
         s.execute(delete(BeatLeaseRow).where(BeatLeaseRow.name == _LEASE, BeatLeaseRow.holder == holder))
@@ -136,7 +135,7 @@ def mark_sent(store: Store, sent: Sequence[tuple[Sequence[int], datetime]]) -> N
     if not rows:
         return
     with store.transaction() as s:
-        update_rows(s.connection(), FireRow, rows, key="run_id")
+        writers.of(s).update_rows(s.connection(), FireRow, rows, key="run_id")
 
 
 def recover_unsent(store: Store, now: datetime, *, older_than: timedelta, limit: int = 100) -> list[RunPlan]:
@@ -270,7 +269,7 @@ def _fire(s: Session, dues: list[_Due], now: datetime, grace: timedelta) -> list
         runs[package_id] = lifecycle.run_values(definition, RECURRENCE_TRIGGER, now, start_now=start_now)
         outcomes[package_id] = FireOutcome.STARTED if start_now else FireOutcome.QUEUED
     conn = s.connection()
-    run_ids = dict(zip(runs, insert_rows(conn, RunRow, list(runs.values())), strict=True))
+    run_ids = dict(zip(runs, writers.of(s).insert_rows(conn, RunRow, list(runs.values())), strict=True))
     started = {package_id for package_id, run in runs.items() if run["status"] == RunStatus.RUNNING}
 
     jobs: dict[int, list[dict[str, object]]] = {}
@@ -281,7 +280,7 @@ def _fire(s: Session, dues: list[_Due], now: datetime, grace: timedelta) -> list
             name = definitions[package_id].name
             notifies = decisions[package_id].first.notifies
             logs.append(lifecycle.started_line(run_id, name, now, message, notify=notifies))
-    job_ids = insert_rows(conn, JobRow, [job for each in jobs.values() for job in each])
+    job_ids = writers.of(s).insert_rows(conn, JobRow, [job for each in jobs.values() for job in each])
     log.write(s, logs)
     fires: list[dict[str, object]] = []
     advances = []
@@ -307,7 +306,7 @@ def _fire(s: Session, dues: list[_Due], now: datetime, grace: timedelta) -> list
             if fired is not None:
                 advance["last_fire_at"] = due.due_at
             advances.append(advance)
-    add_rows(conn, FireRow, fires)
+    writers.of(s).add_rows(conn, FireRow, fires)
     _advance(s, [a for a in advances if "last_fire_at" in a])
     _advance(s, [a for a in advances if "last_fire_at" not in a])
     plans = []
@@ -322,7 +321,7 @@ def _fire(s: Session, dues: list[_Due], now: datetime, grace: timedelta) -> list
 
 def _advance(s: Session, values: list[dict[str, object]]) -> None:
     # One UPDATE by primary key for the whole tick.
-    update_rows(s.connection(), RecurrenceRow, values)
+    writers.of(s).update_rows(s.connection(), RecurrenceRow, values)
 
 
 def _decide(dues: list[_Due], now: datetime, grace: timedelta) -> _Decision:

@@ -110,12 +110,11 @@ def finish_run() -> Update:
 
 @functools.cache
 def insert_finished_log() -> Insert:
-    """The RUN_FINISHED log entry of a run (``_close_run_on_driver``)."""
+    """The RUN_FINISHED log entry of a run (``writers.PostgresWriter.close_run``)."""
     columns = LogEntryRow.__table__.c
-    # Every column without a server-side value is given: on the driver, SQLAlchemy's defaults do not apply.
+    # The columns it leaves out take the database's defaults (on the driver, SQLAlchemy's do not apply).
     return insert(LogEntryRow).values(
         kind=LogKind.RUN_FINISHED,
-        retry=0,
         status=bindparam("p_status", type_=columns.status.type),
         package_name=bindparam("p_package", type_=columns.package_name.type),
         run_id=bindparam("p_run_id", type_=columns.run_id.type),
@@ -259,4 +258,23 @@ def close_running_attempt(job_id: int, status: str, now: datetime, error: str | 
             LogEntryRow.status == AttemptStatus.RUNNING,
         )
         .values(status=status, finished_at=now, error=error)
+    )
+
+
+@functools.cache
+def insert_one_job() -> Insert:
+    """One stand-alone job; each column of ``JobStore.add_jobs``' values as a parameter ``p_<column>``.
+
+    The columns it leaves out (retry, current delay, attempts) take the database's defaults.
+    """
+    columns = [
+        "run_id", "package_name", "position", "task", "args", "kwargs", "run_order", "queue", "retry_policy",
+        "soft_time_limit_s", "time_limit_s", "description", "status", "max_retries", "celery_task_id",
+        "created_at", "not_before",
+    ]  # fmt: skip
+    table = JobRow.__table__.c
+    return (
+        insert(JobRow)
+        .values({name: bindparam(f"p_{name}", type_=table[name].type) for name in columns})
+        .returning(JobRow.id)
     )

@@ -9,8 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from jqm_celery.statuses import JobStatus
-from jqm_celery.store import Store
-from jqm_celery.store.bulk import add_rows, insert_rows, update_rows
+from jqm_celery.store import Store, writers
 from jqm_celery.store.models import JobRow, LogEntryRow, RunRow
 
 NOW = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
@@ -30,8 +29,8 @@ def _run(name: str) -> dict[str, object]:
 def test_ids_come_back_in_the_order_of_the_rows(store: Store) -> None:
     names = [f"p{index}" for index in range(7)]
     with store.transaction() as s:
-        first = insert_rows(s.connection(), RunRow, [_run("before")])
-        ids = insert_rows(s.connection(), RunRow, [_run(name) for name in names])
+        first = writers.of(s).insert_rows(s.connection(), RunRow, [_run("before")])
+        ids = writers.of(s).insert_rows(s.connection(), RunRow, [_run(name) for name in names])
     assert len(set(ids)) == len(names)
     assert min(ids) > first[0]
     with store.transaction() as s:
@@ -47,7 +46,7 @@ def test_rows_that_set_different_columns_keep_each_of_their_values(store: Store)
         {**common, "package_name": "retried", "message": "again", "run_id": 42, "retry": 3},
     ]
     with store.transaction() as s:
-        add_rows(s.connection(), LogEntryRow, rows)
+        writers.of(s).add_rows(s.connection(), LogEntryRow, rows)
     with store.transaction() as s:
         stored = {
             row.package_name: (row.run_id, row.retry, row.message)
@@ -58,7 +57,7 @@ def test_rows_that_set_different_columns_keep_each_of_their_values(store: Store)
 
 def test_rows_whose_ids_are_wanted_must_all_set_the_same_columns(store: Store) -> None:
     with store.transaction() as s, pytest.raises(ValueError, match="same columns"):
-        insert_rows(s.connection(), RunRow, [_run("a"), {**_run("b"), "stop_reason": "x"}])
+        writers.of(s).insert_rows(s.connection(), RunRow, [_run("a"), {**_run("b"), "stop_reason": "x"}])
 
 
 def test_json_and_time_columns_come_back_as_they_went_in(store: Store) -> None:
@@ -74,7 +73,9 @@ def test_json_and_time_columns_come_back_as_they_went_in(store: Store) -> None:
         "not_before": None,
     }
     with store.transaction() as s:
-        [first, second] = insert_rows(s.connection(), JobRow, [job, {**job, "args": [], "not_before": later}])
+        [first, second] = writers.of(s).insert_rows(
+            s.connection(), JobRow, [job, {**job, "args": [], "not_before": later}]
+        )
     with store.transaction() as s:
         rows = {row.id: row for row in s.scalars(select(JobRow).where(JobRow.id.in_([first, second])))}
     first_row = rows[first]
@@ -89,8 +90,8 @@ def test_json_and_time_columns_come_back_as_they_went_in(store: Store) -> None:
 def test_rows_are_updated_by_id_each_with_its_own_values(store: Store) -> None:
     later = NOW.astimezone(ZoneInfo("Asia/Tokyo"))
     with store.transaction() as s:
-        ids = insert_rows(s.connection(), RunRow, [_run(name) for name in ("a", "b", "c")])
-        update_rows(
+        ids = writers.of(s).insert_rows(s.connection(), RunRow, [_run(name) for name in ("a", "b", "c")])
+        writers.of(s).update_rows(
             s.connection(),
             RunRow,
             [
@@ -105,8 +106,8 @@ def test_rows_are_updated_by_id_each_with_its_own_values(store: Store) -> None:
 
 def test_rows_are_updated_by_another_key_every_row_that_holds_it(store: Store) -> None:
     with store.transaction() as s:
-        ids = insert_rows(s.connection(), RunRow, [_run(name) for name in ("a", "a", "b", "c")])
-        update_rows(
+        ids = writers.of(s).insert_rows(s.connection(), RunRow, [_run(name) for name in ("a", "a", "b", "c")])
+        writers.of(s).update_rows(
             s.connection(),
             RunRow,
             [{"package_name": "a", "status": "SUCCEEDED"}, {"package_name": "c", "status": "FAILED"}],

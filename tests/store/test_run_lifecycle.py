@@ -138,7 +138,7 @@ def test_a_run_queued_while_the_one_before_it_is_closing_starts_at_once(store: S
         assert closed is not None
         assert closed.next_run is None
         starting.start()
-        if not store.is_sqlite:
+        if store.engine.dialect.name != "sqlite":
             # SQLite runs one write transaction at a time; on PostgreSQL, wait until the start waits on
             # the closing run's lock (without that lock it would read the run as still running).
             _wait_for_a_lock_wait(store)

@@ -1,0 +1,88 @@
+"""What the job store hands back and takes: plain values, no rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from jqm_celery.plans import RunPlan
+from jqm_celery.store.models import JobRow
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A stand-alone job about to be stored; ``celery_task_id`` names the one message that may run it."""
+
+    task: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+    queue: str | None
+    retry_policy: dict[str, Any]
+    max_retries: int
+    soft_time_limit_s: float | None
+    time_limit_s: float | None
+    description: str
+    celery_task_id: str
+    not_before: datetime | None
+
+
+@dataclass(frozen=True)
+class JobMessage:
+    """What the sender needs to send one job's message."""
+
+    job_id: int
+    run_id: int | None
+    package: str | None
+    task: str
+    run_order: int
+    queue: str | None
+    soft_time_limit_s: float | None
+    time_limit_s: float | None
+    celery_task_id: str
+
+
+@dataclass(frozen=True)
+class Aborted:
+    job_id: int
+    run_id: int | None
+    task: str
+    celery_task_id: str | None
+    run_order: int = 0
+
+
+@dataclass(frozen=True)
+class CancelledRun:
+    """What cancelling a run did: the jobs it aborted (to terminate), the package's next run it started."""
+
+    aborted: list[Aborted]
+    next_run: RunPlan | None
+
+
+@dataclass(frozen=True)
+class RunningJob:
+    """A RUNNING job as the reconciler sees it, with the start of its current attempt."""
+
+    job_id: int
+    run_id: int | None
+    run_order: int
+    task: str
+    worker: str | None
+    celery_task_id: str | None
+    attempt_started_at: datetime | None
+    time_limit_s: float | None
+    interruptions: int
+
+
+def message_of(row: JobRow) -> JobMessage:
+    return JobMessage(
+        job_id=row.id,
+        run_id=row.run_id,
+        package=row.package_name,
+        task=row.task,
+        run_order=row.run_order,
+        queue=row.queue,
+        soft_time_limit_s=row.soft_time_limit_s,
+        time_limit_s=row.time_limit_s,
+        celery_task_id=str(row.celery_task_id),
+    )

@@ -1,0 +1,274 @@
+"""How the store writes on one kind of database: one writer, chosen once when the store opens.
+
+Every writer has the same methods and the same meaning (``tests/store/test_writers.py`` holds them to
+it); they differ only in how many round trips a write costs:
+
+- ``PortableWriter`` (any database SQLAlchemy supports): SQLAlchemy Core, each write a short transaction.
+- ``SQLiteWriter``: the portable writer, on a database that runs one write transaction at a time, so
+  beat's ticks take turns through a lease, and an embedded store migrates itself.
+- ``PostgresWriter``: each write of an attempt one autocommitted prepared statement on the worker's kept
+  connection (``one_statement``, ``driver``); many rows in one statement from one JSON parameter
+  (``bulk``). Its statements name only the columns they set; the database supplies the others' defaults
+  (migration 0006).
+
+Nothing outside this module asks which database the store is on.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, insert
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from jqm_celery.events import Event
+from jqm_celery.plans import ClaimedJob, RunClosed
+from jqm_celery.statuses import FINISHED_JOB, AttemptStatus, LogKind, RunStatus
+from jqm_celery.store import bulk, driver, lifecycle, log, statements
+from jqm_celery.store.models import Base, JobRow, LogEntryRow
+
+if TYPE_CHECKING:
+    from jqm_celery.store.base import StoreBase
+
+#: The key, in a session's ``info``, of the store's writer (see ``of``).
+WRITER = "jqm_writer"
+_FINISHED = [s.value for s in FINISHED_JOB]
+#: JSON columns of a new job: the driver sends them as JSON text (SQLAlchemy's JSON type is not applied).
+_JSON_COLUMNS = ("args", "kwargs", "retry_policy")
+#: One row's column values, by column name.
+Row = Mapping[str, Any]
+
+
+class PortableWriter:
+    """SQLAlchemy Core, each write one short transaction: any database."""
+
+    #: Beat's ticks take turns through a lease (the database cannot skip rows another tick has locked).
+    ticks_take_turns = False
+    #: A store on this database migrates itself on first use unless told otherwise (the embedded default).
+    migrates_itself = False
+
+    def __init__(self, store: StoreBase) -> None:
+        self.store = store
+
+    # -- an attempt -------------------------------------------------------------------------
+
+    def claim(self, params: Mapping[str, Any]) -> ClaimedJob | None:
+        """Claim a job delivered for the first time and log its attempt (params: see ``statements.claim``)."""
+        with self.store.transaction() as s:
+            return claim_in(s, params, redelivered=False)
+
+    def end(self, outcome: AttemptStatus, params: Mapping[str, Any], events: list[Event]) -> None:
+        """End an attempt (params: see ``statements.end_attempt``); ``events`` are published once written."""
+        end_job, end_log = statements.end_attempt(outcome)
+        with self.store.transaction() as s:
+            conn = s.connection()  # Core execution, as in claim_in
+            conn.execute(end_job, params)
+            conn.execute(end_log, params)
+            log.publish(s, events)
+
+    # -- a run ------------------------------------------------------------------------------
+
+    def close_run(self, run_id: int, now: datetime) -> RunClosed | None:
+        """``lifecycle.close`` in a transaction of its own."""
+        with self.store.transaction() as s:
+            return lifecycle.close(s, run_id, now)
+
+    # -- stand-alone jobs -------------------------------------------------------------------
+
+    def add_jobs(self, values: list[dict[str, Any]]) -> list[int]:
+        """Insert new jobs' rows; their ids, in order."""
+        with self.store.transaction() as s:
+            return self.insert_rows(s.connection(), JobRow, values)
+
+    # -- many rows --------------------------------------------------------------------------
+
+    def insert_rows(
+        self, conn: Connection, model: type[Base], rows: Sequence[Mapping[str, Any]]
+    ) -> list[int]:
+        """Insert ``rows`` (without ``id``, all setting the same columns); their new ids, in order."""
+        return bulk.insert_many(conn, model, rows)
+
+    def add_rows(self, conn: Connection, model: type[Base], rows: Sequence[Row]) -> None:
+        """Insert ``rows`` when their ids are not needed; rows may set different columns."""
+        bulk.add_many(conn, model, rows)
+
+    def update_rows(
+        self, conn: Connection, model: type[Base], rows: Sequence[Row], *, key: str = "id"
+    ) -> None:
+        """Update the table's rows by ``key`` (every row has the key and the same other columns)."""
+        bulk.update_many(conn, model, rows, key=key)
+
+    def add_new_rows(self, s: Session, model: type[Base], rows: Sequence[Row]) -> None:
+        """Insert those of ``rows`` that no unique key of the table already has; leave the others."""
+        for row in rows:
+            try:
+                with s.begin_nested():
+                    s.execute(insert(model).values(row))
+            except IntegrityError:
+                continue
+
+
+class SQLiteWriter(PortableWriter):
+    """The portable writer on SQLite: one write transaction at a time, and an embedded store."""
+
+    ticks_take_turns = True
+    migrates_itself = True
+
+    def add_new_rows(self, s: Session, model: type[Base], rows: Sequence[Row]) -> None:
+        s.execute(sqlite.insert(model).values(list(rows)).on_conflict_do_nothing())
+
+
+class PostgresWriter(PortableWriter):
+    """Each write of an attempt one prepared statement on the worker's kept connection; rows as JSON."""
+
+    def claim(self, params: Mapping[str, Any]) -> ClaimedJob | None:
+        claimed = self._execute(statements.claim_and_log(), params)
+        return (
+            None if claimed is None else statements.claimed_job(params["p_job_id"], claimed.log_id, claimed)
+        )
+
+    def end(self, outcome: AttemptStatus, params: Mapping[str, Any], events: list[Event]) -> None:
+        self._execute(statements.end_attempt_in_one_statement(outcome), params)
+        if events and self.store.listeners:
+            self.store._publish(events)
+
+    def close_run(self, run_id: int, now: datetime) -> RunClosed | None:
+        """``lifecycle.close`` as prepared statements in one transaction on the kept connection: a one-job
+        run is closed by its job, on the worker, once per run.
+
+        A run whose package must be stopped (FINISH_THEN_STOP) is closed by the portable ``close``. A
+        queued run behind this one is started as ``lifecycle.end`` starts it, in a transaction of its own.
+        """
+        engine = self.store.engine
+        self.store.ensure_schema_once()
+        with driver.transaction(engine):
+            run = driver.execute_one(engine, statements.lock_run_and_count_jobs(), {"p_run_id": run_id})
+            if run is None or RunStatus(run.status).finished:
+                return None
+            stops_package = bool(run.stop_package_after)
+            following = None if stops_package else self._finish(run, run_id, now)
+        if stops_package:
+            # After the kept connection's transaction, which held the run's lock, has ended.
+            return super().close_run(run_id, now)
+        if following is None:
+            return None
+        status, message, next_queued = following
+        if self.store.listeners:
+            finished = LogKind.RUN_FINISHED, status.value, now, run.package_name, run_id
+            self.store._publish([Event(*finished, message=message, notify=run.notifies)])
+        next_run = None
+        if next_queued is not None:
+            with self.store.transaction() as s:
+                next_run = lifecycle.start_next(s, run.package_name, now)
+        return RunClosed(run_id, run.package_name, status, False, next_run)
+
+    def _finish(self, run: Any, run_id: int, now: datetime) -> tuple[RunStatus, str, Any] | None:
+        """The end of a locked run whose jobs have all finished; None if some have not."""
+        engine = self.store.engine
+        counts: dict[str, int] = run.job_counts or {}
+        if any(status not in _FINISHED for status in counts):
+            # The counts were read in the snapshot taken before the lock was granted: a transaction
+            # that held it may have finished jobs since. Finished is final, so only this needs a look.
+            counts = dict(driver.execute_all(engine, statements.job_counts(), {"p_run_id": run_id}))
+            if any(status not in _FINISHED for status in counts):
+                return None
+        status = lifecycle.outcome(counts)
+        message = lifecycle.finished_message(status, counts)
+        next_queued = driver.execute_one(
+            engine,
+            statements.finish_log_and_next_queued(),
+            {
+                "p_status": status.value,
+                "p_package": run.package_name,
+                "p_run_id": run_id,
+                "p_message": message,
+                "p_now": now,
+            },
+        )
+        return status, message, next_queued
+
+    def add_jobs(self, values: list[dict[str, Any]]) -> list[int]:
+        if len(values) != 1:
+            return super().add_jobs(values)
+        # One autocommitted prepared statement on this thread's kept connection, as for an attempt: a
+        # lone job costs one round trip (BEGIN and COMMIT would be two more) and no pool checkout.
+        params = {f"p_{name}": value for name, value in values[0].items()}
+        for name in _JSON_COLUMNS:
+            params[f"p_{name}"] = json.dumps(params[f"p_{name}"])
+        params["p_status"] = str(params["p_status"])
+        return [self._execute(statements.insert_one_job(), params).id]
+
+    def insert_rows(
+        self, conn: Connection, model: type[Base], rows: Sequence[Mapping[str, Any]]
+    ) -> list[int]:
+        return bulk.insert_json(conn, model, rows)
+
+    def add_rows(self, conn: Connection, model: type[Base], rows: Sequence[Row]) -> None:
+        bulk.add_json(conn, model, rows)
+
+    def update_rows(
+        self, conn: Connection, model: type[Base], rows: Sequence[Row], *, key: str = "id"
+    ) -> None:
+        bulk.update_json(conn, model, rows, key=key)
+
+    def add_new_rows(self, s: Session, model: type[Base], rows: Sequence[Row]) -> None:
+        s.execute(postgresql.insert(model).values(list(rows)).on_conflict_do_nothing())
+
+    def _execute(self, statement: Any, params: Mapping[str, Any]) -> Any:
+        self.store.ensure_schema_once()
+        return driver.execute_one(self.store.engine, statement, dict(params))
+
+
+def writer_for(store: StoreBase) -> PortableWriter:
+    """The writer of ``store``'s database."""
+    kinds: dict[str, type[PortableWriter]] = {"postgresql": PostgresWriter, "sqlite": SQLiteWriter}
+    return kinds.get(store.engine.dialect.name, PortableWriter)(store)
+
+
+def of(s: Session) -> PortableWriter:
+    """The writer of the store whose transaction ``s`` is."""
+    writer: PortableWriter = s.info[WRITER]
+    return writer
+
+
+def claim_in(s: Session, params: Mapping[str, Any], *, redelivered: bool) -> ClaimedJob | None:
+    """Claim a job and log its attempt in transaction ``s``; a redelivered job's lost attempt is closed."""
+    # Core execution on the session's connection: the ORM's bulk-DML bookkeeping (synchronising a
+    # session that holds no objects) costs more than the statements themselves on this hot path.
+    conn = s.connection()
+    row = conn.execute(statements.claim(redelivered), params).one_or_none()
+    if row is None:
+        return None
+    job_id, now = params["p_job_id"], params["p_now"]
+    if redelivered:
+        conn.execute(
+            statements.close_running_attempt(
+                job_id,
+                AttemptStatus.INTERRUPTED,
+                now,
+                "the worker running this attempt was lost; the job was delivered again",
+            )
+        )
+    log_id = conn.execute(
+        insert(LogEntryRow)
+        .values(
+            kind=LogKind.ATTEMPT,
+            status=AttemptStatus.RUNNING,
+            package_name=row.package_name,
+            run_id=row.run_id,
+            job_id=job_id,
+            task=row.task,
+            run_order=row.run_order,
+            celery_task_id=params["p_celery_task_id"],
+            worker=params["p_worker"],
+            retry=row.retry,
+            started_at=now,
+        )
+        .returning(LogEntryRow.id)
+    ).scalar_one()
+    return statements.claimed_job(job_id, log_id, row)
