@@ -32,6 +32,7 @@ from jqm_celery import (
     PackageStatus,
     Recurrence,
     RetryPolicy,
+    Run,
     RunStatus,
     Scenario,
     firing,
@@ -93,6 +94,13 @@ def _record(marks: Path, label: str, run_order: int, sleep_s: float = 0.0, queue
 def _span(marks: Path, label: str) -> tuple[float, float]:
     times = {m["event"]: float(m["t"]) for m in read_marks(marks) if m["label"] == label}
     return times["start"], times["end"]
+
+
+def _run_active(jqm: JobQueueManager, package: Package) -> Run:
+    """Save and activate the package, run it now and wait for the run's end."""
+    jqm.save(package)
+    jqm.activate(package.name)
+    return jqm.run_now(package.name).wait(timeout=60)
 
 
 def _kinds(jqm: JobQueueManager, run_id: int) -> list[LogKind]:
@@ -180,19 +188,12 @@ def test_a_job_failing_for_good_after_its_retries_ends_the_run_by_the_on_error_p
     after_status: JobStatus,
     package_status: PackageStatus,
 ) -> None:
-    jqm.save(
-        Package(
-            name,
-            entries=[
-                _record(marks, "before", 10),
-                Entry("tests.flaky", args=[str(marks), "flaky", 99], run_order=20, retry=ONE_RETRY),
-                _record(marks, "after", 30),
-            ],
-            on_error=policy,
-        )
-    )
-    jqm.activate(name)
-    run = jqm.run_now(name).wait(timeout=60)
+    entries = [
+        _record(marks, "before", 10),
+        Entry("tests.flaky", args=[str(marks), "flaky", 99], run_order=20, retry=ONE_RETRY),
+        _record(marks, "after", 30),
+    ]
+    run = _run_active(jqm, Package(name, entries=entries, on_error=policy))
 
     assert run.status is RunStatus.FAILED
     assert [j.status for j in run.jobs] == [JobStatus.DONE, JobStatus.ERROR, after_status]
@@ -215,20 +216,13 @@ def test_a_job_failing_for_good_in_a_parallel_group_lets_its_sibling_finish_and_
     last_status: JobStatus,
     package_status: PackageStatus,
 ) -> None:
-    jqm.save(
-        Package(
-            name,
-            entries=[
-                _record(marks, "first", 10),
-                Entry("tests.fail_job", args=["broken in the group"], run_order=20),
-                _record(marks, "sibling", 20, sleep_s=0.5),
-                _record(marks, "last", 30),
-            ],
-            on_error=policy,
-        )
-    )
-    jqm.activate(name)
-    run = jqm.run_now(name).wait(timeout=60)
+    entries = [
+        _record(marks, "first", 10),
+        Entry("tests.fail_job", args=["broken in the group"], run_order=20),
+        _record(marks, "sibling", 20, sleep_s=0.5),
+        _record(marks, "last", 30),
+    ]
+    run = _run_active(jqm, Package(name, entries=entries, on_error=policy))
 
     assert run.status is RunStatus.FAILED
     assert [j.status for j in run.jobs] == [JobStatus.DONE, JobStatus.ERROR, JobStatus.DONE, last_status]
