@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -46,6 +47,7 @@ def load_manager(app_path: str | None) -> JobQueueManager:
     if not app_path:
         return JobQueueManager(Celery("jqm"))
     module_name, _, attribute = app_path.partition(":")
+    _project_folder_on_path()
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
@@ -65,6 +67,13 @@ def load_manager(app_path: str | None) -> JobQueueManager:
     raise click.UsageError(
         f"--app {app_path!r} is a {type(target).__name__}, not a Celery app or a JobQueueManager"
     )
+
+
+def _project_folder_on_path() -> None:
+    # As `celery -A` does: the user's module sits in the folder they run the command from.
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)
 
 
 class JQMGroup(click.Group):
