@@ -51,8 +51,10 @@ def list_packages(
         )
     cli.console.print(table)
     shown = len(listing.packages)
-    first = listing.offset + 1 if shown else listing.offset
-    footer = f"packages {first}–{listing.offset + shown} of {listing.total}"
+    if listing.total == 0:
+        cli.console.print("no packages" + (" match" if statuses or name_contains else " yet"))
+        return
+    footer = f"packages {listing.offset + 1}–{listing.offset + shown} of {listing.total}"
     if listing.offset + shown < listing.total:
         footer += f"; next page: --page {page + 1}"
     cli.console.print(footer)
