@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
+from jqm_celery.canvas import describe_canvas
 from jqm_celery.cli.base import CliContext, pass_cli, styled, when
 from jqm_celery.cli.runs import print_run
 from jqm_celery.notifications.rules import describe_scenarios
@@ -62,11 +63,19 @@ def list_packages(
 
 @packages.command("show")
 @click.argument("name")
+@click.option(
+    "--canvas",
+    is_flag=True,
+    help="Print the Celery chain the package runs as, as Python, instead of its card.",
+)
 @pass_cli
-def show(cli: CliContext, name: str) -> None:
+def show(cli: CliContext, name: str, canvas: bool) -> None:
     """A package's card: status, entries in run order, recurrences, On Error policy."""
     state = cli.jqm.package(name)
     package = state.definition
+    if canvas:
+        click.echo(describe_canvas(package))
+        return
     cli.console.print(f"[bold]{package.name}[/]  {styled(state.status)}  version {state.version}")
     if package.description:
         cli.console.print(package.description)

@@ -129,3 +129,26 @@ def test_waiting_for_a_run_that_failed_exits_3(
 def test_the_exit_codes_of_a_run_are_in_its_help(backend: Backend) -> None:
     helped = jqm_cli(backend, "packages", "run", "--help")
     assert "3 it FAILED" in " ".join(helped.stdout.split())
+
+
+def test_show_canvas_prints_the_chain_a_package_runs_as(
+    backend: Backend, jqm: JobQueueManager, name: str
+) -> None:
+    jqm.save(
+        Package(
+            name,
+            entries=[
+                Entry("tests.noop", run_order=10),
+                Entry("tests.boom", args=["kaput"], run_order=20),
+                Entry("tests.noop", run_order=20),
+            ],
+        )
+    )
+
+    shown = jqm_cli(backend, "packages", "show", name, "--canvas")
+
+    assert shown.returncode == 0, shown.stderr
+    assert (
+        shown.stdout
+        == "chain(\n    tests.noop.si(),\n    group(tests.boom.si('kaput'), tests.noop.si()),\n)\n"
+    )
