@@ -14,6 +14,25 @@ POSTGRES_ADMIN_URL = os.environ.get("JQM_TEST_POSTGRES", "postgresql://postgres@
 REDIS_URL = os.environ.get("JQM_TEST_REDIS", "redis://127.0.0.1:6379")
 RABBITMQ_URL = os.environ.get("JQM_TEST_RABBITMQ", "amqp://guest:guest@127.0.0.1:5672//")
 
+
+def _redis_db(purpose: str, default: int) -> int:
+    return int(os.environ.get(f"JQM_TEST_REDIS_{purpose}_DB", default))
+
+
+# The Redis database numbers the tests use, one per purpose (JQM_TEST_REDIS_<PURPOSE>_DB overrides each):
+# no test names a database number of its own.
+REDIS_BROKER_DB = _redis_db("BROKER", 0)
+REDIS_RESULTS_DB = _redis_db("RESULTS", 1)
+REDIS_EXAMPLES_DB = _redis_db("EXAMPLES", 2)
+REDIS_WALKTHROUGH_DB = _redis_db("WALKTHROUGH", 7)
+REDIS_PUBLISH_DB = _redis_db("PUBLISH", 9)
+
+
+def redis_url(db: int) -> str:
+    """The URL of one of the test Redis databases above."""
+    return f"{REDIS_URL}/{db}"
+
+
 _PORTS = {"postgresql": 5432, "redis": 6379, "rabbitmq": 5672}
 
 

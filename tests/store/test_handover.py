@@ -24,7 +24,7 @@ from jqm_celery.recovery import STALE_AFTER_INTERVALS
 from jqm_celery.statuses import AttemptStatus, LogKind
 from jqm_celery.store import Store
 from jqm_celery.store.models import RunRow
-from tests.services import postgres_database
+from tests.services import REDIS_RESULTS_DB, postgres_database, redis_url
 from tests.store.conftest import FakeClock
 from tests.store.test_driver import _RECORD_COMMIT_SETTING, _dsn
 from tests.store.test_store import _writes
@@ -49,7 +49,7 @@ def jqm(url: str, clock: FakeClock) -> Iterator[JobQueueManager]:
     app = Celery("handover-tests", set_as_current=False)
     app.conf.jqm_database_url = url
     app.conf.jqm_auto_migrate = True
-    app.conf.result_backend = "redis://127.0.0.1:6379/1"
+    app.conf.result_backend = redis_url(REDIS_RESULTS_DB)
     ran: list[str] = []
     for name in TASKS:
         app.task(name=name, shared=False)(_recorder(name, ran))
