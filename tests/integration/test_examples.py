@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from tests.integration.conftest import ROOT
-from tests.services import REDIS_URL, postgres_database, require
+from tests.services import REDIS_EXAMPLES_DB, postgres_database, redis_url, require
 
 
 def test_jqm_demo_runs_the_example_package_on_sqlite_files_only(tmp_path: Path) -> None:
@@ -28,69 +30,61 @@ def test_jqm_demo_runs_the_example_package_on_sqlite_files_only(tmp_path: Path) 
     assert (tmp_path / "demo" / "broker.sqlite").exists()
 
 
-def test_the_billing_example_runs_against_a_worker_on_redis_and_postgresql(tmp_path: Path) -> None:
+BILLING_COMMANDS = (
+    "jqm --app billing:app db upgrade",
+    "jqm --app billing:app worker",
+    "python billing.py",
+)
+
+
+def test_the_billing_example_runs_as_its_docstring_says_on_redis_and_postgresql(tmp_path: Path) -> None:
     require("redis")
     import redis
 
+    folder = ROOT / "examples"
+    docstring = ast.get_docstring(ast.parse((folder / "billing.py").read_text())) or ""
+    for command in (*BILLING_COMMANDS, "pip install 'jqm-celery[redis,postgres]'", "createdb"):
+        assert command in docstring, command
+    bin_dir = Path(sys.executable).parent
+    broker = redis_url(REDIS_EXAMPLES_DB)
+    redis.Redis.from_url(broker).flushdb()
     with postgres_database() as database_url:
-        env = {**os.environ, "BILLING_BROKER_URL": f"{REDIS_URL}/2", "BILLING_DATABASE_URL": database_url}
-        redis.Redis.from_url(f"{REDIS_URL}/2").flushdb()
-        upgrade = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "jqm_celery.cli",
-                "--app",
-                "jqm_celery.examples.billing:app",
-                "db",
-                "upgrade",
-            ],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        env = {
+            **{k: v for k, v in os.environ.items() if k not in ("JQM_APP", "PYTHONPATH")},
+            "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+            "BILLING_BROKER_URL": broker,
+            "BILLING_DATABASE_URL": database_url,
+        }
+
+        def run(command: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                command.split(), cwd=folder, env=env, capture_output=True, text=True, timeout=120
+            )
+
+        upgrade = run(BILLING_COMMANDS[0])
         assert upgrade.returncode == 0, upgrade.stderr
         assert "migrated from an empty database" in upgrade.stdout
-        log = (tmp_path / "worker.log").open("w")
-        worker = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "jqm_celery.examples.billing",
-                "worker",
-                "--loglevel=INFO",
-                "--concurrency=2",
-                "--without-mingle",
-                "--without-gossip",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        log_path = tmp_path / "worker.log"
+        with log_path.open("w") as log:
+            worker = subprocess.Popen(
+                BILLING_COMMANDS[1].split(),
+                cwd=folder,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         try:
             deadline = time.monotonic() + 60
-            while " ready." not in (tmp_path / "worker.log").read_text():
-                assert worker.poll() is None, (tmp_path / "worker.log").read_text()
+            while " ready." not in log_path.read_text():
+                assert worker.poll() is None, log_path.read_text()
                 assert time.monotonic() < deadline, "the worker did not start in 60 s"
                 time.sleep(0.1)
-            example = subprocess.run(
-                [sys.executable, "-m", "jqm_celery.examples.billing"],
-                cwd=ROOT,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=120,
-            )
+            example = run(BILLING_COMMANDS[2])
         finally:
-            worker.terminate()
+            os.killpg(worker.pid, signal.SIGTERM)
             worker.wait(30)
-            redis.Redis.from_url(f"{REDIS_URL}/2").flushdb()
+            redis.Redis.from_url(broker).flushdb()
 
     assert example.returncode == 0, example.stderr
     assert re.search(r"run \d+: SUCCEEDED", example.stdout)
