@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.integration.conftest import ROOT
 from tests.services import REDIS_EXAMPLES_DB, postgres_database, redis_url, require
 
@@ -28,6 +30,65 @@ def test_jqm_demo_runs_the_example_package_on_sqlite_files_only(tmp_path: Path) 
     assert "unexpected" not in result.stdout
     assert (tmp_path / "demo" / "jqm.sqlite").exists()
     assert (tmp_path / "demo" / "broker.sqlite").exists()
+
+
+def test_jqm_demo_says_up_front_that_its_run_ends_failed_on_purpose(demo_lines: Lines) -> None:
+    lines = demo_lines
+    intro = " ".join(text for _, text in lines[:4])
+    assert "fails on purpose" in intro
+    assert "the run ends FAILED: that is the intended outcome" in intro
+
+
+def test_jqm_demo_prints_each_log_entry_as_it_happens_when_piped(demo_lines: Lines) -> None:
+    lines = demo_lines
+    (first_at,) = [at for at, text in lines if "run started" in text]
+    (last_at,) = [at for at, text in lines if "run finished" in text]
+    assert last_at - first_at > 1.0, "the log entries arrived all at once"
+
+
+def test_jqm_demo_ends_by_saying_where_to_look_next(demo_lines: Lines) -> None:
+    text = "\n".join(text for _, text in demo_lines)
+    ending = text[text.index("Where to look next") :]
+    assert "jqm demo log" in ending
+    assert "jqm demo web" in ending
+    assert "pip install 'jqm-celery[web]'" in ending
+
+
+def test_jqm_demo_log_prints_the_demos_log_again(demo_lines: Lines, demo_dir: Path) -> None:
+    log = subprocess.run(
+        [sys.executable, "-m", "jqm_celery.cli", "demo", "--data-dir", str(demo_dir), "log"],
+        cwd=demo_dir.parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert log.returncode == 0, log.stderr
+    assert "archive volume is full" in log.stdout
+    assert "upload_to_bank" in log.stdout
+
+
+Lines = list[tuple[float, str]]
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("piped-demo") / "demo"
+
+
+@pytest.fixture(scope="module")
+def demo_lines(demo_dir: Path) -> Lines:
+    """``jqm demo``'s output lines, piped, each with the time it was read."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "jqm_celery.cli", "demo", "--data-dir", str(demo_dir)],
+        cwd=demo_dir.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    lines = [(time.monotonic(), line.rstrip("\n")) for line in process.stdout]
+    assert process.wait(120) == 0, "\n".join(text for _, text in lines)
+    return lines
 
 
 BILLING_COMMANDS = (
