@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 from pathlib import Path
 
@@ -116,6 +118,51 @@ def test_db_upgrade_without_an_app_is_refused_instead_of_creating_a_new_store(tm
     assert upgraded.returncode == 2
     assert "jqm --app MODULE:ATTR db upgrade" in upgraded.stderr
     assert not (tmp_path / "jqm.sqlite").exists()
+
+
+def test_beat_at_celerys_default_log_level_says_which_run_it_started(tmp_path: Path) -> None:
+    folder = project(tmp_path / "myproj", f"sqlite:///{tmp_path / 'store.sqlite'}")
+    (folder / "activate.py").write_text(ACTIVATE_OFTEN)
+    activated = subprocess.run(
+        [sys.executable, "activate.py"],
+        cwd=folder,
+        capture_output=True,
+        timeout=60,
+        env=_env_without_jqm_app(),
+    )
+    assert activated.returncode == 0, activated.stderr
+    log_path = tmp_path / "beat.log"
+    with log_path.open("wb") as log:
+        beat = subprocess.Popen(
+            [JQM, "--app", "myproj:app", "beat", "--loglevel", "WARNING"],
+            cwd=folder,
+            env=_env_without_jqm_app(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while "beat: started run #1 of 'often'" not in log_path.read_text():
+            assert beat.poll() is None, log_path.read_text()
+            assert time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.2)
+    finally:
+        os.killpg(beat.pid, signal.SIGTERM)
+        beat.wait(20)
+
+
+ACTIVATE_OFTEN = """
+from datetime import timedelta
+
+from jqm_celery import Entry, Package, Recurrence
+from myproj import jqm
+
+every_2_s = Recurrence.every(timedelta(seconds=2))
+often = Package("often", entries=[Entry("myproj.hello")], recurrences=[every_2_s])
+jqm.save(often)
+jqm.activate("often")
+"""
 
 
 @pytest.mark.parametrize(

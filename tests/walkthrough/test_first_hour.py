@@ -302,3 +302,18 @@ def test_flower_shows_every_job_of_the_run_under_the_package_name(walk: Walk) ->
 )
 def test_flower_shows_the_failed_job_as_a_failure(walk: Walk) -> None:
     assert walk.flower_jobs[f"{PACKAGE} › myproj.upload_to_bank"]["state"] == "FAILURE"
+
+
+def test_jqm_web_without_the_web_extra_says_what_to_install(user_venv: Path, tmp_path: Path) -> None:
+    web = subprocess.run(
+        [str(user_venv / "jqm"), "web"],
+        cwd=tmp_path,
+        env=_user_env(user_venv),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert web.returncode == 1
+    (line,) = web.stderr.strip().splitlines()
+    assert "pip install 'jqm-celery[web]'" in line
