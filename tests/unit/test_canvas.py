@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -16,18 +19,21 @@ app = Celery("canvas-tests", set_as_current=False)
 
 
 @app.task(name="billing.export_invoices")
-def export(region: str) -> int:
+def export_invoices(region: str) -> int:
     return 1
 
 
 @app.task(name="billing.upload_to_bank")
-def upload(batch: int) -> str:
+def upload_to_bank(batch: int) -> str:
     return "ok"
 
 
 @app.task(name="billing.notify_finance")
-def notify() -> None:
+def notify_finance() -> None:
     pass
+
+
+export, upload, notify = export_invoices, upload_to_bank, notify_finance
 
 
 @app.task(name="billing.mark_paid")
@@ -68,6 +74,34 @@ def test_a_chain_with_a_group_becomes_the_entries_and_run_orders_of_the_readme()
     assert package.entries == (
         Entry("billing.export_invoices", kwargs={"region": "eu"}, run_order=10),
         Entry("billing.upload_to_bank", args=[7], run_order=20),
+        Entry("billing.notify_finance", run_order=30),
+        Entry("billing.mark_paid", run_order=30),
+    )
+    assert package.on_error is OnError.STOP
+
+
+def test_the_readmes_canvas_example_builds_the_readmes_package() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    (snippet,) = [
+        block for block in re.findall(r"```python\n(.*?)```", readme, re.S) if "from_canvas" in block
+    ]
+    saved: list[Package] = []
+    namespace = {
+        "jqm": SimpleNamespace(save=saved.append),
+        "Package": Package,
+        "OnError": OnError,
+        "RetryPolicy": RetryPolicy,
+        "timedelta": timedelta,
+        **{task.__name__: task for task in (export_invoices, upload_to_bank, notify_finance, mark_paid)},
+    }
+
+    exec(snippet, namespace)
+
+    (package,) = saved
+    retry = RetryPolicy(max_retries=5, base_delay=timedelta(seconds=30))
+    assert package.entries == (
+        Entry("billing.export_invoices", kwargs={"region": "eu"}, run_order=10),
+        Entry("billing.upload_to_bank", args=[7], run_order=20, retry=retry),
         Entry("billing.notify_finance", run_order=30),
         Entry("billing.mark_paid", run_order=30),
     )
