@@ -120,6 +120,47 @@ def test_db_upgrade_without_an_app_is_refused_instead_of_creating_a_new_store(tm
     assert not (tmp_path / "jqm.sqlite").exists()
 
 
+def test_users_are_added_and_listed_as_a_process(tmp_path: Path) -> None:
+    folder = project(tmp_path / "myproj", f"sqlite:///{tmp_path / 'store.sqlite'}")
+    added = subprocess.run(
+        [JQM, "--app", "myproj:app", "users", "add", "ann", "--role", "admin", "--password-stdin"],
+        cwd=folder,
+        input="a long enough password\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_env_without_jqm_app(),
+    )
+    assert added.returncode == 0, added.stderr
+
+    listed = jqm(folder, "--app", "myproj:app", "users", "list")
+
+    assert listed.returncode == 0, listed.stderr
+    assert "ann" in listed.stdout
+
+
+def test_notifications_are_listed_and_a_test_without_rules_is_one_line(tmp_path: Path) -> None:
+    folder = project(tmp_path / "myproj", f"sqlite:///{tmp_path / 'store.sqlite'}")
+    (folder / "save.py").write_text(
+        "from jqm_celery import Entry, Package\nfrom myproj import jqm\n"
+        "jqm.save(Package('quiet', entries=[Entry('myproj.hello')]))\n"
+    )
+    saved = subprocess.run(
+        [sys.executable, "save.py"], cwd=folder, capture_output=True, timeout=60, env=_env_without_jqm_app()
+    )
+    assert saved.returncode == 0, saved.stderr
+
+    listed = jqm(folder, "--app", "myproj:app", "notifications", "list")
+    tested = jqm(folder, "--app", "myproj:app", "notifications", "test", "quiet")
+
+    assert listed.returncode == 0, listed.stderr
+    assert "scenario" in listed.stdout
+    assert tested.returncode == 1
+    assert tested.stderr.strip() == (
+        "error: package 'quiet' has no notification rules; add notifications=[Notify(...)] to it"
+    )
+
+
 def test_beat_at_celerys_default_log_level_says_which_run_it_started(tmp_path: Path) -> None:
     folder = project(tmp_path / "myproj", f"sqlite:///{tmp_path / 'store.sqlite'}")
     (folder / "activate.py").write_text(ACTIVATE_OFTEN)
