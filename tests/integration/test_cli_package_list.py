@@ -9,10 +9,10 @@ import sys
 import time
 from collections.abc import Iterator
 
-import psycopg
 import pytest
 
-from jqm_celery import Entry, JobQueueManager, PackageStatus, Recurrence
+from benchmarks.web import fill_packages
+from jqm_celery import JobQueueManager, PackageStatus
 from tests.integration.conftest import ROOT
 from tests.integration.testapp import make_app
 from tests.services import postgres_database
@@ -26,29 +26,7 @@ def many_packages() -> Iterator[dict[str, object]]:
     with postgres_database() as url:
         conf = {"jqm_database_url": url, "jqm_auto_migrate": True, "task_default_queue": "jqm-test-list"}
         JobQueueManager.of(make_app(conf)).upgrade_db()
-        entry = json.dumps(Entry("tests.noop", run_order=10).to_dict())
-        recurrence = json.dumps(Recurrence.cron("0 2 * * *").to_dict())
-        statements = [
-            f"""INSERT INTO jqm_package (name, status, on_error, catch_up, allow_overlap, description,
-                    version, created_at, updated_at)
-                SELECT 'pkg-' || lpad(i::text, 5, '0'), (ARRAY['ACTIVE', 'DRAFT', 'ON_HOLD'])[i % 3 + 1],
-                       'STOP', 'ONCE', false, 'package ' || i, 1, now(), now()
-                FROM generate_series(1, {PACKAGES}) AS i""",
-            f"""INSERT INTO jqm_entry (package_id, position, definition)
-                SELECT id, p, '{entry}'::json FROM jqm_package, generate_series(0, 1) AS p""",
-            f"""INSERT INTO jqm_recurrence (package_id, position, spec, next_fire_at)
-                SELECT id, 0, '{recurrence}'::json,
-                       CASE WHEN status = 'ACTIVE' THEN date_trunc('day', now()) + interval '26 hours' END
-                FROM jqm_package""",
-            """INSERT INTO jqm_run (package_name, status, trigger, on_error, stop_package_after, created_at,
-                    started_at, finished_at)
-                SELECT name, 'SUCCEEDED', 'recurrence', 'STOP', false, now(), now(), now()
-                FROM jqm_package""",
-            "ANALYZE",
-        ]
-        with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
-            for statement in statements:
-                conn.execute(statement)  # type: ignore[arg-type]
+        fill_packages(url, PACKAGES)
         yield conf
 
 
