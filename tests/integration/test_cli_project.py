@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 
+from tests.processes import Process
 from tests.services import POSTGRES_ADMIN_URL, postgres_database, require
 
 JQM = str(Path(sys.executable).with_name("jqm"))
@@ -172,25 +171,14 @@ def test_beat_at_celerys_default_log_level_says_which_run_it_started(tmp_path: P
         env=_env_without_jqm_app(),
     )
     assert activated.returncode == 0, activated.stderr
-    log_path = tmp_path / "beat.log"
-    with log_path.open("wb") as log:
-        beat = subprocess.Popen(
-            [JQM, "--app", "myproj:app", "beat", "--loglevel", "WARNING"],
-            cwd=folder,
-            env=_env_without_jqm_app(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while "beat: started run #1 of 'often'" not in log_path.read_text():
-            assert beat.poll() is None, log_path.read_text()
-            assert time.monotonic() < deadline, log_path.read_text()
-            time.sleep(0.2)
-    finally:
-        os.killpg(beat.pid, signal.SIGTERM)
-        beat.wait(20)
+    beat = Process(
+        [JQM, "--app", "myproj:app", "beat", "--loglevel", "WARNING"],
+        tmp_path / "beat.log",
+        cwd=folder,
+        env=_env_without_jqm_app(),
+    )
+    with beat:
+        beat.wait_for("beat: started run #1 of 'often'")
 
 
 ACTIVATE_OFTEN = """

@@ -5,7 +5,6 @@ from __future__ import annotations
 import ast
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import ROOT
+from tests.processes import Process
 from tests.services import REDIS_EXAMPLES_DB, postgres_database, redis_url, require
 
 
@@ -125,26 +125,11 @@ def test_the_billing_example_runs_as_its_docstring_says_on_redis_and_postgresql(
         upgrade = run(BILLING_COMMANDS[0])
         assert upgrade.returncode == 0, upgrade.stderr
         assert "migrated from an empty database" in upgrade.stdout
-        log_path = tmp_path / "worker.log"
-        with log_path.open("w") as log:
-            worker = subprocess.Popen(
-                BILLING_COMMANDS[1].split(),
-                cwd=folder,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
         try:
-            deadline = time.monotonic() + 60
-            while " ready." not in log_path.read_text():
-                assert worker.poll() is None, log_path.read_text()
-                assert time.monotonic() < deadline, "the worker did not start in 60 s"
-                time.sleep(0.1)
-            example = run(BILLING_COMMANDS[2])
+            with Process(BILLING_COMMANDS[1].split(), tmp_path / "worker.log", cwd=folder, env=env) as worker:
+                worker.wait_for(" ready.")
+                example = run(BILLING_COMMANDS[2])
         finally:
-            os.killpg(worker.pid, signal.SIGTERM)
-            worker.wait(30)
             redis.Redis.from_url(broker).flushdb()
 
     assert example.returncode == 0, example.stderr

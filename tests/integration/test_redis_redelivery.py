@@ -9,9 +9,6 @@ throttle to 1 on the apps it configures, so the message is back within the visib
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import sys
 import time
 import uuid
@@ -23,6 +20,7 @@ import pytest
 
 from tests.integration.conftest import ROOT
 from tests.integration.testapp import make_app
+from tests.processes import Process, wait_until
 from tests.services import REDIS_REDELIVERY_DB, redis_url, require
 
 VISIBILITY_TIMEOUT_S = 5
@@ -45,35 +43,10 @@ def conf() -> Iterator[dict[str, Any]]:
     redis.Redis.from_url(url).flushdb()
 
 
-def _worker(conf: dict[str, Any], queue: str, log_path: Path) -> subprocess.Popen[bytes]:
-    with log_path.open("wb") as log:
-        return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tests.integration.worker",
-                json.dumps(conf),
-                "-Q",
-                queue,
-                "-c",
-                "1",
-                "--prefetch-multiplier=1",
-                "--without-mingle",
-                "--without-gossip",
-                "--loglevel=INFO",
-            ],
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-
-def _wait(what: str, check: Any, timeout: float, log: Path) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"{what}\n{log.read_text()[-3000:]}"
-        time.sleep(0.1)
+def _worker(conf: dict[str, Any], queue: str, log_path: Path) -> Process:
+    command = [sys.executable, "-m", "tests.integration.worker", json.dumps(conf), "-Q", queue, "-c", "1"]
+    options = ["--prefetch-multiplier=1", "--without-mingle", "--without-gossip", "--loglevel=INFO"]
+    return Process([*command, *options], log_path, cwd=ROOT)
 
 
 def test_a_lost_workers_message_is_back_within_the_visibility_timeout_plus_10_s(
@@ -85,29 +58,16 @@ def test_a_lost_workers_message_is_back_within_the_visibility_timeout_plus_10_s(
     queue = conf["task_default_queue"]
     # A worker that has been up for a while (past its first restore sweep), on another queue: it only
     # sweeps. The lost worker takes the message and dies without acknowledging it.
-    sweeper_log, lost_log = tmp_path / "sweeper.log", tmp_path / "lost.log"
-    sweeper = _worker(conf, f"{queue}-other", sweeper_log)
-    lost = _worker(conf, queue, lost_log)
-    try:
-        for log in (sweeper_log, lost_log):
-            _wait("a worker did not start", lambda log=log: " ready." in log.read_text(), 60, log)
-        time.sleep(11)  # the sweeper's first sweep (10 s after it started) is behind it
-        make_app(conf).send_task("tests.sleep", args=[120.0], queue=queue)
-        _wait(
-            "the worker never took the message",
-            lambda: "Task tests.sleep[" in lost_log.read_text(),
-            30,
-            lost_log,
-        )
-        os.killpg(lost.pid, signal.SIGKILL)
-        lost.wait(10)
+    with _worker(conf, f"{queue}-other", tmp_path / "sweeper.log") as sweeper:
+        with _worker(conf, queue, tmp_path / "lost.log") as lost:
+            sweeper.wait_for(" ready.")
+            lost.wait_for(" ready.")
+            time.sleep(11)  # the sweeper's first sweep (10 s after it started) is behind it
+            make_app(conf).send_task("tests.sleep", args=[120.0], queue=queue)
+            lost.wait_for("Task tests.sleep[", timeout=30)
+            lost.kill()
         killed = time.monotonic()
-        _wait("the message never came back", lambda: client.llen(queue) == 1, 150, sweeper_log)
+        wait_until(lambda: client.llen(queue) == 1, 150, "the message never came back", sweeper)
         back_after_s = time.monotonic() - killed
-    finally:
-        for process in (sweeper, lost):
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(10)
     print(f"redelivered {back_after_s:.1f} s after the worker was lost")
     assert back_after_s <= VISIBILITY_TIMEOUT_S + 10 + 3

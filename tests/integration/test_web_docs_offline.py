@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +13,7 @@ from playwright.sync_api import Route, expect, sync_playwright
 from tests.integration.mailserver import free_port
 from tests.integration.test_cli_project import JQM, _env_without_jqm_app, project
 from tests.integration.webserver import CHROMIUM_ARGS, require_chromium
+from tests.processes import Process, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -24,31 +21,23 @@ def jqm_web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     tmp = tmp_path_factory.mktemp("web")
     folder = project(tmp / "myproj", f"sqlite:///{tmp / 'store.sqlite'}")
     port = free_port()
-    log_path = tmp / "web.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [JQM, "--app", "myproj:app", "web", "--port", str(port)],
-            cwd=folder,
-            env=_env_without_jqm_app(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(f"{base}/login", timeout=2)
-                break
-            except httpx.TransportError:
-                assert process.poll() is None, log_path.read_text()
-                assert time.monotonic() < deadline, log_path.read_text()
-                time.sleep(0.2)
+    with Process(
+        [JQM, "--app", "myproj:app", "web", "--port", str(port)],
+        tmp / "web.log",
+        cwd=folder,
+        env=_env_without_jqm_app(),
+    ) as web:
+        wait_until(lambda: _answers(f"{base}/login"), 60, "jqm web did not answer", web)
         yield base
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(20)
+
+
+def _answers(url: str) -> bool:
+    try:
+        httpx.get(url, timeout=2)
+    except httpx.TransportError:
+        return False
+    return True
 
 
 def test_the_api_docs_page_loads_its_assets_from_the_server_itself(jqm_web: str) -> None:

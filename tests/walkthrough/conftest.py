@@ -19,17 +19,20 @@ ROOT = Path(__file__).resolve().parents[2]
 def _checkout_copy(target: Path) -> Path:
     """The checkout's files (tracked, and new ones not ignored) in ``target``: built there, not here."""
     listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=ROOT,
-        capture_output=True,
-        check=True,
-    ).stdout.decode()
-    for name in filter(None, listed.split("\0")):
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=ROOT, capture_output=True
+    )
+    if listed.returncode != 0:  # not a git checkout (an unpacked archive): its files, less what builds make
+        shutil.copytree(ROOT, target, ignore=shutil.ignore_patterns(*_NOT_SOURCE))
+        return target
+    for name in filter(None, listed.stdout.decode().split("\0")):
         source = ROOT / name
         if source.is_file():
             (target / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target / name)
     return target
+
+
+_NOT_SOURCE = (".git", ".venv", "__pycache__", "*.egg-info", "build", "dist", ".jqm-demo", "*.sqlite")
 
 
 def _run(*command: str | Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:

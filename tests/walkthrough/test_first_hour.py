@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import textwrap
 import time
@@ -23,12 +22,13 @@ from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from celery import Celery
 
 from tests.integration.mailserver import MailServer, free_port
+from tests.processes import Process, wait_until
 from tests.services import RABBITMQ_URL, REDIS_WALKTHROUGH_DB, postgres_database, redis_url, require
 
 pytestmark = [pytest.mark.walkthrough, pytest.mark.timeout(600)]
@@ -113,44 +113,13 @@ class Project:
             timeout=timeout,
         )
 
-    def start(
-        self, stack: ExitStack, log_name: str, *command: str, env: dict[str, str] | None = None
-    ) -> Path:
-        log_path = self.folder / log_name
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                [str(self.bin / command[0]), *command[1:]],
-                cwd=self.folder,
-                env={**self.env, **(env or {})},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        stack.callback(_stop, process)
-        return log_path
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(20)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(10)
-
-
-def _wait_for(what: str, check: Any, timeout: float, log: Path | None = None) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            tail = log.read_text(errors="replace")[-4000:] if log else ""
-            raise AssertionError(f"{what} within {timeout:g} s\n{tail}")
-        time.sleep(0.2)
+    def start(self, log_name: str, *command: str, env: dict[str, str] | None = None) -> Process:
+        return Process(
+            [self.bin / command[0], *command[1:]],
+            self.folder / log_name,
+            cwd=self.folder,
+            env={**self.env, **(env or {})},
+        )
 
 
 def _get(url: str) -> Any:
@@ -217,12 +186,11 @@ def walk(
         setup = project.run("python", "setup_packages.py")
         assert setup.returncode == 0, setup.stdout + setup.stderr
 
-        worker_log = project.start(stack, "worker.log", "jqm", "--app", "myproj:app", "worker")
-        _wait_for("the worker was not ready", lambda: " ready." in worker_log.read_text(), 60, worker_log)
+        worker = stack.enter_context(project.start("worker.log", "jqm", "--app", "myproj:app", "worker"))
+        worker.wait_for(" ready.")
         port = free_port()
         flower = f"http://127.0.0.1:{port}"
-        flower_log = project.start(
-            stack,
+        flower_process = project.start(
             "flower.log",
             "celery",
             "-A",
@@ -232,24 +200,27 @@ def walk(
             "--address=127.0.0.1",
             env={"FLOWER_UNAUTHENTICATED_API": "true"},
         )
-        _wait_for("flower did not answer", lambda: _flower_get(f"{flower}/api/workers"), 60, flower_log)
-        _wait_until_flower_sees_events(broker_url, queue, flower, flower_log)
+        stack.enter_context(flower_process)
+        wait_until(lambda: _flower_get(f"{flower}/api/workers"), 60, "flower did not answer", flower_process)
+        _wait_until_flower_sees_events(broker_url, queue, flower, flower_process)
 
         run = project.run(
             "jqm", "--app", "myproj:app", "packages", "run", PACKAGE, "--wait", "--timeout", "120"
         )
         walked = Walk(broker, upgrade, setup, run)
-        walked.mails = _wait_for(f"no mail reached {OPS}", lambda: mail.inbox.to(OPS), 60, worker_log)
-        walked.flower_jobs = _wait_for(
-            "flower never showed both jobs as finished",
-            lambda: _finished_jobs(flower),
-            30,
-            flower_log,
+        walked.mails = cast(
+            list[EmailMessage], wait_until(lambda: mail.inbox.to(OPS), 60, f"no mail reached {OPS}", worker)
+        )
+        walked.flower_jobs = cast(
+            dict[str, dict[str, Any]],
+            wait_until(
+                lambda: _finished_jobs(flower), 30, "flower never showed both jobs finished", flower_process
+            ),
         )
         yield walked
 
 
-def _wait_until_flower_sees_events(broker_url: str, queue: str, flower: str, log: Path) -> None:
+def _wait_until_flower_sees_events(broker_url: str, queue: str, flower: str, process: Process) -> None:
     """Flower's HTTP server answers before its event receiver listens: send pings until one shows."""
     sender = Celery("walkthrough-probe", broker=broker_url, set_as_current=False)
 
@@ -261,7 +232,7 @@ def _wait_until_flower_sees_events(broker_url: str, queue: str, flower: str, log
             time.sleep(0.2)
         return False
 
-    _wait_for("flower never saw a task event", seen, 60, log)
+    wait_until(seen, 60, "flower never saw a task event", process)
 
 
 def _finished_jobs(flower: str) -> dict[str, dict[str, Any]] | None:
