@@ -12,6 +12,8 @@ import pytest
 
 POSTGRES_ADMIN_URL = os.environ.get("JQM_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("JQM_TEST_REDIS", "redis://127.0.0.1:6379")
+#: Every PostgreSQL database a test creates is named with this prefix and dropped afterwards.
+POSTGRES_DATABASE_PREFIX = os.environ.get("JQM_TEST_POSTGRES_PREFIX", "jqm_test_")
 RABBITMQ_URL = os.environ.get("JQM_TEST_RABBITMQ", "amqp://guest:guest@127.0.0.1:5672//")
 
 
@@ -59,7 +61,7 @@ def postgres_database() -> Iterator[str]:
     require("postgresql")
     import psycopg
 
-    name = f"jqm_test_{uuid.uuid4().hex[:12]}"
+    name = f"{POSTGRES_DATABASE_PREFIX}{uuid.uuid4().hex[:12]}"
     admin = POSTGRES_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')

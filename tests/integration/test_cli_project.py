@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.processes import Process
-from tests.services import POSTGRES_ADMIN_URL, postgres_database, require
+from tests.services import POSTGRES_ADMIN_URL, POSTGRES_DATABASE_PREFIX, postgres_database, require
 
 JQM = str(Path(sys.executable).with_name("jqm"))
 
@@ -72,7 +72,7 @@ def test_db_upgrade_migrates_the_apps_store_and_says_which(tmp_path: Path) -> No
 
 def test_a_database_that_does_not_exist_is_one_line_with_the_command_that_creates_it(tmp_path: Path) -> None:
     require("postgresql")
-    missing = f"jqm_test_missing_{uuid.uuid4().hex[:8]}"
+    missing = f"{POSTGRES_DATABASE_PREFIX}missing_{uuid.uuid4().hex[:8]}"
     admin = POSTGRES_ADMIN_URL.replace("postgresql://", "postgresql+psycopg://")
     url = admin.rsplit("/", 1)[0].replace("postgres@", "postgres:secret@", 1) + f"/{missing}"
     folder = project(tmp_path / "myproj", url)

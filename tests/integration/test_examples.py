@@ -46,6 +46,12 @@ def test_jqm_demo_prints_each_log_entry_as_it_happens_when_piped(demo_lines: Lin
     assert last_at - first_at > 1.0, "the log entries arrived all at once"
 
 
+def test_jqm_demo_reports_within_seconds_of_the_runs_end(demo_lines: Lines) -> None:
+    (finished_at,) = [at for at, text in demo_lines if "run finished" in text]
+    (reported_at,) = [at for at, text in demo_lines if text.startswith("run #1 ended FAILED")]
+    assert reported_at - finished_at < 3.5, "the demo went quiet after its run had ended"
+
+
 def test_jqm_demo_ends_by_saying_where_to_look_next(demo_lines: Lines) -> None:
     text = "\n".join(text for _, text in demo_lines)
     ending = text[text.index("Where to look next") :]

@@ -288,3 +288,19 @@ def test_jqm_web_without_the_web_extra_says_what_to_install(user_venv: Path, tmp
     assert web.returncode == 1
     (line,) = web.stderr.strip().splitlines()
     assert "pip install 'jqm-celery[web]'" in line
+
+
+def test_the_quick_start_demo_runs_from_a_fresh_checkout(user_venv: Path, tmp_path: Path) -> None:
+    checkout = user_venv.parents[1] / "jqm-celery"  # the copy the venv was installed from (conftest.py)
+
+    demo = subprocess.run(
+        [str(user_venv / "jqm"), "demo", "--data-dir", str(tmp_path / "demo")],
+        cwd=checkout,
+        env=_user_env(user_venv),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    assert "Where to look next" in demo.stdout
