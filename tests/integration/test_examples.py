@@ -10,9 +10,11 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.integration.conftest import ROOT
+from tests.integration.mailserver import free_port
 from tests.processes import Process
 from tests.services import REDIS_EXAMPLES_DB, postgres_database, redis_url, require
 
@@ -73,6 +75,23 @@ def test_jqm_demo_log_prints_the_demos_log_again(demo_lines: Lines, demo_dir: Pa
     assert "upload_to_bank" in log.stdout
 
 
+def test_jqm_demo_web_shows_the_demo_package_to_its_demo_user(demo_lines: Lines, demo_dir: Path) -> None:
+    port = free_port()
+    command = [sys.executable, "-m", "jqm_celery.cli", "demo", "--data-dir", demo_dir, "web", "--port", port]
+    with Process([str(part) for part in command], demo_dir.parent / "web.log", cwd=demo_dir.parent) as web:
+        web.wait_for("Application startup complete")
+        password = re.search(r"sign in as demo with the password (\S+)", web.log())
+        assert password is not None, web.log()
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+            csrf = CSRF.search(client.get("/login").text)
+            assert csrf is not None
+            signed_in = client.post(
+                "/login", data={"name": "demo", "password": password.group(1), "csrf": csrf.group(1)}
+            )
+            assert signed_in.status_code == 303, signed_in.text
+            assert "demo-nightly-billing" in client.get("/packages").text
+
+
 Lines = list[tuple[float, str]]
 
 
@@ -96,6 +115,8 @@ def demo_lines(demo_dir: Path) -> Lines:
     assert process.wait(120) == 0, "\n".join(text for _, text in lines)
     return lines
 
+
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 BILLING_COMMANDS = (
     "jqm --app billing:app db upgrade",
