@@ -90,7 +90,7 @@ class JQMGroup(click.Group):
             sys.exit(1)
         except DBAPIError as exc:
             cli = ctx.find_object(CliContext)
-            url = cli.jqm.settings.database_url if cli is not None and cli._jqm is not None else "?"
+            url = cli.jqm.settings.database_url if cli is not None and cli._jqm is not None else None
             click.echo(f"error: {database.describe(exc, url, _app_option(ctx))}", err=True)
             sys.exit(1)
 

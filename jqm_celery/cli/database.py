@@ -10,17 +10,17 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 from jqm_celery.store.engine import redact
 
 
-def describe(exc: DBAPIError, database_url: str, app_option: str) -> str:
+def describe(exc: DBAPIError, database_url: str | None, app_option: str) -> str:
     """``exc`` (raised while talking to the store at ``database_url``) as one line that names the fix.
 
     ``app_option`` is how the user named their app (``--app proj:app`` or ``""``), so the commands the
     message suggests run against the same store.
     """
-    where = redact(database_url)
+    where = "" if database_url is None else f" {redact(database_url)}"
     reason = _first_line(exc.orig if exc.orig is not None else exc)
     missing = re.search(r'database "([^"]+)" does not exist', reason)
     if missing:
-        create = _createdb(database_url, missing.group(1))
+        create = _createdb(database_url or "", missing.group(1))
         fix = f"create it ({create}), then run `jqm{app_option} db upgrade`"
     elif re.search(r"relation .* does not exist|no such table|undefined table", reason, re.IGNORECASE):
         fix = f"run `jqm{app_option} db upgrade`"
@@ -30,7 +30,7 @@ def describe(exc: DBAPIError, database_url: str, app_option: str) -> str:
         fix = "is the database server running and reachable? check the host and port in jqm_database_url"
     else:
         fix = "check jqm_database_url on your Celery app"
-    return f"the jqm store {where}: {reason}; {fix}"
+    return f"the jqm store{where}: {reason}; {fix}"
 
 
 def _first_line(exc: BaseException) -> str:
