@@ -70,13 +70,35 @@ def package_canvas(package: Package) -> Signature:
 
 
 def describe_canvas(package: Package) -> str:
-    """``package_canvas(package)`` as the Python a user would write, one step per line."""
+    """``package_canvas(package)`` as the Python a user would write, one step per line; the entries'
+    retry policies follow as the ``retry=`` argument of ``Package.from_canvas``."""
     lines = ["chain("]
     for _order, entries in package.stages():
         calls = [_entry_call(entry) for entry in entries]
         lines.append(f"    {calls[0]}," if len(calls) == 1 else f"    group({', '.join(calls)}),")
     lines.append(")")
+    retried = {entry.task: entry.retry for entry in package.entries if entry.retry != NO_RETRY}
+    if retried:
+        policies = ", ".join(f"{task!r}: {_policy(retry)}" for task, retry in retried.items())
+        lines.append(f"retry={{{policies}}}")
     return "\n".join(lines)
+
+
+def _policy(retry: RetryPolicy) -> str:
+    """The RetryPolicy call that builds ``retry``, with only the fields that differ from the defaults."""
+    defaults = RetryPolicy()
+    fields = []
+    for label in ("max_retries", "base_delay", "factor", "max_delay", "jitter"):
+        value = getattr(retry, label)
+        if value != getattr(defaults, label) or label == "max_retries":
+            fields.append(f"{label}={_literal(value)}")
+    return f"RetryPolicy({', '.join(fields)})"
+
+
+def _literal(value: object) -> str:
+    if isinstance(value, timedelta):
+        return f"timedelta(seconds={value.total_seconds():g})"
+    return repr(value)
 
 
 # -- reading a canvas -----------------------------------------------------------------------------

@@ -173,6 +173,21 @@ def test_describe_canvas_prints_the_chain_as_python() -> None:
     )
 
 
+def test_describe_canvas_gives_the_retry_policies_as_from_canvas_takes_them() -> None:
+    policy = RetryPolicy(max_retries=5, base_delay=timedelta(seconds=30), max_delay=timedelta(minutes=10))
+    package = Package.from_canvas("retried", NIGHTLY, retry={"billing.upload_to_bank": policy})
+
+    last = describe_canvas(package).splitlines()[-1]
+
+    assert last == (
+        "retry={'billing.upload_to_bank': RetryPolicy(max_retries=5, base_delay=timedelta(seconds=30), "
+        "max_delay=timedelta(seconds=600))}"
+    )
+    assert eval(last.removeprefix("retry="), {"RetryPolicy": RetryPolicy, "timedelta": timedelta}) == {
+        "billing.upload_to_bank": policy
+    }
+
+
 def refusal(canvas: Any, **fields: Any) -> str:
     with pytest.raises(ValidationError) as caught:
         Package.from_canvas("refused", canvas, **fields)
