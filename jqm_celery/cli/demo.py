@@ -62,10 +62,9 @@ def run_demo(cli: CliContext, data_dir: Path, timeout: float) -> None:
     finally:
         with console.status("stopping the demo's worker…"):
             worker.stop()
-    console.print(
-        f"run #{run.id} ended {styled(run.status)} in {time.monotonic() - started:.1f} s — as intended:"
-    )
     problems = check(run)
+    outcome = "— as intended:" if not problems else "— not as the demo intends:"
+    console.print(f"run #{run.id} ended {styled(run.status)} in {time.monotonic() - started:.1f} s {outcome}")
     for problem in problems:
         console.print(f"[red]unexpected:[/] {problem}")
     if problems:
