@@ -214,7 +214,10 @@ def walk(
         walked.flower_jobs = cast(
             dict[str, dict[str, Any]],
             wait_until(
-                lambda: _finished_jobs(flower), 30, "flower never showed both jobs finished", flower_process
+                lambda: _finished_jobs(flower, queue),
+                30,
+                "flower never showed both jobs finished",
+                flower_process,
             ),
         )
         yield walked
@@ -235,10 +238,12 @@ def _wait_until_flower_sees_events(broker_url: str, queue: str, flower: str, pro
     wait_until(seen, 60, "flower never saw a task event", process)
 
 
-def _finished_jobs(flower: str) -> dict[str, dict[str, Any]] | None:
+def _finished_jobs(flower: str, queue: str) -> dict[str, dict[str, Any]] | None:
+    """The package's jobs that this walk's worker ran (on RabbitMQ, Flower also sees other apps' events)."""
     query = urllib.parse.urlencode({"search": f"kwargs:package={PACKAGE}"})
     tasks = _flower_get(f"{flower}/api/tasks?{query}") or {}
-    jobs = {str(task["name"]): task for task in tasks.values()}
+    ours = [task for task in tasks.values() if str(task.get("worker") or "").startswith(f"{queue}@")]
+    jobs = {str(task["name"]): task for task in ours}
     done = len(jobs) == 2 and all(task.get("state") in ("SUCCESS", "FAILURE") for task in jobs.values())
     return jobs if done else None
 
