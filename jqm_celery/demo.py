@@ -13,7 +13,7 @@ from jqm_celery.records import Run
 from jqm_celery.statuses import AttemptStatus, JobStatus
 
 #: Seconds the demo's worker gets to stop before it is killed.
-STOP_WAIT_S = 2.0
+STOP_WAIT_S = 1.0
 
 WORKER_ARGS = [
     "worker",

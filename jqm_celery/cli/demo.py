@@ -59,16 +59,25 @@ def run_demo(cli: CliContext, data_dir: Path, timeout: float) -> None:
     try:
         console.print("starting a worker and running the package:")
         run = _follow(cli, jqm, jqm.run_now(package.name), timeout)
+        problems = _report(cli, run, time.monotonic() - started)
     finally:
+        # After the report: the user reads it while the worker stops.
         with console.status("stopping the demo's worker…"):
             worker.stop()
+    if problems:
+        raise SystemExit(1)
+
+
+def _report(cli: CliContext, run: Run, elapsed_s: float) -> list[str]:
+    """Say how the run ended and where to look next; return what went other than the demo intends."""
+    console = cli.console
     problems = check(run)
     outcome = "— as intended:" if not problems else "— not as the demo intends:"
-    console.print(f"run #{run.id} ended {styled(run.status)} in {time.monotonic() - started:.1f} s {outcome}")
+    console.print(f"run #{run.id} ended {styled(run.status)} in {elapsed_s:.1f} s {outcome}")
     for problem in problems:
         console.print(f"[red]unexpected:[/] {problem}")
     if problems:
-        raise SystemExit(1)
+        return problems
     console.print(
         "  upload_to_bank failed once and was retried;\n"
         "  notify_finance and mark_paid ran in parallel;\n"
@@ -80,6 +89,7 @@ def run_demo(cli: CliContext, data_dir: Path, timeout: float) -> None:
         "  examples/demo.py   the package and its tasks\n"
         "  README.md          the same on your own Redis/RabbitMQ and PostgreSQL"
     )
+    return []
 
 
 def _follow(cli: CliContext, jqm: JobQueueManager, run: Run, timeout: float) -> Run:
