@@ -21,6 +21,7 @@ from celery.beat import Scheduler
 
 from jqm_celery import firing
 from jqm_celery.manager import JobQueueManager
+from jqm_celery.plans import RunPlan
 from jqm_celery.store.engine import redact
 from jqm_celery.store.schedule import release_lease
 
@@ -53,6 +54,10 @@ class PackageScheduler(Scheduler):  # type: ignore[misc]
 
     def __init__(self, app: Celery, *args: Any, **kwargs: Any) -> None:
         self.jqm = JobQueueManager.of(app)
+        if logging.getLogger().level == logging.WARNING and logger.getEffectiveLevel() > logging.INFO:
+            # At Celery beat's default log level (WARNING) a scheduler that fires runs would print nothing
+            # and look broken; the runs it starts are its output. An explicit ERROR or INFO is left alone.
+            logger.setLevel(logging.INFO)
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._next_recovery = 0.0
         super().__init__(app, *args, **kwargs)
@@ -81,7 +86,7 @@ class PackageScheduler(Scheduler):  # type: ignore[misc]
         if recover:
             self._next_recovery = time.monotonic() + self.recover_every_s
         if result.plans:
-            logger.info("beat: started %d run(s) for %d due recurrence(s)", len(result.plans), result.claimed)
+            logger.info("beat: started %s for %d due recurrence(s)", _describe(result.plans), result.claimed)
         if result.more_due:
             return 0.0
         wait = float(self.max_interval)
@@ -106,3 +111,9 @@ class PackageScheduler(Scheduler):  # type: ignore[misc]
     @property
     def info(self) -> str:
         return f"    . jqm store -> {redact(self.jqm.store.url)}"
+
+
+def _describe(plans: tuple[RunPlan, ...], shown: int = 5) -> str:
+    """``run #12 of 'nightly-billing', run #13 of 'eu-export'`` (and how many more)."""
+    named = ", ".join(f"run #{plan.run_id} of '{plan.package}'" for plan in plans[:shown])
+    return named if len(plans) <= shown else f"{named} and {len(plans) - shown} more run(s)"

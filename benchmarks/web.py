@@ -62,18 +62,19 @@ class Figure:
     rows: int
 
 
-def _fill(url: str) -> None:
-    """10,000 packages (2 entries and a recurrence each, a third ACTIVE, one run each) and 1,000,000 log
-    entries spread over them, newest last, in a few INSERT … SELECT statements."""
+def fill_packages(url: str, count: int = PACKAGES) -> None:
+    """``count`` packages named pkg-00001… (2 entries and a recurrence each, a third ACTIVE, one run each)
+    in a few INSERT … SELECT statements."""
     entry = json.dumps(Entry("bench.step", args=[1], run_order=10).to_dict())
     recurrence = json.dumps(Recurrence.cron("0 2 * * *").to_dict())
-    statements = [
+    _execute(
+        url,
         f"""INSERT INTO jqm_package (name, status, on_error, catch_up, allow_overlap, description, version,
                 created_at, updated_at)
             SELECT 'pkg-' || lpad(i::text, 5, '0'),
                    (ARRAY['ACTIVE', 'DRAFT', 'ON_HOLD'])[i % 3 + 1], 'STOP', 'ONCE', false,
                    'benchmark package ' || i, 1, now(), now()
-            FROM generate_series(1, {PACKAGES}) AS i""",
+            FROM generate_series(1, {count}) AS i""",
         f"""INSERT INTO jqm_entry (package_id, position, definition)
             SELECT id, p, '{entry}'::json FROM jqm_package, generate_series(0, 1) AS p""",
         f"""INSERT INTO jqm_recurrence (package_id, position, spec, next_fire_at)
@@ -83,6 +84,15 @@ def _fill(url: str) -> None:
         """INSERT INTO jqm_run (package_name, status, trigger, on_error, stop_package_after, created_at,
                 started_at, finished_at)
             SELECT name, 'SUCCEEDED', 'recurrence', 'STOP', false, now(), now(), now() FROM jqm_package""",
+        "ANALYZE",
+    )
+
+
+def _fill(url: str) -> None:
+    """10,000 packages (see fill_packages) and 1,000,000 log entries spread over them, newest last."""
+    fill_packages(url)
+    _execute(
+        url,
         f"""INSERT INTO jqm_log_entry (kind, status, package_name, run_id, job_id, task, run_order, worker,
                 retry, error, started_at, finished_at)
             SELECT 'ATTEMPT',
@@ -93,7 +103,10 @@ def _fill(url: str) -> None:
                    now() - ({LOG_ENTRIES} - i) * interval '1 second' + interval '200 milliseconds'
             FROM generate_series(1, {LOG_ENTRIES}) AS i""",
         "ANALYZE",
-    ]
+    )
+
+
+def _execute(url: str, *statements: str) -> None:
     with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
         for statement in statements:
             conn.execute(statement)  # type: ignore[arg-type]

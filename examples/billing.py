@@ -1,8 +1,17 @@
 """The README's example: a nightly billing package on Redis + PostgreSQL.
 
-Start a worker:   celery -A jqm_celery.examples.billing worker --loglevel=INFO
-Then run it:      python -m jqm_celery.examples.billing
-(BILLING_BROKER_URL and BILLING_DATABASE_URL override the URLs below.)
+Run it from this folder, as you would from your own project's folder with your own ``billing.py``:
+
+    pip install 'jqm-celery[redis,postgres]'   # in a clone of jqm-celery: pip install '..[redis,postgres]'
+    createdb -h 127.0.0.1 -U postgres billing  # the store's database (see BILLING_DATABASE_URL)
+    jqm --app billing:app db upgrade           # creates the store's tables
+    jqm --app billing:app worker               # workers (or: celery -A billing worker --loglevel=INFO)
+
+then, in a second shell in the same folder:
+
+    python billing.py                          # saves, activates and runs the package, prints its log
+
+BILLING_BROKER_URL and BILLING_DATABASE_URL override the URLs below.
 """
 
 import os

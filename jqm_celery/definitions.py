@@ -12,12 +12,15 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from jqm_celery.errors import ValidationError, did_you_mean
 from jqm_celery.notifications.rules import Notify, Webhook, check_rules
 from jqm_celery.recurrence import CatchUp, Recurrence
 from jqm_celery.statuses import OnError
+
+if TYPE_CHECKING:
+    from celery.canvas import Signature
 
 _E = TypeVar("_E", OnError, CatchUp)
 
@@ -212,6 +215,32 @@ class Package:
                 )
         object.__setattr__(self, "recurrences", recurrences)
         object.__setattr__(self, "notifications", check_rules(self.notifications, f"package '{self.name}'"))
+
+    @classmethod
+    def from_canvas(
+        cls,
+        name: str,
+        canvas: Signature,
+        *,
+        retry: Mapping[str, RetryPolicy] | None = None,
+        **fields: Any,
+    ) -> Package:
+        """A package whose entries are the steps of a Celery canvas of immutable signatures.
+
+        ``chain(a.si(), b.si(7), group(c.si(), d.si()))`` gives run orders 10, 20, 30, 30; ``retry`` maps a
+        task name to its RetryPolicy; ``fields`` are the other fields of Package (on_error, recurrences…).
+        What a package cannot express (results passed between steps, a chain inside a group, callbacks) is
+        refused with what to write instead.
+        """
+        from jqm_celery.canvas import entries_from_canvas
+
+        return cls(name, entries=entries_from_canvas(name, canvas, retry), **fields)
+
+    def to_canvas(self) -> Signature:
+        """The chain this package runs as (before jqm wraps each task in its job task)."""
+        from jqm_celery.canvas import package_canvas
+
+        return package_canvas(self)
 
     def stages(self) -> list[tuple[int, tuple[Entry, ...]]]:
         """The entries grouped by run order, lowest first; the entries of one stage run in parallel."""

@@ -7,9 +7,13 @@ import os
 import shutil
 from pathlib import Path
 
+from jqm_celery.errors import NotFoundError
 from jqm_celery.manager import JobQueueManager
 from jqm_celery.records import Run
 from jqm_celery.statuses import AttemptStatus, JobStatus
+
+#: Seconds the demo's worker gets to stop before it is killed.
+STOP_WAIT_S = 1.0
 
 WORKER_ARGS = [
     "worker",
@@ -42,15 +46,23 @@ class DemoWorker:
             target=_worker_main, args=(str(data_dir),), name="jqm-demo-worker", daemon=True
         )
 
-    def __enter__(self) -> DemoWorker:
+    def start(self) -> DemoWorker:
         self._process.start()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def stop(self) -> None:
+        # The run has finished and the worker holds nothing: a warm shutdown would only make the user wait.
         self._process.terminate()
-        self._process.join(15)
+        self._process.join(STOP_WAIT_S)
         if self._process.is_alive():
             self._process.kill()
+            self._process.join(STOP_WAIT_S)
+
+    def __enter__(self) -> DemoWorker:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 def prepare(data_dir: Path) -> JobQueueManager:
@@ -62,6 +74,15 @@ def prepare(data_dir: Path) -> JobQueueManager:
     jqm.save(PACKAGE)
     jqm.activate(PACKAGE.name)
     return jqm
+
+
+def open_demo(data_dir: Path) -> JobQueueManager:
+    """The manager of the demo store a previous ``jqm demo`` left in ``data_dir``."""
+    from jqm_celery.examples.demo import make_app
+
+    if not (data_dir / "jqm.sqlite").exists():
+        raise NotFoundError(f"no demo data in {data_dir.resolve()}; run `jqm demo` first")
+    return JobQueueManager(make_app(data_dir))
 
 
 def check(run: Run) -> list[str]:

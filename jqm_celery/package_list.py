@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from jqm_celery.records import RunSummary
-from jqm_celery.statuses import PackageStatus
+from jqm_celery.statuses import OnError, PackageStatus
 
 
 @dataclass(frozen=True)
@@ -16,6 +16,7 @@ class PackageSummary:
     name: str
     status: PackageStatus
     description: str
+    on_error: OnError
     entries: int
     recurrences: int
     #: The earliest next fire time of an ACTIVE package's recurrences; None for other statuses.

@@ -12,7 +12,29 @@ import pytest
 
 POSTGRES_ADMIN_URL = os.environ.get("JQM_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("JQM_TEST_REDIS", "redis://127.0.0.1:6379")
+#: Every PostgreSQL database a test creates is named with this prefix and dropped afterwards.
+POSTGRES_DATABASE_PREFIX = os.environ.get("JQM_TEST_POSTGRES_PREFIX", "jqm_test_")
 RABBITMQ_URL = os.environ.get("JQM_TEST_RABBITMQ", "amqp://guest:guest@127.0.0.1:5672//")
+
+
+def _redis_db(purpose: str, default: int) -> int:
+    return int(os.environ.get(f"JQM_TEST_REDIS_{purpose}_DB", default))
+
+
+# The Redis database numbers the tests use, one per purpose (JQM_TEST_REDIS_<PURPOSE>_DB overrides each):
+# no test names a database number of its own.
+REDIS_BROKER_DB = _redis_db("BROKER", 0)
+REDIS_RESULTS_DB = _redis_db("RESULTS", 1)
+REDIS_EXAMPLES_DB = _redis_db("EXAMPLES", 2)
+REDIS_WALKTHROUGH_DB = _redis_db("WALKTHROUGH", 7)
+REDIS_REDELIVERY_DB = _redis_db("REDELIVERY", 8)
+REDIS_PUBLISH_DB = _redis_db("PUBLISH", 9)
+
+
+def redis_url(db: int) -> str:
+    """The URL of one of the test Redis databases above."""
+    return f"{REDIS_URL}/{db}"
+
 
 _PORTS = {"postgresql": 5432, "redis": 6379, "rabbitmq": 5672}
 
@@ -39,7 +61,7 @@ def postgres_database() -> Iterator[str]:
     require("postgresql")
     import psycopg
 
-    name = f"jqm_test_{uuid.uuid4().hex[:12]}"
+    name = f"{POSTGRES_DATABASE_PREFIX}{uuid.uuid4().hex[:12]}"
     admin = POSTGRES_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')

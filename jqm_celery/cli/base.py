@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -10,8 +11,11 @@ from typing import Any
 
 import click
 from celery import Celery
+from click.core import ParameterSource
 from rich.console import Console
+from sqlalchemy.exc import DBAPIError
 
+from jqm_celery.cli import database
 from jqm_celery.errors import JQMError
 from jqm_celery.manager import JobQueueManager
 
@@ -46,6 +50,7 @@ def load_manager(app_path: str | None) -> JobQueueManager:
     if not app_path:
         return JobQueueManager(Celery("jqm"))
     module_name, _, attribute = app_path.partition(":")
+    _project_folder_on_path()
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
@@ -67,15 +72,40 @@ def load_manager(app_path: str | None) -> JobQueueManager:
     )
 
 
+def _project_folder_on_path() -> None:
+    # As `celery -A` does: the user's module sits in the folder they run the command from.
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)
+
+
 class JQMGroup(click.Group):
-    """Turns a JQMError into a one-line message on stderr and exit code 1."""
+    """Turns a JQMError or a database error into a one-line message on stderr and exit code 1."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except JQMError as exc:
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"error: {_with_app(str(exc), ctx)}", err=True)
             sys.exit(1)
+        except DBAPIError as exc:
+            cli = ctx.find_object(CliContext)
+            url = cli.jqm.settings.database_url if cli is not None and cli._jqm is not None else None
+            click.echo(f"error: {database.describe(exc, url, _app_option(ctx))}", err=True)
+            sys.exit(1)
+
+
+def _app_option(ctx: click.Context) -> str:
+    """`` --app proj:app`` when the user named the app with the option (JQM_APP carries over by itself)."""
+    cli = ctx.find_object(CliContext)
+    if cli is None or not cli.app_path or ctx.get_parameter_source("app_path") is ParameterSource.ENVIRONMENT:
+        return ""
+    return f" --app {cli.app_path}"
+
+
+def _with_app(message: str, ctx: click.Context) -> str:
+    # A message that suggests a jqm command suggests it for the same app as this one.
+    return message.replace("`jqm ", f"`jqm{_app_option(ctx)} ") if _app_option(ctx) else message
 
 
 @click.group(cls=JQMGroup, context_settings={"help_option_names": ["-h", "--help"]})

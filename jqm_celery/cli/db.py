@@ -16,7 +16,14 @@ def db() -> None:
 @db.command("upgrade")
 @pass_cli
 def upgrade(cli: CliContext) -> None:
-    """Create or migrate the store's tables to this version's schema."""
+    """Create or migrate the store's tables to this version's schema (the store of --app's Celery app)."""
+    if not cli.app_path:
+        # Without an app this would migrate a bare ./jqm.sqlite, which migrates itself anyway: a user who
+        # typed this meant their own store.
+        raise click.UsageError(
+            "which store? name your Celery app: `jqm --app MODULE:ATTR db upgrade` from your project's "
+            "folder (or set JQM_APP=MODULE:ATTR)"
+        )
     jqm = cli.jqm
     before, after = jqm.upgrade_db()
     where = redact(jqm.settings.database_url)

@@ -5,9 +5,12 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
+from jqm_celery.canvas import describe_canvas
 from jqm_celery.cli.base import CliContext, pass_cli, styled, when
 from jqm_celery.cli.runs import print_run
 from jqm_celery.notifications.rules import describe_scenarios
+from jqm_celery.records import RunTimeoutError
+from jqm_celery.statuses import PackageStatus, RunStatus
 
 
 @click.group("packages")
@@ -16,30 +19,63 @@ def packages() -> None:
 
 
 @packages.command("list")
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice([s.value for s in PackageStatus], case_sensitive=False),
+    help="Only packages in this status (repeat for several).",
+)
+@click.option("--name", "name_contains", metavar="TEXT", help="Only packages whose name contains TEXT.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000), help="Rows per page.")
+@click.option(
+    "--page", default=1, show_default=True, type=click.IntRange(1), help="Which page of --limit rows."
+)
 @pass_cli
-def list_packages(cli: CliContext) -> None:
-    """Every package with its status, next run and last run."""
+def list_packages(
+    cli: CliContext, statuses: tuple[str, ...], name_contains: str | None, limit: int, page: int
+) -> None:
+    """Packages sorted by name, one page at a time, with status, next run and last run."""
+    listing = cli.jqm.package_list(
+        status=statuses, name_contains=name_contains, limit=limit, offset=(page - 1) * limit
+    )
     table = Table("name", "status", "entries", "on error", "next run", "last run")
-    for state in cli.jqm.packages():
-        last = state.last_run
+    for summary in listing.packages:
+        last = summary.last_run
         table.add_row(
-            state.name,
-            styled(state.status),
-            str(len(state.definition.entries)),
-            state.definition.on_error,
-            when(state.next_run_at),
+            summary.name,
+            styled(summary.status),
+            str(summary.entries),
+            summary.on_error,
+            when(summary.next_run_at),
             "—" if last is None else f"#{last.id} {styled(last.status)}",
         )
     cli.console.print(table)
+    shown = len(listing.packages)
+    if listing.total == 0:
+        cli.console.print("no packages" + (" match" if statuses or name_contains else " yet"))
+        return
+    footer = f"packages {listing.offset + 1}–{listing.offset + shown} of {listing.total}"
+    if listing.offset + shown < listing.total:
+        footer += f"; next page: --page {page + 1}"
+    cli.console.print(footer)
 
 
 @packages.command("show")
 @click.argument("name")
+@click.option(
+    "--canvas",
+    is_flag=True,
+    help="Print the Celery chain the package runs as, as Python, instead of its card.",
+)
 @pass_cli
-def show(cli: CliContext, name: str) -> None:
+def show(cli: CliContext, name: str, canvas: bool) -> None:
     """A package's card: status, entries in run order, recurrences, On Error policy."""
     state = cli.jqm.package(name)
     package = state.definition
+    if canvas:
+        click.echo(describe_canvas(package))
+        return
     cli.console.print(f"[bold]{package.name}[/]  {styled(state.status)}  version {state.version}")
     if package.description:
         cli.console.print(package.description)
@@ -85,20 +121,43 @@ def hold(cli: CliContext, name: str) -> None:
     cli.console.print(f"{name}: {styled(state.status)}")
 
 
-@packages.command("run")
+#: ``jqm packages run --wait``'s exit code for each way a run ends (1 and 2 are errors, as everywhere).
+RUN_EXIT_CODES = {RunStatus.SUCCEEDED: 0, RunStatus.FAILED: 3, RunStatus.STOPPED: 4}
+EXIT_STILL_RUNNING = 5
+
+
+@packages.command(
+    "run",
+    epilog=(
+        "Exit codes: 0 the run was started (with --wait: it SUCCEEDED); 3 it FAILED; 4 it was STOPPED; "
+        "5 it was still running after --timeout; 1 an error (unknown package, a run in flight…); "
+        "2 a usage error."
+    ),
+)
 @click.argument("name")
 @click.option("--queue", is_flag=True, help="If a run is in flight, queue this one instead of refusing.")
-@click.option("--wait/--no-wait", default=False, help="Wait for the run to finish and show it.")
+@click.option(
+    "--wait/--no-wait", default=False, help="Wait for the run to finish, show it, and exit with its outcome."
+)
 @click.option("--timeout", default=300.0, show_default=True, help="Seconds to wait with --wait.")
 @pass_cli
 def run(cli: CliContext, name: str, queue: bool, wait: bool, timeout: float) -> None:
     """Start a run of the package now (any status; the status does not change)."""
     started = cli.jqm.run_now(name, queue=queue)
     cli.console.print(f"run #{started.id} of {name}: {styled(started.status)}")
-    if wait:
+    if not wait:
+        return
+    try:
         with cli.console.status(f"waiting for run #{started.id}…"):
             finished = started.wait(timeout=timeout)
-        print_run(cli, finished)
+    except RunTimeoutError as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise SystemExit(EXIT_STILL_RUNNING) from None
+    print_run(cli, finished)
+    code = RUN_EXIT_CODES[finished.status]
+    if code:
+        click.echo(f"run #{finished.id} of {name} {finished.status} (exit code {code})", err=True)
+        raise SystemExit(code)
 
 
 @packages.command("delete")

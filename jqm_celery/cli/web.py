@@ -8,6 +8,7 @@ import click
 from rich.table import Table
 
 from jqm_celery.cli.base import CliContext, pass_cli, when
+from jqm_celery.manager import JobQueueManager
 from jqm_celery.web.roles import Role
 
 
@@ -17,15 +18,25 @@ from jqm_celery.web.roles import Role
 @pass_cli
 def web(cli: CliContext, host: str, port: int) -> None:
     """Serve the web UI and the REST API (/api, OpenAPI at /openapi.json)."""
-    import uvicorn
+    serve(cli, cli.jqm, host, port)
 
-    from jqm_celery.web import create_app
-    from jqm_celery.web.app import settle_heap
 
-    app = create_app(cli.jqm)
+def serve(cli: CliContext, jqm: JobQueueManager, host: str, port: int) -> None:
+    """Serve ``jqm``'s web UI with uvicorn until interrupted."""
+    try:
+        import uvicorn
+
+        from jqm_celery.web import create_app
+        from jqm_celery.web.app import settle_heap
+    except ModuleNotFoundError as exc:
+        raise click.ClickException(
+            f"the web UI needs the web extra ('{exc.name}' is not installed): pip install 'jqm-celery[web]'"
+        ) from None
+    app = create_app(jqm)
     if not app.state.users.users():
         cli.console.print("[yellow]no users yet:[/] add one with `jqm users add NAME --role admin`")
     settle_heap()
+    cli.console.print(f"web UI: http://{host}:{port}/  (REST API: http://{host}:{port}/api/docs)")
     uvicorn.run(app, host=host, port=port, log_level="info")
 
 

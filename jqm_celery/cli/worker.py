@@ -10,6 +10,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+from collections.abc import Sequence
 from types import FrameType
 
 import click
@@ -17,13 +18,13 @@ import click
 from jqm_celery.cli.base import CliContext, pass_cli
 
 
-def celery_args(queue: str, pool_size: int, loglevel: str) -> list[str]:
+def celery_args(queue: str, pool_size: int, loglevel: str, also: Sequence[str] = ()) -> list[str]:
     # Late acknowledgement with a prefetch of one: a worker holds no more messages than it runs, so a
     # crash leaves nothing else waiting on it.
     return [
         "worker",
         "-Q",
-        queue,
+        ",".join([queue, *(q for q in also if q != queue)]),
         "-c",
         str(pool_size),
         "-n",
@@ -50,19 +51,21 @@ def worker(cli: CliContext, only: str | None, default_pool_size: int, loglevel: 
     jqm = cli.jqm
     default = jqm.job_queue.default_queue()
     sizes = {default: default_pool_size, **{q.name: q.pool_size for q in jqm.queues() if q.pool_size}}
+    # The default queue's worker also sends notifications (mail, webhooks), which have their own queue.
+    also = {default: [jqm.settings.notifications.queue]}
     if only is not None:
         if only not in sizes:
             raise click.UsageError(
                 f"queue '{only}' is not defined; define it: jqm.define_queue('{only}', pool_size=4)"
             )
         if dry_run:
-            click.echo(_command(cli, only, sizes[only], loglevel))
+            click.echo(_command(cli, only, sizes[only], loglevel, also.get(only, ())))
             return
-        jqm.app.worker_main(celery_args(only, sizes[only], loglevel))
+        jqm.app.worker_main(celery_args(only, sizes[only], loglevel, also.get(only, ())))
         return
     if dry_run:
         for queue, size in sizes.items():
-            click.echo(_command(cli, queue, size, loglevel))
+            click.echo(_command(cli, queue, size, loglevel, also.get(queue, ())))
         return
     children = [subprocess.Popen(_child(cli, queue, loglevel)) for queue in sizes]
 
@@ -77,9 +80,9 @@ def worker(cli: CliContext, only: str | None, default_pool_size: int, loglevel: 
     sys.exit(max(codes, default=0))
 
 
-def _command(cli: CliContext, queue: str, pool_size: int, loglevel: str) -> str:
+def _command(cli: CliContext, queue: str, pool_size: int, loglevel: str, also: Sequence[str]) -> str:
     app = cli.app_path or "your_module:app"
-    return " ".join(["celery", "-A", app, *celery_args(queue, pool_size, loglevel)])
+    return " ".join(["celery", "-A", app, *celery_args(queue, pool_size, loglevel, also)])
 
 
 def _child(cli: CliContext, queue: str, loglevel: str) -> list[str]:

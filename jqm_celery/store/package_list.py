@@ -8,7 +8,7 @@ from sqlalchemy import ColumnElement, func, select
 
 from jqm_celery.package_list import PackagePage, PackageSummary
 from jqm_celery.records import RunSummary
-from jqm_celery.statuses import PackageStatus, RunStatus
+from jqm_celery.statuses import OnError, PackageStatus, RunStatus
 from jqm_celery.store.models import EntryRow, PackageRow, RecurrenceRow, RunRow
 from jqm_celery.store.store import Store
 
@@ -35,6 +35,7 @@ def package_page(
                 PackageRow.name,
                 PackageRow.status,
                 PackageRow.description,
+                PackageRow.on_error,
                 PackageRow.updated_at,
             )
             .where(*filters)
@@ -75,6 +76,7 @@ def package_page(
                 name=row.name,
                 status=status,
                 description=row.description,
+                on_error=OnError(row.on_error),
                 entries=entries.get(row.id, 0),
                 recurrences=count,
                 next_run_at=next_fire if status is PackageStatus.ACTIVE else None,

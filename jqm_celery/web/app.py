@@ -7,10 +7,12 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 from starlette.middleware.sessions import SessionMiddleware
+from swagger_ui_bundle import swagger_ui_path
 
 from jqm_celery.errors import JQMError, NotFoundError, StateError, ValidationError
 from jqm_celery.manager import JobQueueManager
@@ -30,7 +32,7 @@ def create_app(jqm: JobQueueManager) -> FastAPI:
         title="jqm-celery",
         summary="Job queue packages, runs, log entries, queues and jobs of a Celery app.",
         version="1",
-        docs_url=f"{API_PREFIX}/docs",
+        docs_url=None,  # served below, with Swagger UI's files from an installed package, not a CDN
         redoc_url=None,
         openapi_url="/openapi.json",
     )
@@ -45,6 +47,7 @@ def create_app(jqm: JobQueueManager) -> FastAPI:
         same_site="lax",
     )
     app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static")
+    _serve_api_docs(app)
     for module in (login, packages, runs, log, jobs, audit):
         app.include_router(module.router, include_in_schema=False)
     app.include_router(api.router, prefix=API_PREFIX)
@@ -52,6 +55,23 @@ def create_app(jqm: JobQueueManager) -> FastAPI:
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(JQMError, _jqm_error)
     return app
+
+
+def _serve_api_docs(app: FastAPI) -> None:
+    """Swagger UI at ``/api/docs``, its script and style served from the swagger-ui-bundle package, so the
+    page works on a machine that cannot reach a CDN."""
+    assets = f"{API_PREFIX}/docs/assets"
+    app.mount(assets, StaticFiles(directory=str(swagger_ui_path)), name="swagger-ui")
+
+    @app.get(f"{API_PREFIX}/docs", include_in_schema=False)
+    def api_docs() -> Response:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="jqm-celery — REST API",
+            swagger_js_url=f"{assets}/swagger-ui-bundle.js",
+            swagger_css_url=f"{assets}/swagger-ui.css",
+            swagger_favicon_url=f"{assets}/favicon-32x32.png",
+        )
 
 
 def settle_heap() -> None:

@@ -22,7 +22,14 @@ from jqm_celery import JobQueueManager
 from jqm_celery.embedded import embedded_conf
 from tests.integration.mailserver import MailServer
 from tests.integration.testapp import make_app
-from tests.services import RABBITMQ_URL, REDIS_URL, postgres_database, require
+from tests.services import (
+    RABBITMQ_URL,
+    REDIS_BROKER_DB,
+    REDIS_RESULTS_DB,
+    postgres_database,
+    redis_url,
+    require,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 BACKENDS = ["embedded", "redis-pg", "rabbitmq-pg"]
@@ -115,8 +122,8 @@ def _conf(name: str, tmp: Path, stack: ExitStack) -> dict[str, Any]:
         url = stack.enter_context(postgres_database())
         return {
             **common,
-            "broker_url": f"{REDIS_URL}/0",
-            "result_backend": f"{REDIS_URL}/1",
+            "broker_url": redis_url(REDIS_BROKER_DB),
+            "result_backend": redis_url(REDIS_RESULTS_DB),
             "jqm_database_url": url,
         }
     if name == "rabbitmq-pg":

@@ -112,3 +112,43 @@ def test_an_app_that_cannot_be_imported_is_a_usage_error(backend: Backend) -> No
     result = jqm_cli(backend, "--app", "no_such_module:app", "packages", "list")
     assert result.returncode == 2
     assert "cannot import module 'no_such_module'" in result.stderr
+
+
+def test_waiting_for_a_run_that_failed_exits_3(
+    backend: Backend, worker: Worker, jqm: JobQueueManager, name: str
+) -> None:
+    jqm.save(Package(name, entries=[Entry("tests.boom", args=["kaput"])], on_error=OnError.CONTINUE))
+
+    ran = jqm_cli(backend, "packages", "run", name, "--wait", "--timeout", "60")
+
+    assert ran.returncode == 3, ran.stdout + ran.stderr
+    assert "FAILED" in ran.stdout
+    assert ran.stderr.strip().endswith("FAILED (exit code 3)")
+
+
+def test_the_exit_codes_of_a_run_are_in_its_help(backend: Backend) -> None:
+    helped = jqm_cli(backend, "packages", "run", "--help")
+    assert "3 it FAILED" in " ".join(helped.stdout.split())
+
+
+def test_show_canvas_prints_the_chain_a_package_runs_as(
+    backend: Backend, jqm: JobQueueManager, name: str
+) -> None:
+    jqm.save(
+        Package(
+            name,
+            entries=[
+                Entry("tests.noop", run_order=10),
+                Entry("tests.boom", args=["kaput"], run_order=20),
+                Entry("tests.noop", run_order=20),
+            ],
+        )
+    )
+
+    shown = jqm_cli(backend, "packages", "show", name, "--canvas")
+
+    assert shown.returncode == 0, shown.stderr
+    assert (
+        shown.stdout
+        == "chain(\n    tests.noop.si(),\n    group(tests.boom.si('kaput'), tests.noop.si()),\n)\n"
+    )

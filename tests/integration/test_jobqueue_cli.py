@@ -60,9 +60,11 @@ def test_a_run_is_cancelled_from_the_command_line(backend: Backend, jqm: JobQueu
     assert jqm.run(run.id).status is RunStatus.STOPPED
 
 
-def test_jqm_worker_prints_one_plain_celery_worker_per_queue(backend: Backend, jqm: JobQueueManager) -> None:
+def test_jqm_worker_prints_one_plain_celery_worker_per_queue_and_sends_notifications_from_the_default(
+    backend: Backend, jqm: JobQueueManager
+) -> None:
     jqm.define_queue("cli-pool", pool_size=4)
     out = jqm_cli(backend, "worker", "--dry-run").stdout
     app = "tests.integration.cliapp:app"
     assert f"celery -A {app} worker -Q cli-pool -c 4 -n cli-pool@%h --prefetch-multiplier=1" in out
-    assert f"-Q {backend.queue} -c 2" in out
+    assert f"-Q {backend.queue},jqm.notifications -c 2" in out

@@ -14,9 +14,9 @@ from kombu import Producer
 from kombu import Queue as KombuQueue
 
 from jqm_celery.publishing import publish_batch
-from tests.services import REDIS_URL, require
+from tests.services import REDIS_PUBLISH_DB, REDIS_URL, require
 
-DB = 9
+DB = REDIS_PUBLISH_DB
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from celery import Celery
 
 from jqm_celery import JobQueueManager
 from jqm_celery.store import Store
-from tests.services import postgres_database
+from tests.services import REDIS_RESULTS_DB, postgres_database, redis_url
 
 
 class FakeClock:
@@ -63,7 +63,7 @@ def jqm(database_url: str, clock: FakeClock) -> Iterator[JobQueueManager]:
     app = Celery("store-tests", set_as_current=False)
     app.conf.jqm_database_url = database_url
     app.conf.jqm_auto_migrate = True
-    app.conf.result_backend = "redis://127.0.0.1:6379/1"
+    app.conf.result_backend = redis_url(REDIS_RESULTS_DB)
     register_billing_tasks(app)
     manager = JobQueueManager(app, clock=clock)
     yield manager

@@ -16,6 +16,7 @@ from jqm_celery import (
     StateError,
     ValidationError,
 )
+from tests.services import REDIS_RESULTS_DB, redis_url
 from tests.store.conftest import register_billing_tasks
 
 BILLING = Package(
@@ -161,13 +162,13 @@ def test_the_drop_in_config_keeps_the_apps_own_settings() -> None:
     app = Celery("mine", set_as_current=False)
     app.conf.update(
         worker_send_task_events=False,
-        result_backend="redis://127.0.0.1:6379/3",
+        result_backend=redis_url(REDIS_RESULTS_DB),
         accept_content=["msgpack"],
         jqm_database_url="sqlite:///:memory:",
     )
     app.conf.worker_send_task_events = False
     JobQueueManager(app)
-    assert app.conf.result_backend == "redis://127.0.0.1:6379/3"
+    assert app.conf.result_backend == redis_url(REDIS_RESULTS_DB)
     assert app.conf.accept_content == ["msgpack", "json"]
     assert app.conf.task_send_sent_event is True
 
