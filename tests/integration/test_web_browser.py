@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import uuid
 from collections.abc import Iterator
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from jqm_celery import Entry, JobQueueManager, Package, RunStatus
+from jqm_celery.errors import NotFoundError
 from jqm_celery.web.users import Users
+from tests.definitions_strategies import packages
 from tests.integration.conftest import Backend, Worker
 from tests.integration.webserver import CHROMIUM_ARGS, SCREENSHOTS, require_chromium, serve
 
@@ -149,3 +154,49 @@ def test_a_user_sees_no_abort_button_and_gets_403_from_the_api_while_an_administ
     _shot(admin, "09-admin-aborted")
     assert jqm.run(run.id).jobs[0].status == "ABORTED"
     assert jqm.audit(package=name)[-1].actor.startswith("admin-")
+
+
+#: Definitions the form round trip draws; set JQM_FORM_EXAMPLES to draw more.
+FORM_EXAMPLES = int(os.environ.get("JQM_FORM_EXAMPLES", "6"))
+
+
+def test_every_field_survives_loading_and_saving_each_form_unchanged_in_the_browser(
+    browser: Browser, base_url: str, jqm: JobQueueManager
+) -> None:
+    page = _sign_in(browser, base_url, _user(jqm, "user"))
+    tasks = ["tests.noop", "tests.sleep", "tests.record"]
+
+    @settings(
+        max_examples=FORM_EXAMPLES,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+    @given(packages(f"round-trip-{uuid.uuid4().hex[:8]}", tasks))
+    def round_trip(package: Package) -> None:
+        with contextlib.suppress(NotFoundError):
+            jqm.delete(package.name)
+        saved = jqm.save(package)
+        assert saved.definition == package
+        card = f"/packages/{package.name}"
+        page.goto(card)
+        _submit(page, "#settings-form button[type=submit]", card)
+        for kind, items, button in (
+            ("entries", package.entries, "Save entry"),
+            ("recurrences", package.recurrences, "Save recurrence"),
+            ("notifications", package.notifications, "Save rule"),
+        ):
+            for position in range(1, len(items) + 1):
+                page.goto(f"{card}/{kind}/{position}")
+                _submit(page, f"button:has-text('{button}')", card)
+        after = jqm.package(package.name)
+        assert after.definition == package
+        assert after.version == saved.version, "saving an unchanged form wrote a new version"
+
+    round_trip()
+
+
+def _submit(page: Page, button: str, card: str) -> None:
+    page.click(button)
+    page.wait_for_url(f"**{card}")
+    errors = page.locator(".field-error, .flash-error")
+    assert errors.count() == 0, errors.all_inner_texts()
