@@ -13,7 +13,7 @@ from celery import Celery
 from jqm_celery.clock import Clock, SystemClock
 from jqm_celery.config import configure_app, supports_chords
 from jqm_celery.definitions import Package, RetryPolicy
-from jqm_celery.errors import ValidationError
+from jqm_celery.errors import ValidationError, did_you_mean
 from jqm_celery.flower import name_sent_events_by_shadow
 from jqm_celery.handover import install as install_handover
 from jqm_celery.jobqueue import JobQueue, JobSpec
@@ -157,13 +157,21 @@ class JobQueueManager:
         self._changed(name)
         return held
 
-    def run_now(self, name: str, *, queue: bool = False) -> Run:
-        """Start a run of the package now, whatever its status; ``queue=True`` waits for a run in flight."""
+    def run_now(self, name: str, *, queue: bool = False, actor: str | None = None) -> Run:
+        """Start a run of the package now, whatever its status; ``queue=True`` waits for a run in flight.
+
+        With ``actor`` (the web UI and the API pass the signed-in user) the audit trail records who.
+        """
         plan, run, start_now = self.store.start_run(
             name, "run now", self.clock.now(), queue_if_busy=queue, check=self._validate
         )
         if start_now:
             self.runtime.dispatch(plan)
+        if actor is not None:
+            detail = f"run {run.id}" + ("" if start_now else ", queued behind the run in flight")
+            self.job_queue.record(
+                actor, AuditAction.RUN_NOW, f"package '{name}'", package=name, detail=detail
+            )
         return dataclasses.replace(run, _reload=self.run, _status=self.store.run_status)
 
     # -- runs and log entries ---------------------------------------------------------------
@@ -339,6 +347,7 @@ class JobQueueManager:
             now = self.clock.now()
             for recurrence in package.recurrences:
                 recurrence.validate(now)
+            self._check_queues(package)
             for check in self.activation_checks:
                 check(package)
         if _has_parallel_entries(package) and not supports_chords(self.app):
@@ -347,6 +356,39 @@ class JobQueueManager:
                 f"needs a result backend that supports chords; the app's result_backend is "
                 f"{self.app.conf.result_backend!r} — use redis://, db+postgresql://… or leave it unset"
             )
+
+    def known_queues(self) -> list[str]:
+        """The queues an entry may use: those defined in jqm, the app's default and control queues, and
+        the queues of the app's ``task_queues``."""
+        conf = self.app.conf
+        names = {q.name for q in self.queues()} | {str(conf.task_default_queue), self.settings.control_queue}
+        names |= {str(q.name) for q in conf.task_queues or ()}
+        return sorted(n for n in names if n and n != "None")
+
+    def live_queues(self, timeout_s: float = 1.0) -> set[str] | None:
+        """The queues that live workers of the app consume now (a broadcast that waits ``timeout_s``);
+        ``None`` when the broker cannot broadcast (the embedded SQLite broker)."""
+        try:
+            replies = self.app.control.inspect(timeout=timeout_s).active_queues()
+        except Exception:
+            # Transports without fan-out refuse the broadcast; the caller then cannot say either way.
+            logger.debug("jqm: cannot ask the workers for their queues", exc_info=True)
+            return None
+        return {str(q["name"]) for queues in (replies or {}).values() for q in queues}
+
+    def _check_queues(self, package: Package) -> None:
+        used = {entry.queue for entry in package.entries if entry.queue is not None}
+        if not used:
+            return
+        known = self.known_queues()
+        for position, entry in enumerate(package.entries, start=1):
+            if entry.queue is not None and entry.queue not in known:
+                raise ValidationError(
+                    f"package '{package.name}': entry {position} ('{entry.task}') uses queue "
+                    f"'{entry.queue}', which is not defined{did_you_mean(entry.queue, known)}; its jobs "
+                    f"would wait for a worker forever. Correct the name, or define the queue first "
+                    f"(jqm.define_queue('{entry.queue}', pool_size=4))"
+                )
 
     def _changed(self, name: str) -> None:
         for listener in self.package_listeners:

@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from jqm_celery.definitions import Entry, Package
+from jqm_celery.web.messages import for_web
 from jqm_celery.web.roles import Action, allowed
 from jqm_celery.web.security import csrf_token
 from jqm_celery.web.users import WebUser
@@ -43,13 +44,18 @@ templates.env.globals["Action"] = Action
 
 
 def flash(request: Request, message: str, kind: str = "ok") -> None:
-    request.session.setdefault(_FLASH, []).append([kind, message])
+    request.session.setdefault(_FLASH, []).append([kind, for_web(message)])
 
 
 def page(
     request: Request, user: WebUser | None, template: str, *, status_code: int = 200, **context: Any
 ) -> HTMLResponse:
     flashes = request.session.pop(_FLASH, []) if _FLASH in request.session else []
+
+    if isinstance(context.get("message"), str):
+        context["message"] = for_web(context["message"])
+    if isinstance(context.get("errors"), dict):
+        context["errors"] = {name: for_web(str(text)) for name, text in context["errors"].items()}
 
     def can(action: Action) -> bool:
         return user is not None and allowed(user.role, action)

@@ -200,3 +200,35 @@ def _submit(page: Page, button: str, card: str) -> None:
     page.wait_for_url(f"**{card}")
     errors = page.locator(".field-error, .flash-error")
     assert errors.count() == 0, errors.all_inner_texts()
+
+
+def test_the_card_warns_of_a_queue_no_live_worker_consumes(
+    browser: Browser, base_url: str, jqm: JobQueueManager, name: str
+) -> None:
+    idle = f"idle-{uuid.uuid4().hex[:6]}"
+    jqm.define_queue(idle, 1)
+    jqm.save(Package(name, entries=[Entry("tests.noop"), Entry("tests.noop", queue=idle, run_order=20)]))
+    page = _sign_in(browser, base_url, _user(jqm, "viewer"))
+    page.goto(f"/packages/{name}")
+    expect(page.locator("#idle-queues")).to_contain_text(f"No live worker consumes queue {idle}:")
+    expect(page.locator("#idle-queues code").first).to_have_text(idle)
+    _shot(page, "10-idle-queue-warning")
+
+
+def test_a_run_is_queued_behind_the_run_in_flight_from_the_card_and_audited(
+    browser: Browser, base_url: str, jqm: JobQueueManager, name: str
+) -> None:
+    jqm.save(Package(name, entries=[Entry("tests.sleep", args=[3])]))
+    page = _sign_in(browser, base_url, _user(jqm, "user"))
+    page.goto(f"/packages/{name}")
+    page.click("button:has-text('Run now')")
+    expect(page.locator("#run-status")).to_have_text("RUNNING")
+    page.goto(f"/packages/{name}")
+    page.click("button:has-text('Run now')")
+    expect(page.locator(".flash-error")).to_contain_text("press Queue a run to start this one")
+    page.click("button:has-text('Queue a run')")
+    expect(page.locator(".flash-ok")).to_contain_text("queued behind the run in flight")
+    expect(page.locator("#run-status")).to_have_text("SUCCEEDED")
+    audited = [(a.action, a.detail) for a in jqm.audit(package=name) if a.action == "RUN_NOW"]
+    assert [action for action, _ in audited] == ["RUN_NOW", "RUN_NOW"]
+    assert audited[-1][1].endswith("queued behind the run in flight")

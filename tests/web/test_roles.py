@@ -24,6 +24,7 @@ EXPECTED = {
     ("GET", "/new-package"): Action.CREATE_PACKAGE,
     ("POST", "/new-package"): Action.CREATE_PACKAGE,
     ("GET", "/packages/{name}"): Action.VIEW,
+    ("GET", "/packages/{name}/workers"): Action.VIEW,
     ("POST", "/packages/{name}/entries"): Action.EDIT_PACKAGE,
     ("GET", "/packages/{name}/entries/{position}"): Action.EDIT_PACKAGE,
     ("POST", "/packages/{name}/entries/{position}"): Action.EDIT_PACKAGE,

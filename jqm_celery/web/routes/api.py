@@ -139,7 +139,7 @@ def run_now(
     queue: bool = False,
 ) -> Json:
     """Start a run now; ``queue=true`` waits for a run in flight instead of refusing."""
-    return record(manager(request).run_now(name, queue=queue))
+    return record(manager(request).run_now(name, queue=queue, actor=user.name))
 
 
 # -- runs and log entries --------------------------------------------------------------------

@@ -24,6 +24,8 @@ from jqm_celery.web.users import WebUser
 router = APIRouter()
 PAGE_SIZE = 50
 PREVIEW = 10
+#: How long the card's worker check waits for the workers' replies.
+WORKER_REPLY_S = 1.0
 
 
 def _jqm(request: Request) -> JobQueueManager:
@@ -141,6 +143,20 @@ def _exists(jqm: JobQueueManager, name: str) -> bool:
 @router.get("/packages/{name}")
 def card(request: Request, user: Viewer, name: str) -> HTMLResponse:
     return _card(request, user, name)
+
+
+@router.get("/packages/{name}/workers")
+def workers(request: Request, user: Viewer, name: str) -> HTMLResponse:
+    """The card's warning, as an HTML fragment, for each queue of the package that no live worker consumes.
+
+    Asking the workers is a broadcast that waits for their replies, so the card loads this afterwards.
+    """
+    jqm = _jqm(request)
+    default = str(jqm.app.conf.task_default_queue)
+    used = sorted({entry.queue or default for entry in jqm.package(name).definition.entries})
+    live = jqm.live_queues(timeout_s=WORKER_REPLY_S)
+    idle = [] if live is None else [queue for queue in used if queue not in live]
+    return page(request, user, "_workers.html", idle=idle, asked=live is not None)
 
 
 def _card(
@@ -455,16 +471,20 @@ def hold(request: Request, user: Holder, name: str) -> RedirectResponse:
 
 
 @router.post("/packages/{name}/run")
-def run_now(request: Request, user: Runner, name: str) -> RedirectResponse:
-    jqm = _jqm(request)
+async def run_now(request: Request, user: Runner, name: str) -> Response:
+    queue = (await _form(request)).get("queue") == "true"
+    return await _in_thread(lambda: _run_now(request, user, name, queue=queue))
+
+
+def _run_now(request: Request, user: WebUser, name: str, *, queue: bool) -> Response:
     try:
-        run = jqm.run_now(name)
+        run = _jqm(request).run_now(name, queue=queue, actor=user.name)
     except NotFoundError:
         raise
     except JQMError as exc:
         flash(request, str(exc), "error")
         return redirect(f"/packages/{name}")
-    flash(request, f"run {run.id} started")
+    flash(request, f"run {run.id} {'queued behind the run in flight' if queue else 'started'}")
     return redirect(f"/runs/{run.id}")
 
 
