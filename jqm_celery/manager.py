@@ -28,6 +28,7 @@ from jqm_celery.runtime import Runtime
 from jqm_celery.settings import Settings
 from jqm_celery.statuses import JobStatus, LogKind, PackageStatus, RunStatus, ensure_can_hold
 from jqm_celery.store import Store
+from jqm_celery.store.changes import PackageChanges, package_changes
 from jqm_celery.store.package_list import package_page
 from jqm_celery.tasks import register_tasks
 
@@ -128,6 +129,11 @@ class JobQueueManager:
         return package_page(
             self.store, statuses=statuses, name_contains=name_contains, limit=limit, offset=offset
         )
+
+    def package_changes(self, since: datetime | None = None) -> PackageChanges:
+        """The packages created, saved, activated, held or stopped at or after ``since`` (all, if None),
+        whichever process changed them; with the newest change and the number of packages."""
+        return package_changes(self.store, since)
 
     def next_runs(self, name: str, count: int = 10) -> list[datetime]:
         """The package's next ``count`` fire times from now, merged across its recurrences (aware, UTC).
