@@ -30,6 +30,7 @@ from jqm_celery.statuses import JobStatus, LogKind, PackageStatus, RunStatus, en
 from jqm_celery.store import Store
 from jqm_celery.store.changes import PackageChanges, package_changes
 from jqm_celery.store.package_list import package_page
+from jqm_celery.store.stops import StopReason, one_log_entry, stop_reasons
 from jqm_celery.tasks import register_tasks
 
 _APP_ATTRIBUTE = "jqm"
@@ -229,6 +230,15 @@ class JobQueueManager:
             until=until,
         )
         return entries[::-1]
+
+    def log_entry(self, entry_id: int) -> LogEntry:
+        """One log entry, with its error and traceback."""
+        return one_log_entry(self.store, entry_id)
+
+    def stop_reasons(self, packages: Sequence[str]) -> dict[str, StopReason]:
+        """Why each of ``packages`` was last stopped by its On Error policy (the ones that ever were): the
+        stop's log entry and the attempt that failed for good."""
+        return stop_reasons(self.store, packages)
 
     # -- the job queue (stand-alone jobs; controls shared with package jobs): see jobqueue.py ---
 

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from jqm_celery import Entry, JobQueueManager, Package, RunStatus
+from jqm_celery import Entry, JobQueueManager, OnError, Package, RunStatus
 from jqm_celery.errors import NotFoundError
 from jqm_celery.web.users import Users
 from tests.definitions_strategies import packages
@@ -232,3 +232,27 @@ def test_a_run_is_queued_behind_the_run_in_flight_from_the_card_and_audited(
     audited = [(a.action, a.detail) for a in jqm.audit(package=name) if a.action == "RUN_NOW"]
     assert [action for action, _ in audited] == ["RUN_NOW", "RUN_NOW"]
     assert audited[-1][1].endswith("queued behind the run in flight")
+
+
+def test_a_stopped_package_shows_the_error_that_stopped_it_and_its_traceback(
+    browser: Browser, base_url: str, jqm: JobQueueManager, name: str
+) -> None:
+    jqm.save(Package(name, entries=[Entry("tests.boom", args=["ledger locked"])], on_error=OnError.STOP))
+    jqm.activate(name)
+    jqm.run_now(name).wait(timeout=30)
+    assert jqm.package(name).status == "ERROR"
+    page = _sign_in(browser, base_url, _user(jqm, "viewer"))
+
+    page.goto(f"/packages?q={name}")
+    expect(page.locator("#packages #stop-reason")).to_contain_text("ledger locked")
+    _shot(page, "11-packages-stopped")
+    page.goto(f"/packages/{name}")
+    reason = page.locator("#stop-reason")
+    expect(reason).to_contain_text("tests.boom")
+    expect(reason).to_contain_text("attempt 1")
+    expect(reason).to_contain_text("ledger locked")
+    _shot(page, "12-package-stopped")
+    page.click("text=Show error")
+    expect(page.locator("#log-error")).to_contain_text("ledger locked")
+    expect(page.locator("#traceback")).to_contain_text("Traceback")
+    _shot(page, "13-log-entry-traceback")

@@ -47,6 +47,7 @@ EXPECTED = {
     ("GET", "/runs/{run_id}/jobs"): Action.VIEW,
     ("POST", "/runs/{run_id}/cancel"): Action.CANCEL_RUN,
     ("GET", "/log"): Action.VIEW,
+    ("GET", "/log/{entry_id}"): Action.VIEW,
     ("GET", "/jobs"): Action.VIEW,
     ("GET", "/jobs/{job_id}"): Action.VIEW,
     ("POST", "/jobs/{job_id}/cancel"): Action.CANCEL_JOB,
@@ -76,7 +77,13 @@ EXPECTED = {
     ("POST", "/api/jobs/clean"): Action.CLEAN_JOBS,
     ("GET", "/api/audit"): Action.VIEW,
 }
-_PARAMS = {"name": "no-such-package", "run_id": "999999", "job_id": "999999", "position": "1"}
+_PARAMS = {
+    "name": "no-such-package",
+    "run_id": "999999",
+    "job_id": "999999",
+    "entry_id": "999999",
+    "position": "1",
+}
 
 
 def _permit(route: APIRoute) -> Action | None:

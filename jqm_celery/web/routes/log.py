@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse
 
 from jqm_celery.errors import JQMError
@@ -68,3 +68,11 @@ def log_entries(
         paged=before_id is not None,
         error=error,
     )
+
+
+@router.get("/log/{entry_id}")
+def log_entry(
+    request: Request, user: Viewer, entry_id: Annotated[int, Path(ge=1, le=MAX_ID)]
+) -> HTMLResponse:
+    """One log entry with its error and full traceback: what "Show error" on a stopped package opens."""
+    return page(request, user, "log_entry.html", entry=manager(request).log_entry(entry_id))

@@ -65,11 +65,13 @@ def packages(
         offset=(page_number - 1) * PAGE_SIZE,
     )
     pages = max(1, -(-listing.total // PAGE_SIZE))
+    stopped = [p.name for p in listing.packages if p.status is PackageStatus.ERROR]
     return page(
         request,
         user,
         "packages.html",
         listing=listing,
+        stops=_jqm(request).stop_reasons(stopped) if stopped else {},
         q=q,
         status=chosen,
         statuses=list(PackageStatus),
@@ -180,6 +182,7 @@ def _card(
         state=state,
         package=state.definition,
         editable=state.status in EDITABLE,
+        stop=jqm.stop_reasons([name]).get(name) if state.status is PackageStatus.ERROR else None,
         next_runs=next_runs(state.definition.recurrences, jqm.clock.now(), PREVIEW),
         runs=jqm.runs(name, limit=10),
         tasks=jqm.registered_tasks(),
