@@ -6,10 +6,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
+from jinja2 import pass_context
+from jinja2.runtime import Context
 
 from jqm_celery.definitions import Entry, Package
 from jqm_celery.web.messages import for_web
@@ -22,8 +25,35 @@ _FLASH = "flash"
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 
-def when(value: datetime | None) -> str:
-    return "—" if value is None else value.strftime("%Y-%m-%d %H:%M:%S UTC")
+#: The session key of the viewer's time zone: the one on their profile, else their browser's.
+SESSION_TZ = "tz"
+
+
+def viewer_zone(request: Request) -> ZoneInfo:
+    """The time zone every time on the viewer's pages is shown in (UTC until one is known)."""
+    try:
+        return ZoneInfo(str(request.session.get(SESSION_TZ) or "UTC"))
+    except (ValueError, KeyError, OSError):
+        return ZoneInfo("UTC")
+
+
+def in_zone(value: datetime | None, zone: ZoneInfo, seconds: bool = True) -> str:
+    """``2026-03-30 08:00:00 CEST``: ``value`` on ``zone``'s wall clock, with the zone's abbreviation."""
+    if value is None:
+        return "—"
+    return value.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %Z" if seconds else "%Y-%m-%d %H:%M %Z")
+
+
+@pass_context
+def when(context: Context, value: datetime | None) -> str:
+    zone = context.get("tz")
+    return in_zone(value, zone if isinstance(zone, ZoneInfo) else ZoneInfo("UTC"))
+
+
+def wall_time(value: datetime, tz: str) -> str:
+    """``value`` on the wall clock of the IANA zone ``tz``, named: ``08:00 Europe/Amsterdam``."""
+    local = value.astimezone(ZoneInfo(tz))
+    return f"{local.strftime('%Y-%m-%d %H:%M')} {tz}"
 
 
 def query(**params: Any) -> str:
@@ -38,6 +68,7 @@ def ordered_entries(package: Package) -> list[tuple[int, Entry]]:
 
 
 templates.env.filters["when"] = when
+templates.env.filters["wall_time"] = wall_time
 templates.env.globals["ordered_entries"] = ordered_entries
 templates.env.globals["query"] = query
 templates.env.globals["Action"] = Action
@@ -69,6 +100,7 @@ def page(
             "csrf": csrf_token(request),
             "flashes": flashes,
             "flower_url": request.app.state.jqm.settings.flower_url,
+            "tz": viewer_zone(request),
             **context,
         },
         status_code=status_code,

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from jqm_celery import Entry, JobQueueManager, OnError, Package, RunStatus
+from jqm_celery import Entry, JobQueueManager, OnError, Package, Recurrence, RunStatus
 from jqm_celery.errors import NotFoundError
 from jqm_celery.web.users import Users
 from tests.definitions_strategies import packages
@@ -46,8 +46,8 @@ def _user(jqm: JobQueueManager, role: str) -> str:
     return name
 
 
-def _sign_in(browser: Browser, base_url: str, name: str) -> Page:
-    page = browser.new_page(base_url=base_url)
+def _sign_in(browser: Browser, base_url: str, name: str, timezone_id: str | None = None) -> Page:
+    page = browser.new_page(base_url=base_url, timezone_id=timezone_id)
     page.set_default_timeout(TIMEOUT_MS)
     page.goto("/login")
     page.fill("#f-name", name)
@@ -113,7 +113,7 @@ def test_a_package_is_built_activated_run_and_its_log_read_in_the_browser(
     _shot(page, "06-log-entries")
     run = jqm.runs(name)[0]
     assert run.status is RunStatus.SUCCEEDED
-    assert jqm.audit(package=name)[-1].action == "ACTIVATE"
+    assert [a.action for a in jqm.audit(package=name)][-2:] == ["ACTIVATE", "RUN_NOW"]
 
 
 def test_an_unknown_task_is_shown_next_to_its_field_in_the_browser(
@@ -256,3 +256,25 @@ def test_a_stopped_package_shows_the_error_that_stopped_it_and_its_traceback(
     expect(page.locator("#log-error")).to_contain_text("ledger locked")
     expect(page.locator("#traceback")).to_contain_text("Traceback")
     _shot(page, "13-log-entry-traceback")
+
+
+def test_a_user_in_amsterdam_sees_0800_for_an_0800_amsterdam_window(
+    browser: Browser, base_url: str, jqm: JobQueueManager, name: str
+) -> None:
+    window = Recurrence.weekly("daily", start="08:00", tz="Europe/Amsterdam")
+    jqm.save(Package(name, entries=[Entry("tests.noop")], recurrences=[window]))
+    jqm.activate(name)
+    page = _sign_in(browser, base_url, _user(jqm, "viewer"), timezone_id="Europe/Amsterdam")
+    expect(page.locator("#viewer-tz")).to_have_text("Europe/Amsterdam")
+    page.goto(f"/packages/{name}")
+    expect(page.locator("#next-run")).to_contain_text(" 08:00:00 CE")
+    expect(page.locator("#next-runs li").first).to_contain_text(" 08:00:00 CE")
+    _shot(page, "14-package-in-viewers-zone")
+
+    page.goto("/profile")
+    page.fill("#f-tz", "Asia/Kolkata")
+    page.click("button:has-text('Save')")
+    expect(page.locator("#viewer-tz")).to_have_text("Asia/Kolkata")
+    _shot(page, "15-profile")
+    page.goto(f"/packages/{name}")
+    expect(page.locator("#next-runs li").first).to_contain_text("08:00 Europe/Amsterdam")

@@ -20,6 +20,8 @@ PUBLIC = {("GET", "/login"), ("POST", "/login"), ("GET", "/openapi.json"), ("GET
 EXPECTED = {
     ("GET", "/"): Action.VIEW,
     ("POST", "/logout"): Action.VIEW,
+    ("GET", "/profile"): Action.VIEW,
+    ("POST", "/profile"): Action.VIEW,
     ("GET", "/packages"): Action.VIEW,
     ("GET", "/new-package"): Action.CREATE_PACKAGE,
     ("POST", "/new-package"): Action.CREATE_PACKAGE,

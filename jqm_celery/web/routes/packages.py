@@ -18,7 +18,7 @@ from jqm_celery.recurrence import CatchUp, next_runs
 from jqm_celery.statuses import EDITABLE, OnError, PackageStatus
 from jqm_celery.web import forms
 from jqm_celery.web.permits import Activator, Creator, Deleter, Editor, Holder, Runner, Viewer
-from jqm_celery.web.templating import flash, page, redirect
+from jqm_celery.web.templating import flash, in_zone, page, redirect, viewer_zone
 from jqm_celery.web.users import WebUser
 
 router = APIRouter()
@@ -463,8 +463,11 @@ def _put_settings(request: Request, user: WebUser, name: str, data: dict[str, st
 
 @router.post("/packages/{name}/activate")
 def activate(request: Request, user: Activator, name: str) -> RedirectResponse:
+    zone = viewer_zone(request)
     return _lifecycle(
-        request, name, lambda jqm: f"ACTIVE; next run {_next(jqm.activate(name, actor=user.name))}"
+        request,
+        name,
+        lambda jqm: f"ACTIVE; next run {in_zone(jqm.activate(name, actor=user.name).next_run_at, zone)}",
     )
 
 
@@ -513,11 +516,6 @@ def _lifecycle(request: Request, name: str, act: Callable[[JobQueueManager], str
     except JQMError as exc:
         flash(request, str(exc), "error")
     return redirect(f"/packages/{name}")
-
-
-def _next(state: Any) -> str:
-    at = state.next_run_at
-    return "—" if at is None else at.strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _nth(items: Any, position: int, name: str, what: str) -> Any:
