@@ -29,6 +29,7 @@ from jqm_celery.settings import Settings
 from jqm_celery.statuses import JobStatus, LogKind, PackageStatus, RunStatus, ensure_can_hold
 from jqm_celery.store import Store
 from jqm_celery.store.changes import PackageChanges, package_changes
+from jqm_celery.store.cues import Cues, cues
 from jqm_celery.store.package_list import package_page
 from jqm_celery.store.stops import StopReason, one_log_entry, stop_reasons
 from jqm_celery.tasks import register_tasks
@@ -230,6 +231,11 @@ class JobQueueManager:
             until=until,
         )
         return entries[::-1]
+
+    def cues(self) -> Cues:
+        """Counts that need an operator's eye: runs and jobs failed in the last 24 h, jobs running now,
+        packages in ERROR."""
+        return cues(self.store, self.clock.now())
 
     def log_entry(self, entry_id: int) -> LogEntry:
         """One log entry, with its error and traceback."""

@@ -72,6 +72,7 @@ def packages(
         "packages.html",
         listing=listing,
         stops=_jqm(request).stop_reasons(stopped) if stopped else {},
+        cues=_jqm(request).cues(),
         q=q,
         status=chosen,
         statuses=list(PackageStatus),
