@@ -216,6 +216,52 @@ RECURRENCE_KINDS = ("cron", "weekly", "every", "once")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
+@dataclass(frozen=True)
+class NewJob:
+    """What the add-a-job form asks for: the arguments of ``jqm.enqueue``."""
+
+    task: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+    queue: str | None
+    delay: timedelta | None
+    retry: RetryPolicy | None
+    description: str
+
+
+def parse_job(data: FormData) -> Parsed[NewJob]:
+    """A stand-alone job from the add-a-job form; ``jqm.enqueue`` checks the task and queue names."""
+    errors: dict[str, str] = {}
+    task = text(data, "task")
+    if not task:
+        errors["task"] = "required: the name of a registered Celery task"
+    args = _json(data, "args", errors, list, '[7, "eu"]')
+    kwargs = _json(data, "kwargs", errors, dict, '{"region": "eu"}')
+    delay_s = _seconds(data, "delay_s", errors)
+    retry = _retry(data, errors)
+    if errors:
+        return Parsed(errors=errors)
+    return Parsed(
+        NewJob(
+            task,
+            args,
+            kwargs,
+            text(data, "queue") or None,
+            _delta(delay_s),
+            None if retry is NO_RETRY else retry,
+            free_text(data, "description"),
+        )
+    )
+
+
+def job_error_field(message: str) -> str:
+    """The add-a-job field a ``jqm.enqueue`` error is about."""
+    for name, words in (("queue", ("queue '", "queue name")), ("task", ("task '", "unknown task"))):
+        if any(word in message for word in words):
+            return name
+    return FORM_ERROR
+
+
 def parse_recurrence(data: FormData) -> Parsed[Recurrence]:
     """A Recurrence from the recurrence form (kind: cron, weekly, every or once).
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -291,3 +292,38 @@ def test_a_user_in_amsterdam_sees_0800_for_an_0800_amsterdam_window(
     _shot(page, "15-profile")
     page.goto(f"/packages/{name}")
     expect(page.locator("#next-runs li").first).to_contain_text("08:00 Europe/Amsterdam")
+
+
+def test_a_job_is_added_from_the_browser_and_a_delayed_one_says_when_it_starts(
+    browser: Browser, base_url: str, jqm: JobQueueManager
+) -> None:
+    page = _sign_in(browser, base_url, _user(jqm, "user"))
+    page.goto("/jobs")
+    page.click("#job-form >> xpath=.. >> summary")
+    page.fill("#f-task", "tests.noop")
+    page.fill("#f-args", '[1, "two"]')
+    page.fill("#f-description", "added in the browser")
+    _shot(page, "16-add-a-job")
+    page.click("button:has-text('Add job')")
+    expect(page.locator(".flash-ok")).to_contain_text("added to queue")
+    job_id = int(page.url.rsplit("/", 1)[-1])
+    deadline = time.monotonic() + 30
+    while jqm.job(job_id).status != "DONE":
+        assert time.monotonic() < deadline, f"job {job_id} did not finish"
+        time.sleep(0.05)
+    page.reload()
+    expect(page.locator("h1 .status")).to_have_text("DONE")
+    done = jqm.job(job_id)
+    assert (done.task, done.description) == ("tests.noop", "added in the browser")
+
+    page.goto("/jobs")
+    page.click("#job-form >> xpath=.. >> summary")
+    page.fill("#f-task", "tests.noop")
+    page.fill("#f-delay_s", "3600")
+    page.click("button:has-text('Add job')")
+    expect(page.locator("h1 .status")).to_have_text("DELAYED")
+    delayed = jqm.job(int(page.url.rsplit("/", 1)[-1]))
+    assert delayed.not_before is not None
+    expect(page.locator("#not-before")).to_contain_text(delayed.not_before.strftime("%Y-%m-%d %H:%M:%S"))
+    _shot(page, "17-delayed-job")
+    jqm.cancel(delayed.id)

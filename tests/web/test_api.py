@@ -71,3 +71,20 @@ def test_the_openapi_document_lists_the_api_and_not_the_pages(api: TestClient) -
     paths = api.get("/openapi.json").json()["paths"]
     assert "/api/packages/{name}/activate" in paths
     assert not any(not path.startswith("/api/") for path in paths)
+
+
+def test_adding_a_job_is_checked_as_jqm_enqueue_checks_it(api: TestClient, jqm: JobQueueManager) -> None:
+    jqm.define_queue("reports", 2)
+    typo = api.post("/api/jobs", json={"task": "billing.exprot"})
+    queue = api.post("/api/jobs", json={"task": "billing.export", "queue": "reprots"})
+    negative = api.post("/api/jobs", json={"task": "billing.export", "delay_s": -1})
+    assert (typo.status_code, queue.status_code, negative.status_code) == (422, 422, 422)
+    assert "did you mean 'billing.export'?" in typo.json()["detail"]
+    assert "did you mean 'reports'?" in queue.json()["detail"]
+    assert jqm.jobs() == []
+
+
+def test_a_viewer_may_not_add_a_job(web: FastAPI, token_for: Callable[[Role], str]) -> None:
+    client = TestClient(web)
+    client.headers["Authorization"] = f"Bearer {token_for(Role.VIEWER)}"
+    assert client.post("/api/jobs", json={"task": "billing.export"}).status_code == 403

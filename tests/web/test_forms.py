@@ -223,3 +223,16 @@ def test_saving_an_entry_unchanged_keeps_its_retry_policy_and_soft_time_limit(
     admin.post("/packages/nightly/entries/1", {**values, "jitter": "on"})
     assert jqm.package("nightly").definition.entries == (entry,)
     assert jqm.package("nightly").version == 1
+
+
+def test_the_add_a_job_form_shows_an_unknown_task_and_queue_next_to_their_fields(
+    admin: Browser, jqm: JobQueueManager
+) -> None:
+    jqm.define_queue("reports", 2)
+    task = field_errors(admin.post("/jobs", {"task": "billing.exprot"}).text)
+    queue = field_errors(admin.post("/jobs", {"task": "billing.export", "queue": "reprots"}).text)
+    args = field_errors(admin.post("/jobs", {"task": "billing.export", "args": "{"}).text)
+    assert "did you mean 'billing.export'?" in task["task"]
+    assert "did you mean 'reports'?" in queue["queue"]
+    assert args["args"].startswith("not valid JSON")
+    assert jqm.jobs() == []

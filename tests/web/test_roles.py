@@ -56,6 +56,7 @@ EXPECTED = {
     ("POST", "/jobs/{job_id}/abort"): Action.ABORT_JOB,
     ("POST", "/jobs/{job_id}/requeue"): Action.REQUEUE_JOB,
     ("POST", "/jobs/clean"): Action.CLEAN_JOBS,
+    ("POST", "/jobs"): Action.ENQUEUE_JOB,
     ("GET", "/audit"): Action.VIEW,
     ("GET", "/api/me"): Action.VIEW,
     ("GET", "/api/packages"): Action.VIEW,
@@ -77,6 +78,7 @@ EXPECTED = {
     ("POST", "/api/jobs/{job_id}/abort"): Action.ABORT_JOB,
     ("POST", "/api/jobs/{job_id}/requeue"): Action.REQUEUE_JOB,
     ("POST", "/api/jobs/clean"): Action.CLEAN_JOBS,
+    ("POST", "/api/jobs"): Action.ENQUEUE_JOB,
     ("GET", "/api/audit"): Action.VIEW,
 }
 _PARAMS = {

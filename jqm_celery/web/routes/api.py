@@ -31,6 +31,7 @@ from jqm_celery.web.permits import (
     Creator,
     Deleter,
     Editor,
+    Enqueuer,
     Holder,
     JobCanceller,
     Requeuer,
@@ -39,7 +40,7 @@ from jqm_celery.web.permits import (
     Viewer,
 )
 from jqm_celery.web.roles import PERMISSIONS
-from jqm_celery.web.schemas import CleanIn, PackageIn
+from jqm_celery.web.schemas import CleanIn, JobIn, PackageIn
 from jqm_celery.web.serialize import package_json, plain, record
 
 router = APIRouter(
@@ -243,6 +244,31 @@ def abort_job(request: Request, job_id: JobId, user: Aborter) -> Json:
 def requeue_job(request: Request, job_id: JobId, user: Requeuer) -> Json:
     """Add a finished stand-alone job to its queue again."""
     return record(manager(request).requeue(job_id, actor=user.name))
+
+
+@router.post("/jobs", tags=["job queue"], status_code=201, responses=_CHANGE)
+async def enqueue(request: Request, user: Enqueuer, body: JobIn) -> Json:
+    """Add a stand-alone job to a queue, checked as ``jqm.enqueue`` checks it (the task and the queue must
+    exist); ``delay_s`` holds it back (DELAYED, with ``not_before``)."""
+    jqm = manager(request)
+
+    def add() -> Json:
+        job = jqm.enqueue(
+            body.task,
+            body.args,
+            body.kwargs,
+            queue=body.queue,
+            description=body.description,
+            retry=None if body.retry is None else body.retry.build(),
+            delay=None if body.delay_s is None else timedelta(seconds=body.delay_s),
+            soft_time_limit=None
+            if body.soft_time_limit_s is None
+            else timedelta(seconds=body.soft_time_limit_s),
+            time_limit=None if body.time_limit_s is None else timedelta(seconds=body.time_limit_s),
+        )
+        return record(jqm.job(job.id))
+
+    return await run_in_threadpool(add)
 
 
 @router.post("/jobs/clean", tags=["job queue"], responses=_CHANGE)
