@@ -31,6 +31,7 @@ from jqm_celery.store import Store
 from jqm_celery.store.changes import PackageChanges, package_changes
 from jqm_celery.store.cues import Cues, cues
 from jqm_celery.store.package_list import package_page
+from jqm_celery.store.starters import run_starters
 from jqm_celery.store.stops import StopReason, one_log_entry, stop_reasons
 from jqm_celery.tasks import register_tasks
 
@@ -165,10 +166,13 @@ class JobQueueManager:
         self._changed(name)
         return held
 
-    def run_now(self, name: str, *, queue: bool = False, actor: str | None = None) -> Run:
+    def run_now(
+        self, name: str, *, queue: bool = False, actor: str | None = None, via: str | None = None
+    ) -> Run:
         """Start a run of the package now, whatever its status; ``queue=True`` waits for a run in flight.
 
-        With ``actor`` (the web UI and the API pass the signed-in user) the audit trail records who.
+        With ``actor`` (the web UI and the API pass the signed-in user) the audit trail records who, and
+        ``via`` how (``"web UI"``, ``"API token"``); :meth:`run_starters` reads it back.
         """
         plan, run, start_now = self.store.start_run(
             name, "run now", self.clock.now(), queue_if_busy=queue, check=self._validate
@@ -177,6 +181,7 @@ class JobQueueManager:
             self.runtime.dispatch(plan)
         if actor is not None:
             detail = f"run {run.id}" + ("" if start_now else ", queued behind the run in flight")
+            detail += f" via {via}" if via else ""
             self.job_queue.record(
                 actor, AuditAction.RUN_NOW, f"package '{name}'", package=name, detail=detail
             )
@@ -236,6 +241,14 @@ class JobQueueManager:
         """Counts that need an operator's eye: runs and jobs failed in the last 24 h, jobs running now,
         packages in ERROR."""
         return cues(self.store, self.clock.now())
+
+    def run_starters(self, package: str, run_ids: Sequence[int]) -> dict[int, str]:
+        """Who started each of ``run_ids`` (runs of ``package``) by hand, e.g. ``"ann (web UI)"``; runs
+        started by a schedule are not in it (their ``trigger`` says which)."""
+        return {
+            run_id: f"{actor} ({via})" if via else actor
+            for run_id, (actor, via) in run_starters(self.store, package, run_ids).items()
+        }
 
     def log_entry(self, entry_id: int) -> LogEntry:
         """One log entry, with its error and traceback."""

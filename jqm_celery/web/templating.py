@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -50,6 +50,29 @@ def when(context: Context, value: datetime | None) -> str:
     return in_zone(value, zone if isinstance(zone, ZoneInfo) else ZoneInfo("UTC"))
 
 
+def duration(span: timedelta) -> str:
+    """``0.25 s``, ``12.3 s``, ``3 min 4 s``, ``2 h 5 min``: a duration as an operator reads it."""
+    seconds = max(0.0, span.total_seconds())
+    if seconds < 60:
+        return f"{seconds:.2f} s" if seconds < 1 else f"{seconds:.1f} s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"
+
+
+@pass_context
+def took(context: Context, started: datetime | None, finished: datetime | None) -> str:
+    """How long something took; ``running 12.3 s`` while it has not finished."""
+    if started is None:
+        return "—"
+    if finished is not None:
+        return duration(finished - started)
+    now = context.get("now")
+    return f"running {duration((now if isinstance(now, datetime) else datetime.now(UTC)) - started)}"
+
+
 def wall_time(value: datetime, tz: str) -> str:
     """``value`` on the wall clock of the IANA zone ``tz``, named: ``08:00 Europe/Amsterdam``."""
     local = value.astimezone(ZoneInfo(tz))
@@ -69,6 +92,7 @@ def ordered_entries(package: Package) -> list[tuple[int, Entry]]:
 
 templates.env.filters["when"] = when
 templates.env.filters["wall_time"] = wall_time
+templates.env.filters["took"] = took
 templates.env.globals["ordered_entries"] = ordered_entries
 templates.env.globals["query"] = query
 templates.env.globals["Action"] = Action
@@ -101,6 +125,7 @@ def page(
             "flashes": flashes,
             "flower_url": request.app.state.jqm.settings.flower_url,
             "tz": viewer_zone(request),
+            "now": request.app.state.jqm.clock.now(),
             **context,
         },
         status_code=status_code,

@@ -66,7 +66,8 @@ def _shot(page: Page, name: str) -> None:
 def test_a_package_is_built_activated_run_and_its_log_read_in_the_browser(
     browser: Browser, base_url: str, jqm: JobQueueManager, name: str
 ) -> None:
-    page = _sign_in(browser, base_url, _user(jqm, "admin"))
+    page_user = _user(jqm, "admin")
+    page = _sign_in(browser, base_url, page_user)
     page.click("text=New package")
     page.fill("#f-name", name)
     page.fill("#f-task", "tests.noop")
@@ -106,6 +107,9 @@ def test_a_package_is_built_activated_run_and_its_log_read_in_the_browser(
     expect(page.locator("#run-status")).to_have_text("SUCCEEDED")
     assert page.evaluate("window.__sameDocument") is True, "the run page reloaded instead of updating live"
     expect(page.locator("#jobs .job-status")).to_have_text(["DONE", "DONE"])
+    expect(page.locator("#run-started-by")).to_have_text(f"{page_user} (web UI)")
+    expect(page.locator("#run-took")).to_contain_text(" s")
+    expect(page.locator("#jobs tr[id^=job-] .took").last).to_contain_text(" s")
     _shot(page, "05-run-finished")
 
     page.click("text=Log entries")
@@ -232,7 +236,16 @@ def test_a_run_is_queued_behind_the_run_in_flight_from_the_card_and_audited(
     expect(page.locator("#run-status")).to_have_text("SUCCEEDED")
     audited = [(a.action, a.detail) for a in jqm.audit(package=name) if a.action == "RUN_NOW"]
     assert [action for action, _ in audited] == ["RUN_NOW", "RUN_NOW"]
-    assert audited[-1][1].endswith("queued behind the run in flight")
+    assert audited[-1][1].endswith("queued behind the run in flight via web UI")
+
+    user_name = jqm.audit(package=name)[-1].actor
+    token = Users(jqm).create_token(user_name)
+    started = httpx.post(
+        f"{base_url}/api/packages/{name}/run?queue=true", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert started.status_code == 201, started.text
+    page.goto(f"/runs/{started.json()['id']}")
+    expect(page.locator("#run-started-by")).to_have_text(f"{user_name} (API token)")
 
 
 def test_a_stopped_package_shows_the_error_that_stopped_it_and_its_traceback(

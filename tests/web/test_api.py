@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 
 import pytest
 from fastapi import FastAPI
@@ -88,3 +89,14 @@ def test_a_viewer_may_not_add_a_job(web: FastAPI, token_for: Callable[[Role], st
     client = TestClient(web)
     client.headers["Authorization"] = f"Bearer {token_for(Role.VIEWER)}"
     assert client.post("/api/jobs", json={"task": "billing.export"}).status_code == 403
+
+
+def test_durations_read_as_an_operator_reads_them() -> None:
+    from jqm_celery.web.templating import duration
+
+    assert [duration(timedelta(seconds=s)) for s in (0.25, 12.34, 184, 7500)] == [
+        "0.25 s",
+        "12.3 s",
+        "3 min 4 s",
+        "2 h 5 min",
+    ]

@@ -140,7 +140,8 @@ def run_now(
     queue: bool = False,
 ) -> Json:
     """Start a run now; ``queue=true`` waits for a run in flight instead of refusing."""
-    return record(manager(request).run_now(name, queue=queue, actor=user.name))
+    via = "API token" if request.headers.get("authorization") else "API"
+    return record(manager(request).run_now(name, queue=queue, actor=user.name, via=via))
 
 
 # -- runs and log entries --------------------------------------------------------------------

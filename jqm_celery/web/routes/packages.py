@@ -185,7 +185,8 @@ def _card(
         editable=state.status in EDITABLE,
         stop=jqm.stop_reasons([name]).get(name) if state.status is PackageStatus.ERROR else None,
         next_runs=next_runs(state.definition.recurrences, jqm.clock.now(), PREVIEW),
-        runs=jqm.runs(name, limit=10),
+        runs=(runs := jqm.runs(name, limit=10)),
+        starters=jqm.run_starters(name, [run.id for run in runs]),
         tasks=jqm.registered_tasks(),
         scenarios=list(Scenario),
         on_errors=list(OnError),
@@ -485,7 +486,7 @@ async def run_now(request: Request, user: Runner, name: str) -> Response:
 
 def _run_now(request: Request, user: WebUser, name: str, *, queue: bool) -> Response:
     try:
-        run = _jqm(request).run_now(name, queue=queue, actor=user.name)
+        run = _jqm(request).run_now(name, queue=queue, actor=user.name, via="web UI")
     except NotFoundError:
         raise
     except JQMError as exc:
