@@ -16,6 +16,7 @@ from jinja2.runtime import Context
 
 from jqm_celery.definitions import Entry, Package
 from jqm_celery.web.messages import for_web
+from jqm_celery.web.picture import run_picture
 from jqm_celery.web.roles import Action, allowed
 from jqm_celery.web.security import csrf_token
 from jqm_celery.web.users import WebUser
@@ -93,6 +94,7 @@ def ordered_entries(package: Package) -> list[tuple[int, Entry]]:
 templates.env.filters["when"] = when
 templates.env.filters["wall_time"] = wall_time
 templates.env.filters["took"] = took
+templates.env.globals["run_picture"] = run_picture
 templates.env.globals["ordered_entries"] = ordered_entries
 templates.env.globals["query"] = query
 templates.env.globals["Action"] = Action

@@ -340,3 +340,36 @@ def test_a_job_is_added_from_the_browser_and_a_delayed_one_says_when_it_starts(
     expect(page.locator("#not-before")).to_contain_text(delayed.not_before.strftime("%Y-%m-%d %H:%M:%S"))
     _shot(page, "17-delayed-job")
     jqm.cancel(delayed.id)
+
+
+def test_the_run_picture_draws_stages_side_by_side_and_changes_live(
+    browser: Browser, base_url: str, jqm: JobQueueManager, name: str
+) -> None:
+    jqm.save(
+        Package(
+            name,
+            entries=[
+                Entry("tests.sleep", args=[2], run_order=10),
+                Entry("tests.noop", run_order=20),
+                Entry("tests.sleep", args=[0.2], run_order=20),
+            ],
+        )
+    )
+    run = jqm.run_now(name)
+    page = _sign_in(browser, base_url, _user(jqm, "viewer"))
+    page.goto(f"/runs/{run.id}")
+    page.evaluate("window.__sameDocument = true")
+    boxes = page.locator("#run-picture .picture-job")
+    expect(boxes).to_have_count(3)
+    expect(boxes.first).to_have_attribute("data-status", "RUNNING")
+    expect(page.locator("#run-picture .stage-label")).to_have_text(["run order 10", "run order 20"])
+    _shot(page, "18-run-picture-in-flight")
+    first, second, third = (boxes.nth(i).locator("rect") for i in range(3))
+    assert first.get_attribute("x") != second.get_attribute("x")
+    assert second.get_attribute("x") == third.get_attribute("x")
+    assert second.get_attribute("y") != third.get_attribute("y")
+    expect(boxes.nth(1)).to_have_attribute("data-status", "DONE")
+    expect(boxes.nth(2)).to_have_attribute("data-status", "DONE")
+    expect(boxes.first).to_contain_text("attempt 1 of 1")
+    assert page.evaluate("window.__sameDocument") is True, "the run page reloaded instead of updating live"
+    _shot(page, "19-run-picture-finished")
