@@ -33,6 +33,7 @@ from jqm_celery.store.cues import Cues, cues
 from jqm_celery.store.package_list import package_page
 from jqm_celery.store.starters import run_starters
 from jqm_celery.store.stops import StopReason, one_log_entry, stop_reasons
+from jqm_celery.store.timeline import due_recurrences
 from jqm_celery.tasks import register_tasks
 
 _APP_ATTRIBUTE = "jqm"
@@ -249,6 +250,26 @@ class JobQueueManager:
             run_id: f"{actor} ({via})" if via else actor
             for run_id, (actor, via) in run_starters(self.store, package, run_ids).items()
         }
+
+    def upcoming_fires(
+        self, within: timedelta = timedelta(hours=24), *, recurrences: int = 300, per_recurrence: int = 300
+    ) -> list[tuple[datetime, str]]:
+        """(fire time, package) of every fire of ACTIVE packages in the next ``within``, soonest first.
+
+        It reads the ``recurrences`` due soonest (by their stored next fire) and follows each for at most
+        ``per_recurrence`` fires, so a page that shows it stays fast with any number of packages.
+        """
+        now = self.clock.now()
+        until = now + within
+        fires: list[tuple[datetime, str]] = []
+        for package, recurrence, first in due_recurrences(self.store, until, recurrences):
+            at: datetime | None = first
+            for _ in range(per_recurrence):
+                if at is None or at > until:
+                    break
+                fires.append((at, package))
+                at = recurrence.next_after(at)
+        return sorted(fires)
 
     def log_entry(self, entry_id: int) -> LogEntry:
         """One log entry, with its error and traceback."""

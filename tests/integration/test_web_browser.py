@@ -297,6 +297,10 @@ def test_a_user_in_amsterdam_sees_0800_for_an_0800_amsterdam_window(
     expect(page.locator("#next-run")).to_contain_text(" 08:00:00 CE")
     expect(page.locator("#next-runs li").first).to_contain_text(" 08:00:00 CE")
     _shot(page, "14-package-in-viewers-zone")
+    page.click("nav >> text=Timeline")
+    expect(page.locator(f"#timeline [data-package='{name}'] .fire")).to_have_count(1)
+    expect(page.locator(f"#timeline [data-package='{name}'] title")).to_contain_text(" 08:00:00 CE")
+    _shot(page, "20-timeline")
 
     page.goto("/profile")
     page.fill("#f-tz", "Asia/Kolkata")

@@ -44,6 +44,7 @@ EXPECTED = {
     ("POST", "/packages/{name}/hold"): Action.HOLD,
     ("POST", "/packages/{name}/run"): Action.RUN_NOW,
     ("POST", "/packages/{name}/delete"): Action.DELETE_PACKAGE,
+    ("GET", "/timeline"): Action.VIEW,
     ("GET", "/runs"): Action.VIEW,
     ("GET", "/runs/{run_id}"): Action.VIEW,
     ("GET", "/runs/{run_id}/jobs"): Action.VIEW,
