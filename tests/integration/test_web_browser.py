@@ -15,6 +15,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from jqm_celery import Entry, JobQueueManager, OnError, Package, Recurrence, RunStatus
 from jqm_celery.errors import NotFoundError
+from jqm_celery.notifications.rules import Notify
 from jqm_celery.web.users import Users
 from tests.definitions_strategies import packages
 from tests.integration.conftest import Backend, Worker
@@ -60,7 +61,7 @@ def _sign_in(browser: Browser, base_url: str, name: str, timezone_id: str | None
 
 def _shot(page: Page, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    page.screenshot(path=str(SCREENSHOTS / f"web-{name}.png"), full_page=True)
 
 
 def test_a_package_is_built_activated_run_and_its_log_read_in_the_browser(
@@ -353,7 +354,7 @@ def test_the_run_picture_draws_stages_side_by_side_and_changes_live(
         Package(
             name,
             entries=[
-                Entry("tests.sleep", args=[2], run_order=10),
+                Entry("tests.sleep", args=[4], run_order=10),
                 Entry("tests.noop", run_order=20),
                 Entry("tests.sleep", args=[0.2], run_order=20),
             ],
@@ -377,3 +378,60 @@ def test_the_run_picture_draws_stages_side_by_side_and_changes_live(
     expect(boxes.first).to_contain_text("attempt 1 of 1")
     assert page.evaluate("window.__sameDocument") is True, "the run page reloaded instead of updating live"
     _shot(page, "19-run-picture-finished")
+
+
+@pytest.mark.parametrize("role", ["admin", "user", "viewer"])
+def test_every_page_opens_for_each_role_with_only_its_buttons_and_is_photographed(
+    browser: Browser, base_url: str, jqm: JobQueueManager, name: str, role: str
+) -> None:
+    jqm.save(
+        Package(
+            name,
+            entries=[Entry("tests.noop", run_order=10), Entry("tests.sleep", args=[0.1], run_order=20)],
+            recurrences=[Recurrence.weekly("mon-fri", start="08:00", tz="Europe/Amsterdam")],
+            notifications=[Notify("ops@example.com", on={"RUN_FAILED"})],
+            description="Photographed for the docs",
+        )
+    )
+    run = jqm.run_now(name)
+    run.wait(timeout=30)
+    job = jqm.run(run.id).jobs[0]
+    entry = jqm.log_entries(run_id=run.id, kind="ATTEMPT")[0]
+    page = _sign_in(browser, base_url, _user(jqm, role), timezone_id="Europe/Amsterdam")
+    operator = role != "viewer"
+    pages = [
+        ("packages", "/packages", "#cues"),
+        ("package-card", f"/packages/{name}", "#entries"),
+        ("run", f"/runs/{run.id}", "#run-picture"),
+        ("runs", "/runs", "#runs"),
+        ("log-entries", "/log", "#log-entries"),
+        ("log-entry", f"/log/{entry.id}", "#log-entry"),
+        ("jobs", "/jobs?all=true", "#job-list"),
+        ("job", f"/jobs/{job.id}", "#attempts"),
+        ("timeline", "/timeline", "h1"),
+        ("audit", "/audit", "h1"),
+        ("profile", "/profile", "#profile-form"),
+    ]
+    if operator:
+        pages += [
+            ("new-package", "/new-package", "#new-package"),
+            ("entry-edit", f"/packages/{name}/entries/1", "#entry-form"),
+            ("recurrence-edit", f"/packages/{name}/recurrences/1", "#recurrence-form"),
+            ("rule-edit", f"/packages/{name}/notifications/1", "#rule-form"),
+        ]
+    for label, url, landmark in pages:
+        response = page.goto(url)
+        assert response is not None
+        assert response.status == 200, f"{url}: {response.status}"
+        expect(page.locator(landmark).first).to_be_visible()
+        if role == "admin":
+            _shot(page, f"page-{label}")
+    page.goto(f"/packages/{name}")
+    expect(page.locator("button:has-text('Run now')")).to_have_count(1 if operator else 0)
+    expect(page.locator("#actions button:has-text('Delete')")).to_have_count(1 if role == "admin" else 0)
+    page.goto("/jobs")
+    expect(page.locator("#job-form")).to_have_count(1 if operator else 0)
+    if not operator:
+        refused = page.goto(f"/packages/{name}/entries/1")
+        assert refused is not None
+        assert refused.status == 403
