@@ -61,7 +61,8 @@ def _whole(data: FormData, name: str, errors: dict[str, str], default: int) -> i
     return value
 
 
-def _seconds(data: FormData, name: str, errors: dict[str, str], *, positive: bool = False) -> float | None:
+def _float(data: FormData, name: str, errors: dict[str, str]) -> float | None:
+    """The field as a finite number, or None when it is empty or (with an error) not a number."""
     raw = text(data, name)
     if not raw:
         return None
@@ -70,26 +71,29 @@ def _seconds(data: FormData, name: str, errors: dict[str, str], *, positive: boo
     except ValueError:
         errors[name] = f"{raw!r} is not a number"
         return None
-    if value != value or value in (float("inf"), float("-inf")) or value > 10 * 365 * 86400:
+    if value != value or value in (float("inf"), float("-inf")):
         errors[name] = f"{raw!r} is out of range"
         return None
+    return value
+
+
+def _seconds(data: FormData, name: str, errors: dict[str, str], *, positive: bool = False) -> float | None:
+    value = _float(data, name, errors)
+    if value is None:
+        return None
+    if value > 10 * 365 * 86400:
+        errors[name] = f"{text(data, name)!r} is out of range"
+        return None
     if value < 0 or (positive and value == 0):
-        errors[name] = f"must be {'more than' if positive else 'at least'} 0, got {raw}"
+        errors[name] = f"must be {'more than' if positive else 'at least'} 0, got {text(data, name)}"
         return None
     return value
 
 
 def _number(data: FormData, name: str, errors: dict[str, str], *, low: float) -> float | None:
-    raw = text(data, name)
-    if not raw:
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        errors[name] = f"{raw!r} is not a number"
-        return None
-    if value != value or value in (float("inf"), float("-inf")) or value < low:
-        errors[name] = f"must be a number ≥ {low:g}, got {raw}"
+    value = _float(data, name, errors)
+    if value is not None and value < low:
+        errors[name] = f"must be a number ≥ {low:g}, got {text(data, name)}"
         return None
     return value
 
@@ -217,7 +221,7 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 @dataclass(frozen=True)
-class NewJob:
+class JobForm:
     """What the add-a-job form asks for: the arguments of ``jqm.enqueue``."""
 
     task: str
@@ -229,7 +233,7 @@ class NewJob:
     description: str
 
 
-def parse_job(data: FormData) -> Parsed[NewJob]:
+def parse_job(data: FormData) -> Parsed[JobForm]:
     """A stand-alone job from the add-a-job form; ``jqm.enqueue`` checks the task and queue names."""
     errors: dict[str, str] = {}
     task = text(data, "task")
@@ -242,7 +246,7 @@ def parse_job(data: FormData) -> Parsed[NewJob]:
     if errors:
         return Parsed(errors=errors)
     return Parsed(
-        NewJob(
+        JobForm(
             task,
             args,
             kwargs,
