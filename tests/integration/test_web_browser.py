@@ -154,9 +154,11 @@ def test_a_user_sees_no_abort_button_and_gets_403_from_the_api_while_an_administ
 
     admin = _sign_in(browser, base_url, _user(jqm, "admin"))
     admin.goto(f"/runs/{run.id}")
-    admin.on("dialog", lambda dialog: dialog.accept())
+    asked: list[str] = []
+    admin.on("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
     admin.click("button:has-text('Abort')")
     expect(admin.locator("#jobs .job-status")).to_have_text("ABORTED")
+    assert asked == [f"Abort job {job_id}? Its task is terminated."]
     _shot(admin, "09-admin-aborted")
     assert jqm.run(run.id).jobs[0].status == "ABORTED"
     assert jqm.audit(package=name)[-1].actor.startswith("admin-")
