@@ -437,3 +437,33 @@ def test_every_page_opens_for_each_role_with_only_its_buttons_and_is_photographe
         refused = page.goto(f"/packages/{name}/entries/1")
         assert refused is not None
         assert refused.status == 403
+
+
+def test_the_recurrence_form_shows_only_the_fields_of_the_chosen_kind(
+    browser: Browser, base_url: str, jqm: JobQueueManager, name: str
+) -> None:
+    jqm.save(Package(name, entries=[Entry("tests.noop")]))
+    page = _sign_in(browser, base_url, _user(jqm, "user"), timezone_id="Europe/Amsterdam")
+    page.goto(f"/packages/{name}")
+    page.click("#recurrences summary")
+    form = page.locator("#recurrence-form")
+    expect(form.locator("#f-expression")).to_be_visible()
+    expect(form.locator("#f-days")).to_be_hidden()
+    expect(form.locator("#f-tz")).to_have_value("Europe/Amsterdam")
+    page.select_option("#recurrence-form #f-kind", "weekly")
+    expect(form.locator("#f-expression")).to_be_hidden()
+    expect(form.locator("#f-days input[type=checkbox]")).to_have_count(7)
+    expect(form.locator("#f-days label")).to_have_text(["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"])
+    for day in ("mon", "wed", "fri"):
+        form.locator(f"#f-days input[value={day}]").check()
+    page.fill("#recurrence-form #f-start", "08:00")
+    page.fill("#recurrence-form #f-end", "18:00")
+    page.fill("#recurrence-form #f-every_min", "30")
+    page.fill("#recurrence-form #f-earliest_start", "2031-01-06T00:00")
+    page.fill("#recurrence-form #f-expires", "2031-12-31T23:59")
+    _shot(page, "21-weekly-recurrence-form")
+    page.click("button:has-text('Add recurrence')")
+    expect(page.locator("#recurrences ul")).to_contain_text(
+        "Mon, Wed, Fri 08:00–18:00 every 30 min (Europe/Amsterdam), "
+        "from 2031-01-06 00:00, until 2031-12-31 23:59"
+    )
