@@ -417,7 +417,8 @@ class JobQueueManager:
         """The queues an entry may use: those defined in jqm, the app's default and control queues, and
         the queues of the app's ``task_queues``."""
         conf = self.app.conf
-        names = {q.name for q in self.queues()} | {str(conf.task_default_queue), self.settings.control_queue}
+        defined = self.job_queue.jobs_store.queue_sizes()
+        names = {*defined, str(conf.task_default_queue), self.settings.control_queue}
         names |= {str(q.name) for q in conf.task_queues or ()}
         return sorted(n for n in names if n and n != "None")
 
