@@ -100,3 +100,20 @@ def test_durations_read_as_an_operator_reads_them() -> None:
         "3 min 4 s",
         "2 h 5 min",
     ]
+
+
+def test_the_cues_and_one_log_entry_are_read_through_the_api(api: TestClient, jqm: JobQueueManager) -> None:
+    cues = api.get("/api/cues").json()
+    assert {
+        key: cues[key] for key in ("failed_runs", "failed_jobs", "running_jobs", "packages_in_error")
+    } == {
+        "failed_runs": 0,
+        "failed_jobs": 0,
+        "running_jobs": 0,
+        "packages_in_error": 0,
+    }
+    missing = api.get("/api/log-entries/999999")
+    assert (missing.status_code, missing.json()["detail"]) == (
+        404,
+        "log entry 999999 does not exist; it may have been cleaned",
+    )

@@ -72,6 +72,8 @@ EXPECTED = {
     ("GET", "/api/runs/{run_id}"): Action.VIEW,
     ("POST", "/api/runs/{run_id}/cancel"): Action.CANCEL_RUN,
     ("GET", "/api/log-entries"): Action.VIEW,
+    ("GET", "/api/log-entries/{entry_id}"): Action.VIEW,
+    ("GET", "/api/cues"): Action.VIEW,
     ("GET", "/api/queues"): Action.VIEW,
     ("GET", "/api/jobs"): Action.VIEW,
     ("GET", "/api/jobs/{job_id}"): Action.VIEW,

@@ -55,3 +55,15 @@ def test_a_package_on_hold_says_it_runs_only_once_activated(admin: Browser, jqm:
     card = admin.get("/packages/nightly").text
     assert "The package is ON_HOLD: it does not run until it is activated" in card
     assert "Next 10 runs" not in card
+
+
+def test_the_log_pages_dates_are_the_viewers_days() -> None:
+    from datetime import UTC, date, datetime
+    from zoneinfo import ZoneInfo
+
+    from jqm_celery.web.params import day_end, day_start
+
+    amsterdam = ZoneInfo("Europe/Amsterdam")
+    assert day_start(date(2026, 3, 29), amsterdam) == datetime(2026, 3, 28, 23, 0, tzinfo=UTC)
+    assert day_end(date(2026, 3, 29), amsterdam) == datetime(2026, 3, 29, 22, 0, tzinfo=UTC)
+    assert day_start(date(2026, 3, 29)) == datetime(2026, 3, 29, tzinfo=UTC)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from jqm_celery.statuses import JobStatus, LogKind, PackageStatus, RunStatus
@@ -198,6 +198,19 @@ def log_entries(
         limit=limit,
     )
     return [plain(entry) for entry in reversed(entries)]
+
+
+@router.get("/log-entries/{entry_id}", tags=["runs"], responses=_NOT_FOUND)
+def log_entry(request: Request, user: Viewer, entry_id: Annotated[int, Path(ge=1, le=MAX_ID)]) -> Json:
+    """One log entry, with its error and traceback."""
+    return record(manager(request).log_entry(entry_id))
+
+
+@router.get("/cues", tags=["packages"])
+def cues(request: Request, user: Viewer) -> Json:
+    """What needs an operator's eye: runs and jobs failed in the last 24 h (counted up to 1,000; ``capped``
+    says there were more), jobs running now, packages in ERROR."""
+    return record(manager(request).cues())
 
 
 # -- the job queue ---------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from jqm_celery.records import LogEntry
 from jqm_celery.statuses import AttemptStatus, LogKind, RunStatus
 from jqm_celery.web.params import MAX_ID, OptionalText, day_end, day_start, manager
 from jqm_celery.web.permits import Viewer
-from jqm_celery.web.templating import page
+from jqm_celery.web.templating import page, viewer_zone
 
 router = APIRouter()
 PAGE_SIZE = 100
@@ -41,8 +41,8 @@ def log_entries(
             run_id=run_id,
             status=status or None,
             kind=kind if kind in LogKind.__members__ else None,
-            since=day_start(since),
-            until=day_end(until),
+            since=day_start(since, viewer_zone(request)),
+            until=day_end(until, viewer_zone(request)),
             before_id=before_id,
             limit=PAGE_SIZE,
         )
