@@ -276,8 +276,8 @@ class JobQueueManager:
         return one_log_entry(self.store, entry_id)
 
     def stop_reasons(self, packages: Sequence[str]) -> dict[str, StopReason]:
-        """Why each of ``packages`` was last stopped by its On Error policy (the ones that ever were): the
-        stop's log entry and the attempt that failed for good."""
+        """Why each of ``packages`` stopped: its latest failed or stopped run and the attempt in it that
+        failed for good (for the packages that have such a run; the web UI asks for packages in ERROR)."""
         return stop_reasons(self.store, packages)
 
     # -- the job queue (stand-alone jobs; controls shared with package jobs): see jobqueue.py ---
