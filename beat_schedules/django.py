@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import router, transaction
@@ -31,9 +32,13 @@ from jqm_celery.manager import JobQueueManager
 from jqm_celery.statuses import LogKind, PackageStatus
 from jqm_celery.tasks import RUN_PACKAGE_TASK
 
-__all__ = ["DjangoBeatBridge", "PackageRows", "SyncReport"]
+__all__ = ["DjangoBeatBridge", "PackageRows", "SyncReport"]  # and Scheduler, built on first use
 
 logger = logging.getLogger("beat_schedules")
+#: ``follow`` reads again the packages changed this long before the newest change it saw: a change
+#: committed late (its transaction began earlier) or stamped by a process whose clock runs behind is
+#: still seen. Syncing an unchanged package writes nothing.
+FOLLOW_OVERLAP = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,9 @@ class DjangoBeatBridge:
     def __init__(self, jqm: JobQueueManager, *, using: str | None = None) -> None:
         self.jqm = jqm
         self.using = using
+        self._followed: datetime | None = None
+        self._count = 0
+        self._started = False
 
     # -- hooks ------------------------------------------------------------------------------
 
@@ -122,6 +130,30 @@ class DjangoBeatBridge:
                     row.delete(using=alias)
                     deleted += 1
         return SyncReport(tuple(synced), deleted, refused)
+
+    def follow(self) -> list[PackageRows]:
+        """Sync the packages that changed since the last call, in whichever process they were changed,
+        and delete the rows of deleted ones; the first call syncs every package.
+
+        One query when nothing changed. A package django-celery-beat cannot express is logged and its
+        rows stay disabled, as in :meth:`sync`.
+        """
+        changes = self.jqm.package_changes(None if not self._started else self._followed)
+        synced: list[PackageRows] = []
+        if not self._started or changes.count < self._count:
+            report = self.sync()
+            synced = list(report.packages)
+        else:
+            for name in changes.names:
+                try:
+                    synced.append(self.sync_package(name))
+                except ValidationError as exc:
+                    logger.error("django-celery-beat bridge: %s", exc)
+        self._started = True
+        self._count = changes.count
+        if changes.newest is not None:
+            self._followed = changes.newest - FOLLOW_OVERLAP
+        return synced
 
     def sync_package(self, name: str) -> PackageRows:
         """Write the package's rows (enabled only while it is ACTIVE); delete them if it no longer exists.
@@ -265,3 +297,53 @@ def _schedule_row(model: Any, alias: str, **fields: object) -> Any:
     # Schedules are shared between tasks, and django-celery-beat's admin may have stored duplicates.
     manager = model.objects.using(alias)
     return manager.filter(**fields).order_by("pk").first() or manager.create(**fields)
+
+
+def _scheduler_base() -> type[Any]:
+    # django-celery-beat's scheduler module needs Django's settings when it is imported.
+    from django_celery_beat.schedulers import DatabaseScheduler
+
+    return DatabaseScheduler  # type: ignore[no-any-return]
+
+
+def _following_scheduler() -> type[Any]:
+    base = _scheduler_base()
+
+    class Scheduler(base):  # type: ignore[misc, valid-type]
+        """``celery beat -S beat_schedules.django:Scheduler``: django-celery-beat's ``DatabaseScheduler``
+        that, before each look at its rows (every ``beat_max_loop_interval``, 5 s by default), follows the
+        packages changed in any process (:meth:`DjangoBeatBridge.follow`): holding a package in ``jqm web``
+        disables its rows, activating it enables them."""
+
+        def schedule_changed(self) -> bool:
+            try:
+                self._jqm_bridge().follow()
+            except Exception:
+                # Beat keeps firing the rows it has; the next tick follows again.
+                logger.exception("django-celery-beat bridge: following the packages failed")
+            return bool(super().schedule_changed())
+
+        def setup_schedule(self) -> None:
+            self._jqm_bridge().follow()
+            super().setup_schedule()
+
+        def _jqm_bridge(self) -> DjangoBeatBridge:
+            bridge = getattr(self, "_bridge", None)
+            if bridge is None:
+                bridge = DjangoBeatBridge(JobQueueManager.of(self.app))
+                self._bridge = bridge
+            return bridge
+
+    return Scheduler
+
+
+_SCHEDULER: list[type[Any]] = []
+
+
+def __getattr__(name: str) -> Any:
+    # ``Scheduler`` is built on first use: django-celery-beat's scheduler module needs Django's settings.
+    if name != "Scheduler":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if not _SCHEDULER:
+        _SCHEDULER.append(_following_scheduler())
+    return _SCHEDULER[0]

@@ -1,5 +1,6 @@
-"""Server time of the web UI's heaviest pages on PostgreSQL: the packages page over 10,000 packages and the
-log-entries page over 1,000,000 log entries (paged, filtered).
+"""Server time of the web UI's heaviest pages on PostgreSQL: the packages page (with its cues) over 10,000
+packages and 200,000 jobs, the log-entries page over 1,000,000 log entries (paged, filtered), and the
+package card, a run, a log entry, the timeline and the jobs page.
 
 The data is bulk-inserted with SQL into a fresh database. Requests are made in-process (httpx's ASGI
 transport) and timed inside the server, from the first byte of the request to the last of the response.
@@ -33,6 +34,8 @@ from jqm_celery.web.users import Users
 
 PACKAGES = 10_000
 LOG_ENTRIES = 1_000_000
+#: Jobs over the last 48 hours (5 % failed, 0.2 % running): what the first page's cues count.
+JOBS = 200_000
 TARGET_P99_MS = 200.0
 
 ASGIApp = Callable[
@@ -72,7 +75,7 @@ def fill_packages(url: str, count: int = PACKAGES) -> None:
         f"""INSERT INTO jqm_package (name, status, on_error, catch_up, allow_overlap, description, version,
                 created_at, updated_at)
             SELECT 'pkg-' || lpad(i::text, 5, '0'),
-                   (ARRAY['ACTIVE', 'DRAFT', 'ON_HOLD'])[i % 3 + 1], 'STOP', 'ONCE', false,
+                   (ARRAY['ACTIVE', 'DRAFT', 'ON_HOLD', 'ERROR'])[i % 4 + 1], 'STOP', 'ONCE', false,
                    'benchmark package ' || i, 1, now(), now()
             FROM generate_series(1, {count}) AS i""",
         f"""INSERT INTO jqm_entry (package_id, position, definition)
@@ -102,6 +105,19 @@ def _fill(url: str) -> None:
                    now() - ({LOG_ENTRIES} - i) * interval '1 second',
                    now() - ({LOG_ENTRIES} - i) * interval '1 second' + interval '200 milliseconds'
             FROM generate_series(1, {LOG_ENTRIES}) AS i""",
+        f"""INSERT INTO jqm_job (run_id, package_name, position, task, args, kwargs, run_order, queue,
+                retry_policy, description, status, retry, max_retries, current_delay_s, attempts, worker,
+                error, created_at, started_at, finished_at)
+            SELECT CASE WHEN i % 2 = 0 THEN i % {PACKAGES} + 1 END,
+                   CASE WHEN i % 2 = 0 THEN 'pkg-' || lpad((i % {PACKAGES} + 1)::text, 5, '0') END,
+                   0, 'bench.step', '[1]'::json, '{{}}'::json, 10, 'celery', '{{}}'::json, '',
+                   CASE WHEN i % 20 = 0 THEN 'ERROR' WHEN i % 500 = 1 THEN 'RUNNING' ELSE 'DONE' END,
+                   0, 0, 0, 1, 'w1@bench', CASE WHEN i % 20 = 0 THEN 'simulated failure' END,
+                   now() - ({JOBS} - i) * interval '864 milliseconds',
+                   now() - ({JOBS} - i) * interval '864 milliseconds',
+                   CASE WHEN i % 500 <> 1 THEN now() - ({JOBS} - i) * interval '864 milliseconds'
+                                               + interval '200 milliseconds' END
+            FROM generate_series(1, {JOBS}) AS i""",
         "ANALYZE",
     )
 
@@ -150,6 +166,12 @@ async def _run(jqm: JobQueueManager, token: str, requests: int) -> list[Figure]:
             ),
             ("log entries, status ERROR, paged", f"/log?status=ERROR&before_id={middle}", "simulated"),
             ("log entries, today", f"/log?since={today}&until={today}", "bench.step"),
+            ("log entry, with its traceback", f"/log/{middle}", "Log entry"),
+            ("packages, ERROR, why each stopped", "/packages?status=ERROR", "pkg-0"),
+            ("package card", "/packages/pkg-00004", "pkg-00004"),
+            ("run, with its picture", "/runs/5", "run-picture"),
+            ("timeline, next 24 h", "/timeline", "Next 24 hours"),
+            ("jobs, all", "/jobs?all=true", "bench.step"),
         ]
         return [await _measure(client, timed, label, path, requests, expect) for label, path, expect in cases]
 
@@ -167,7 +189,8 @@ def main() -> None:
         started = time.perf_counter()
         _fill(url)
         filled_s = time.perf_counter() - started
-        print(f"filled {PACKAGES:,} packages and {LOG_ENTRIES:,} log entries in {filled_s:.1f} s")
+        filled = f"{PACKAGES:,} packages, {LOG_ENTRIES:,} log entries and {JOBS:,} jobs"
+        print(f"filled {filled} in {filled_s:.1f} s")
         Users(jqm).add("bench", "viewer", "benchmark password")
         token = Users(jqm).create_token("bench")
         full = []

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from jqm_celery.errors import JQMError, NotFoundError
+from jqm_celery.errors import JQMError, NotFoundError, StateError
 from jqm_celery.plans import RunPlan
 from jqm_celery.publishing import publish_batch
 from jqm_celery.runtime import Runtime
@@ -106,9 +106,15 @@ def send(runtime: Runtime, plans: Sequence[RunPlan], *, chunk: int = SEND_CHUNK)
 def start_scheduled_run(runtime: Runtime, name: str, trigger: str) -> int | None:
     """Start a run of an ACTIVE package for an external scheduler; the run id, or None if it was skipped.
 
-    The package's overlap rule applies, as for beat's own fires.
+    The package's overlap rule applies, as for beat's own fires. A fire of a package that is not ACTIVE
+    (held or stopped in a process whose change the scheduler has not followed yet) starts nothing and is
+    logged as a warning: it is a race with that change, not a failure.
     """
-    plan, start_now = start_package_run(runtime.store, name, trigger, runtime.clock.now())
+    try:
+        plan, start_now = start_package_run(runtime.store, name, trigger, runtime.clock.now())
+    except StateError as exc:
+        logger.warning("%s", exc)
+        return None
     if plan is None:
         if not start_now and not _exists(runtime, name):
             raise NotFoundError(f"package '{name}' does not exist; {trigger} has a stale schedule for it")

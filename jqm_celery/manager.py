@@ -13,7 +13,7 @@ from celery import Celery
 from jqm_celery.clock import Clock, SystemClock
 from jqm_celery.config import configure_app, supports_chords
 from jqm_celery.definitions import Package, RetryPolicy
-from jqm_celery.errors import ValidationError
+from jqm_celery.errors import ValidationError, did_you_mean
 from jqm_celery.flower import name_sent_events_by_shadow
 from jqm_celery.jobqueue import JobQueue, JobSpec
 from jqm_celery.notifications.notifier import Notifications
@@ -27,7 +27,12 @@ from jqm_celery.runtime import Runtime
 from jqm_celery.settings import Settings
 from jqm_celery.statuses import JobStatus, LogKind, PackageStatus, RunStatus, ensure_can_hold
 from jqm_celery.store import Store
+from jqm_celery.store.changes import PackageChanges, package_changes
+from jqm_celery.store.cues import Cues, cues
 from jqm_celery.store.package_list import package_page
+from jqm_celery.store.starters import run_starters
+from jqm_celery.store.stops import StopReason, one_log_entry, stop_reasons
+from jqm_celery.store.timeline import due_recurrences
 from jqm_celery.tasks import register_tasks
 
 _APP_ATTRIBUTE = "jqm"
@@ -125,6 +130,11 @@ class JobQueueManager:
             self.store, statuses=statuses, name_contains=name_contains, limit=limit, offset=offset
         )
 
+    def package_changes(self, since: datetime | None = None) -> PackageChanges:
+        """The packages created, saved, activated, held or stopped at or after ``since`` (all, if None),
+        whichever process changed them; with the newest change and the number of packages."""
+        return package_changes(self.store, since)
+
     def next_runs(self, name: str, count: int = 10) -> list[datetime]:
         """The package's next ``count`` fire times from now, merged across its recurrences (aware, UTC).
 
@@ -153,13 +163,25 @@ class JobQueueManager:
         self._changed(name)
         return held
 
-    def run_now(self, name: str, *, queue: bool = False) -> Run:
-        """Start a run of the package now, whatever its status; ``queue=True`` waits for a run in flight."""
+    def run_now(
+        self, name: str, *, queue: bool = False, actor: str | None = None, via: str | None = None
+    ) -> Run:
+        """Start a run of the package now, whatever its status; ``queue=True`` waits for a run in flight.
+
+        With ``actor`` (the web UI and the API pass the signed-in user) the audit trail records who, and
+        ``via`` how (``"web UI"``, ``"API token"``); :meth:`run_starters` reads it back.
+        """
         plan, run, start_now = self.store.start_run(
             name, "run now", self.clock.now(), queue_if_busy=queue, check=self._validate
         )
         if start_now:
             self.runtime.dispatch(plan)
+        if actor is not None:
+            detail = f"run {run.id}" + ("" if start_now else ", queued behind the run in flight")
+            detail += f" via {via}" if via else ""
+            self.job_queue.record(
+                actor, AuditAction.RUN_NOW, f"package '{name}'", package=name, detail=detail
+            )
         return dataclasses.replace(run, _reload=self.run, _status=self.store.run_status)
 
     # -- runs and log entries ---------------------------------------------------------------
@@ -209,6 +231,48 @@ class JobQueueManager:
             until=until,
         )
         return entries[::-1]
+
+    def cues(self) -> Cues:
+        """Counts that need an operator's eye: runs and jobs failed in the last 24 h, jobs running now,
+        packages in ERROR."""
+        return cues(self.store, self.clock.now())
+
+    def run_starters(self, package: str, run_ids: Sequence[int]) -> dict[int, str]:
+        """Who started each of ``run_ids`` (runs of ``package``) by hand, e.g. ``"ann (web UI)"``; runs
+        started by a schedule are not in it (their ``trigger`` says which)."""
+        return {
+            run_id: f"{actor} ({via})" if via else actor
+            for run_id, (actor, via) in run_starters(self.store, package, run_ids).items()
+        }
+
+    def upcoming_fires(
+        self, within: timedelta = timedelta(hours=24), *, recurrences: int = 300, per_recurrence: int = 300
+    ) -> list[tuple[datetime, str]]:
+        """(fire time, package) of every fire of ACTIVE packages in the next ``within``, soonest first.
+
+        It reads the ``recurrences`` due soonest (by their stored next fire) and follows each for at most
+        ``per_recurrence`` fires, so a page that shows it stays fast with any number of packages.
+        """
+        now = self.clock.now()
+        until = now + within
+        fires: list[tuple[datetime, str]] = []
+        for package, recurrence, first in due_recurrences(self.store, until, recurrences):
+            at: datetime | None = first
+            for _ in range(per_recurrence):
+                if at is None or at > until:
+                    break
+                fires.append((at, package))
+                at = recurrence.next_after(at)
+        return sorted(fires)
+
+    def log_entry(self, entry_id: int) -> LogEntry:
+        """One log entry, with its error and traceback."""
+        return one_log_entry(self.store, entry_id)
+
+    def stop_reasons(self, packages: Sequence[str]) -> dict[str, StopReason]:
+        """Why each of ``packages`` stopped: its latest failed or stopped run and the attempt in it that
+        failed for good (for the packages that have such a run; the web UI asks for packages in ERROR)."""
+        return stop_reasons(self.store, packages)
 
     # -- the job queue (stand-alone jobs; controls shared with package jobs): see jobqueue.py ---
 
@@ -325,7 +389,42 @@ class JobQueueManager:
         return sorted(n for n in self.app.tasks if not n.startswith(("celery.", "jqm.")))
 
     def _validate(self, package: Package, *, for_activation: bool = False) -> None:
-        _validate(self.app, package, self.clock.now(), self.activation_checks if for_activation else None)
+        checks = [self._check_queues, *self.activation_checks] if for_activation else None
+        _validate(self.app, package, self.clock.now(), checks)
+
+    def known_queues(self) -> list[str]:
+        """The queues an entry may use: those defined in jqm, the app's default and control queues, and
+        the queues of the app's ``task_queues``."""
+        conf = self.app.conf
+        defined = self.job_queue.jobs_store.queue_sizes()
+        names = {*defined, str(conf.task_default_queue), self.settings.control_queue}
+        names |= {str(q.name) for q in conf.task_queues or ()}
+        return sorted(n for n in names if n and n != "None")
+
+    def live_queues(self, timeout_s: float = 1.0) -> set[str] | None:
+        """The queues that live workers of the app consume now (a broadcast that waits ``timeout_s``);
+        ``None`` when the broker cannot broadcast (the embedded SQLite broker)."""
+        try:
+            replies = self.app.control.inspect(timeout=timeout_s).active_queues()
+        except Exception:
+            # Transports without fan-out refuse the broadcast; the caller then cannot say either way.
+            logger.debug("jqm: cannot ask the workers for their queues", exc_info=True)
+            return None
+        return {str(q["name"]) for queues in (replies or {}).values() for q in queues}
+
+    def _check_queues(self, package: Package) -> None:
+        used = {entry.queue for entry in package.entries if entry.queue is not None}
+        if not used:
+            return
+        known = self.known_queues()
+        for position, entry in enumerate(package.entries, start=1):
+            if entry.queue is not None and entry.queue not in known:
+                raise ValidationError(
+                    f"package '{package.name}': entry {position} ('{entry.task}') uses queue "
+                    f"'{entry.queue}', which is not defined{did_you_mean(entry.queue, known)}; its jobs "
+                    f"would wait for a worker forever. Correct the name, or define the queue first "
+                    f"(jqm.define_queue('{entry.queue}', pool_size=4))"
+                )
 
     def _changed(self, name: str) -> None:
         for listener in self.package_listeners:

@@ -21,6 +21,7 @@ class AuditAction(StrEnum):
     REQUEUE = "REQUEUE"
     CLEAN = "CLEAN"
     CANCEL_RUN = "CANCEL_RUN"
+    RUN_NOW = "RUN_NOW"
 
 
 #: The actor recorded for changes made by beat and the reconciler rather than a person.

@@ -82,6 +82,8 @@ class Job:
     started_at: datetime | None
     finished_at: datetime | None
     attempts: tuple[LogEntry, ...] = ()
+    #: A DELAYED job does not start before this.
+    not_before: datetime | None = None
 
 
 class RunTimeoutError(JQMError):

@@ -75,6 +75,7 @@ def new_job(job_id: int, values: Mapping[str, Any]) -> Job:
         created_at=values["created_at"],
         started_at=None,
         finished_at=None,
+        not_before=values.get("not_before"),
     )
 
 
@@ -98,4 +99,5 @@ def job(row: JobRow, attempts: Sequence[LogEntryRow] = ()) -> Job:
         started_at=row.started_at,
         finished_at=row.finished_at,
         attempts=tuple(log_entry(a) for a in attempts),
+        not_before=row.not_before,
     )

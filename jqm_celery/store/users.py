@@ -82,6 +82,18 @@ class UserStore:
             )
             return None if row is None else _record(row)
 
+    def read_setting(self, name: str) -> str | None:
+        with self.store.transaction() as s:
+            return s.scalar(select(WebSettingRow.value).where(WebSettingRow.name == name))
+
+    def put_setting(self, name: str, value: str) -> None:
+        with self.store.transaction() as s:
+            row = s.get(WebSettingRow, name, with_for_update=True)
+            if row is None:
+                s.add(WebSettingRow(name=name, value=value))
+            else:
+                row.value = value
+
     def setting(self, name: str, default: Callable[[], str]) -> str:
         """The stored value of ``name``; the first caller stores ``default()`` (one value, even in a race)."""
         with self.store.transaction() as s:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Annotated
 
 from fastapi import Path, Query, Request
@@ -24,13 +24,14 @@ def manager(request: Request) -> JobQueueManager:
     return jqm
 
 
-def day_start(value: date | None) -> datetime | None:
-    return None if value is None else datetime.combine(value, time(), tzinfo=UTC)
+def day_start(value: date | None, zone: tzinfo = UTC) -> datetime | None:
+    """The first instant of the day in ``zone`` (the API's days are UTC days; the pages' the viewer's)."""
+    return None if value is None else datetime.combine(value, time(), tzinfo=zone)
 
 
-def day_end(value: date | None) -> datetime | None:
+def day_end(value: date | None, zone: tzinfo = UTC) -> datetime | None:
     """The instant after the day: ``until`` a date includes that whole day."""
-    return None if value is None else datetime.combine(value, time(), tzinfo=UTC) + timedelta(days=1)
+    return None if value is None else datetime.combine(value + timedelta(days=1), time(), tzinfo=zone)
 
 
 OptionalText = Annotated[str, Query(max_length=200, pattern=r"^[^\x00]*$")]

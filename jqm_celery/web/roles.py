@@ -34,6 +34,7 @@ class Action(StrEnum):
     CANCEL_JOB = "cancel_job"
     ABORT_JOB = "abort_job"
     REQUEUE_JOB = "requeue_job"
+    ENQUEUE_JOB = "enqueue_job"
     CLEAN_JOBS = "clean_jobs"
 
 
@@ -53,6 +54,7 @@ PERMISSIONS: Mapping[Action, frozenset[Role]] = {
     Action.CANCEL_JOB: _OPERATORS,
     Action.ABORT_JOB: _ADMIN,
     Action.REQUEUE_JOB: _OPERATORS,
+    Action.ENQUEUE_JOB: _OPERATORS,
     Action.CLEAN_JOBS: _ADMIN,
 }
 

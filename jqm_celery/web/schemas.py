@@ -133,6 +133,20 @@ class PackageIn(_Model):
         )
 
 
+class JobIn(_Model):
+    """A stand-alone job: the arguments of ``jqm.enqueue``."""
+
+    task: Name
+    args: Annotated[list[Any], Field(max_length=100)] = []
+    kwargs: Annotated[dict[str, Any], Field(max_length=100)] = {}
+    queue: Name | None = None
+    delay_s: Seconds | None = None
+    retry: RetryIn | None = None
+    soft_time_limit_s: PositiveSeconds | None = None
+    time_limit_s: PositiveSeconds | None = None
+    description: Text = ""
+
+
 class CleanIn(_Model):
     older_than_s: Seconds
 

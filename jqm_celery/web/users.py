@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from zoneinfo import ZoneInfo, available_timezones
 
-from jqm_celery.errors import ValidationError
+from jqm_celery.errors import ValidationError, did_you_mean
 from jqm_celery.manager import JobQueueManager
 from jqm_celery.store.users import UserStore
 from jqm_celery.web.passwords import hash_password, new_token, token_hash, verify_password
@@ -86,12 +88,38 @@ class Users:
         record = self.store.user_of_token(token_hash(token))
         return None if record is None else WebUser(record.name, Role(record.role))
 
+    def time_zone(self, name: str) -> str | None:
+        """The time zone the user chose on their profile, or None (the web UI then uses the browser's)."""
+        return self.store.read_setting(_tz_setting(name))
+
+    def set_time_zone(self, name: str, tz: str) -> str:
+        """Store ``tz`` (an IANA name, checked) as the user's time zone; returns it."""
+        zone = parse_time_zone(tz)
+        self.store.put_setting(_tz_setting(name), zone)
+        return zone
+
     def session_secret(self) -> str:
         """``jqm_web_secret`` from the app's conf, else one generated once and kept in the store."""
         configured = self.jqm.app.conf.get("jqm_web_secret")
         if configured:
             return str(configured)
         return self.store.setting(_SECRET_SETTING, lambda: secrets.token_urlsafe(48))
+
+
+def parse_time_zone(tz: str) -> str:
+    """``tz`` if it is an IANA time zone name, else a ValidationError with the closest names."""
+    tz = tz.strip()
+    try:
+        ZoneInfo(tz)
+    except (ValueError, KeyError, OSError):
+        fix = did_you_mean(tz, available_timezones()) or "; use an IANA name such as Europe/Amsterdam or UTC"
+        raise ValidationError(f"unknown time zone '{tz}'{fix}") from None
+    return tz
+
+
+def _tz_setting(name: str) -> str:
+    # Kept with the web's other settings (no column for it); a digest keeps long user names in 64 chars.
+    return f"tz:{hashlib.sha256(name.encode()).hexdigest()[:40]}"
 
 
 @functools.cache

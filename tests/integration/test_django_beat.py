@@ -334,3 +334,52 @@ def test_database_scheduler_sends_run_package_and_the_worker_starts_the_run(
         jqm.hold(name)
 
     assert (finished.trigger, finished.status) == ("django-celery-beat", RunStatus.SUCCEEDED)
+
+
+@pytest.fixture
+def elsewhere(site: Celery) -> JobQueueManager:
+    """A manager of the same store in a process without the bridge, as ``jqm web`` and the CLI have."""
+    keys = ("broker_url", "result_backend", "jqm_database_url", "task_default_queue")
+    return JobQueueManager(make_app({key: site.conf[key] for key in keys}))
+
+
+def test_the_scheduler_follows_a_hold_and_an_activation_made_in_another_process(
+    site: Celery, jqm: JobQueueManager, bridge: DjangoBeatBridge, elsewhere: JobQueueManager, name: str
+) -> None:
+    from beat_schedules.django import Scheduler
+
+    jqm.save(_package(name, Recurrence.cron("0 3 * * *"), Recurrence.every(timedelta(hours=6))))
+    jqm.activate(name)
+    scheduler = Scheduler(app=site)
+    try:
+        elsewhere.hold(name)
+        assert {row.enabled for row in _rows(name).values()} == {True}
+        scheduler.schedule_changed()
+        held = {row.enabled for row in _rows(name).values()}
+        elsewhere.activate(name)
+        scheduler.schedule_changed()
+        active = {row.enabled for row in _rows(name).values()}
+        elsewhere.hold(name)
+        elsewhere.delete(name)
+        scheduler.schedule_changed()
+    finally:
+        scheduler.close()
+
+    assert (held, active) == ({False}, {True})
+    assert _rows(name) == {}
+
+
+def test_a_fire_of_a_held_package_starts_nothing_and_logs_one_warning_without_a_traceback(
+    jqm: JobQueueManager, elsewhere: JobQueueManager, name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from jqm_celery.firing import DJANGO_TRIGGER, start_scheduled_run
+
+    jqm.save(_package(name, Recurrence.cron("0 3 * * *")))
+    jqm.activate(name)
+    elsewhere.hold(name)
+
+    assert start_scheduled_run(jqm.runtime, name, DJANGO_TRIGGER) is None
+    warnings = [r for r in caplog.records if r.name == "jqm_celery.beat" and r.levelname == "WARNING"]
+    assert [r.exc_info for r in warnings] == [None]
+    assert "is ON_HOLD" in warnings[0].getMessage()
+    assert jqm.runs(name) == []

@@ -28,7 +28,8 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+#: The browser tests photograph every page here, so the docs show the web UI as it is today.
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "images"
 
 
 def require_chromium() -> str:

@@ -65,12 +65,14 @@ class Browser:
         return self.client.post(url, data={"csrf": self.csrf, **(data or {})}, follow_redirects=False)
 
 
-def sign_in(web: FastAPI, name: str, password: str = PASSWORD) -> Browser:
+def sign_in(web: FastAPI, name: str, password: str = PASSWORD, browser_tz: str = "") -> Browser:
     client = TestClient(web)
     token = _CSRF.search(client.get("/login").text)
     assert token is not None
     response = client.post(
-        "/login", data={"name": name, "password": password, "csrf": token.group(1)}, follow_redirects=False
+        "/login",
+        data={"name": name, "password": password, "csrf": token.group(1), "browser_tz": browser_tz},
+        follow_redirects=False,
     )
     assert response.status_code == 303, response.text
     page = client.get("/packages")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 
 import pytest
 from fastapi import FastAPI
@@ -71,3 +72,48 @@ def test_the_openapi_document_lists_the_api_and_not_the_pages(api: TestClient) -
     paths = api.get("/openapi.json").json()["paths"]
     assert "/api/packages/{name}/activate" in paths
     assert not any(not path.startswith("/api/") for path in paths)
+
+
+def test_adding_a_job_is_checked_as_jqm_enqueue_checks_it(api: TestClient, jqm: JobQueueManager) -> None:
+    jqm.define_queue("reports", 2)
+    typo = api.post("/api/jobs", json={"task": "billing.exprot"})
+    queue = api.post("/api/jobs", json={"task": "billing.export", "queue": "reprots"})
+    negative = api.post("/api/jobs", json={"task": "billing.export", "delay_s": -1})
+    assert (typo.status_code, queue.status_code, negative.status_code) == (422, 422, 422)
+    assert "did you mean 'billing.export'?" in typo.json()["detail"]
+    assert "did you mean 'reports'?" in queue.json()["detail"]
+    assert jqm.jobs() == []
+
+
+def test_a_viewer_may_not_add_a_job(web: FastAPI, token_for: Callable[[Role], str]) -> None:
+    client = TestClient(web)
+    client.headers["Authorization"] = f"Bearer {token_for(Role.VIEWER)}"
+    assert client.post("/api/jobs", json={"task": "billing.export"}).status_code == 403
+
+
+def test_durations_read_as_an_operator_reads_them() -> None:
+    from jqm_celery.web.templating import duration
+
+    assert [duration(timedelta(seconds=s)) for s in (0.25, 12.34, 184, 7500)] == [
+        "0.25 s",
+        "12.3 s",
+        "3 min 4 s",
+        "2 h 5 min",
+    ]
+
+
+def test_the_cues_and_one_log_entry_are_read_through_the_api(api: TestClient, jqm: JobQueueManager) -> None:
+    cues = api.get("/api/cues").json()
+    assert {
+        key: cues[key] for key in ("failed_runs", "failed_jobs", "running_jobs", "packages_in_error")
+    } == {
+        "failed_runs": 0,
+        "failed_jobs": 0,
+        "running_jobs": 0,
+        "packages_in_error": 0,
+    }
+    missing = api.get("/api/log-entries/999999")
+    assert (missing.status_code, missing.json()["detail"]) == (
+        404,
+        "log entry 999999 does not exist; it may have been cleaned",
+    )

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
-from jqm_celery import Entry, JobQueueManager, Package, Recurrence
+from jqm_celery import Entry, JobQueueManager, Package, Recurrence, RetryPolicy
 from tests.web.conftest import Browser, field_errors
 
 ENTRY = {"task": "billing.export", "run_order": "10", "args": "[]", "kwargs": "{}"}
@@ -190,3 +191,48 @@ def test_a_package_named_new_opens_its_own_card(admin: Browser, jqm: JobQueueMan
     assert response.status_code == 200
     assert 'id="new-package"' not in response.text, "the create form answered instead of the card"
     assert "DRAFT" in response.text
+
+
+def test_the_new_package_form_keeps_the_package_and_the_entry_description_apart(
+    admin: Browser, jqm: JobQueueManager
+) -> None:
+    form = admin.get("/new-package").text
+    assert form.count('name="description"') == 1
+    assert form.count('name="package_description"') == 1
+    admin.post(
+        "/new-package",
+        {"name": "nightly", **ENTRY, "package_description": "Nightly billing", "description": "exports"},
+    )
+    package = jqm.package("nightly").definition
+    assert (package.description, package.entries[0].description) == ("Nightly billing", "exports")
+
+
+def test_saving_an_entry_unchanged_keeps_its_retry_policy_and_soft_time_limit(
+    admin: Browser, jqm: JobQueueManager
+) -> None:
+    entry = Entry(
+        "billing.export",
+        retry=RetryPolicy(3, timedelta(seconds=5), factor=3, max_delay=timedelta(seconds=20), jitter=True),
+        soft_time_limit=timedelta(seconds=30),
+    )
+    jqm.save(Package("nightly", entries=[entry]))
+    values = dict(
+        re.findall(r'name="(\w+)" type="\w+" value="([^"]*)"', admin.get("/packages/nightly/entries/1").text)
+    )
+    assert (values["factor"], values["max_delay_s"], values["soft_time_limit_s"]) == ("3", "20", "30")
+    admin.post("/packages/nightly/entries/1", {**values, "jitter": "on"})
+    assert jqm.package("nightly").definition.entries == (entry,)
+    assert jqm.package("nightly").version == 1
+
+
+def test_the_add_a_job_form_shows_an_unknown_task_and_queue_next_to_their_fields(
+    admin: Browser, jqm: JobQueueManager
+) -> None:
+    jqm.define_queue("reports", 2)
+    task = field_errors(admin.post("/jobs", {"task": "billing.exprot"}).text)
+    queue = field_errors(admin.post("/jobs", {"task": "billing.export", "queue": "reprots"}).text)
+    args = field_errors(admin.post("/jobs", {"task": "billing.export", "args": "{"}).text)
+    assert "did you mean 'billing.export'?" in task["task"]
+    assert "did you mean 'reports'?" in queue["queue"]
+    assert args["args"].startswith("not valid JSON")
+    assert jqm.jobs() == []

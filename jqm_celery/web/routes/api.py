@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from jqm_celery.statuses import JobStatus, LogKind, PackageStatus, RunStatus
@@ -31,6 +31,7 @@ from jqm_celery.web.permits import (
     Creator,
     Deleter,
     Editor,
+    Enqueuer,
     Holder,
     JobCanceller,
     Requeuer,
@@ -39,7 +40,7 @@ from jqm_celery.web.permits import (
     Viewer,
 )
 from jqm_celery.web.roles import PERMISSIONS
-from jqm_celery.web.schemas import CleanIn, PackageIn
+from jqm_celery.web.schemas import CleanIn, JobIn, PackageIn
 from jqm_celery.web.serialize import package_json, plain, record
 
 router = APIRouter(
@@ -139,7 +140,8 @@ def run_now(
     queue: bool = False,
 ) -> Json:
     """Start a run now; ``queue=true`` waits for a run in flight instead of refusing."""
-    return record(manager(request).run_now(name, queue=queue))
+    via = "API token" if request.headers.get("authorization") else "API"
+    return record(manager(request).run_now(name, queue=queue, actor=user.name, via=via))
 
 
 # -- runs and log entries --------------------------------------------------------------------
@@ -198,6 +200,19 @@ def log_entries(
     return [plain(entry) for entry in reversed(entries)]
 
 
+@router.get("/log-entries/{entry_id}", tags=["runs"], responses=_NOT_FOUND)
+def log_entry(request: Request, user: Viewer, entry_id: Annotated[int, Path(ge=1, le=MAX_ID)]) -> Json:
+    """One log entry, with its error and traceback."""
+    return record(manager(request).log_entry(entry_id))
+
+
+@router.get("/cues", tags=["packages"])
+def cues(request: Request, user: Viewer) -> Json:
+    """What needs an operator's eye: runs and jobs failed in the last 24 h (counted up to 1,000; ``capped``
+    says there were more), jobs running now, packages in ERROR."""
+    return record(manager(request).cues())
+
+
 # -- the job queue ---------------------------------------------------------------------------
 
 
@@ -243,6 +258,31 @@ def abort_job(request: Request, job_id: JobId, user: Aborter) -> Json:
 def requeue_job(request: Request, job_id: JobId, user: Requeuer) -> Json:
     """Add a finished stand-alone job to its queue again."""
     return record(manager(request).requeue(job_id, actor=user.name))
+
+
+@router.post("/jobs", tags=["job queue"], status_code=201, responses=_CHANGE)
+async def enqueue(request: Request, user: Enqueuer, body: JobIn) -> Json:
+    """Add a stand-alone job to a queue, checked as ``jqm.enqueue`` checks it (the task and the queue must
+    exist); ``delay_s`` holds it back (DELAYED, with ``not_before``)."""
+    jqm = manager(request)
+
+    def add() -> Json:
+        job = jqm.enqueue(
+            body.task,
+            body.args,
+            body.kwargs,
+            queue=body.queue,
+            description=body.description,
+            retry=None if body.retry is None else body.retry.build(),
+            delay=None if body.delay_s is None else timedelta(seconds=body.delay_s),
+            soft_time_limit=None
+            if body.soft_time_limit_s is None
+            else timedelta(seconds=body.soft_time_limit_s),
+            time_limit=None if body.time_limit_s is None else timedelta(seconds=body.time_limit_s),
+        )
+        return record(jqm.job(job.id))
+
+    return await run_in_threadpool(add)
 
 
 @router.post("/jobs/clean", tags=["job queue"], responses=_CHANGE)

@@ -1,4 +1,5 @@
-"""The job queue monitor: queues with their counts, jobs by status, cancel / abort / re-add / clean."""
+"""The job queue monitor: queues with their counts, jobs by status, add a job, cancel / abort / re-add /
+clean."""
 
 from __future__ import annotations
 
@@ -7,14 +8,17 @@ from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
-from jqm_celery.errors import JQMError, NotFoundError
+from jqm_celery.errors import JQMError, NotFoundError, ValidationError
 from jqm_celery.records import Job
 from jqm_celery.statuses import JobStatus
+from jqm_celery.web import forms
 from jqm_celery.web.params import JobId, OptionalText, manager
-from jqm_celery.web.permits import Aborter, Cleaner, JobCanceller, Requeuer, Viewer
+from jqm_celery.web.permits import Aborter, Cleaner, Enqueuer, JobCanceller, Requeuer, Viewer
 from jqm_celery.web.templating import flash, page, redirect
+from jqm_celery.web.users import WebUser
 
 router = APIRouter()
 LIMIT = 200
@@ -28,6 +32,18 @@ def jobs(
     status: OptionalText = "",
     all: bool = False,
 ) -> HTMLResponse:
+    return _jobs_page(request, user, queue, status, all, {}, {})
+
+
+def _jobs_page(
+    request: Request,
+    user: WebUser,
+    queue: str,
+    status: str,
+    all: bool,
+    values: dict[str, str],
+    errors: dict[str, str],
+) -> HTMLResponse:
     jqm = manager(request)
     chosen = status if status in JobStatus.__members__ else ""
     return page(
@@ -40,7 +56,39 @@ def jobs(
         status=chosen,
         include_runs=all,
         statuses=list(JobStatus),
+        tasks=jqm.registered_tasks(),
+        queue_names=jqm.known_queues(),
+        values=values,
+        errors=errors,
+        status_code=422 if errors else 200,
     )
+
+
+@router.post("/jobs")
+async def add_job(request: Request, user: Enqueuer) -> Response:
+    data = {key: str(value) for key, value in (await request.form()).items()}
+    return await run_in_threadpool(lambda: _add_job(request, user, data))
+
+
+def _add_job(request: Request, user: WebUser, data: dict[str, str]) -> Response:
+    parsed = forms.parse_job(data)
+    if not parsed.ok or parsed.value is None:
+        return _jobs_page(request, user, "", "", False, data, parsed.errors)
+    new = parsed.value
+    try:
+        job = manager(request).enqueue(
+            new.task,
+            new.args,
+            new.kwargs,
+            queue=new.queue,
+            description=new.description,
+            retry=new.retry,
+            delay=new.delay,
+        )
+    except ValidationError as exc:
+        return _jobs_page(request, user, "", "", False, data, {forms.job_error_field(str(exc)): str(exc)})
+    flash(request, f"job {job.id} added to queue '{job.queue}' as {job.status}")
+    return redirect(f"/jobs/{job.id}")
 
 
 @router.get("/jobs/{job_id}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse
 
 from jqm_celery.errors import JQMError
@@ -13,7 +13,7 @@ from jqm_celery.records import LogEntry
 from jqm_celery.statuses import AttemptStatus, LogKind, RunStatus
 from jqm_celery.web.params import MAX_ID, OptionalText, day_end, day_start, manager
 from jqm_celery.web.permits import Viewer
-from jqm_celery.web.templating import page
+from jqm_celery.web.templating import page, viewer_zone
 
 router = APIRouter()
 PAGE_SIZE = 100
@@ -41,8 +41,8 @@ def log_entries(
             run_id=run_id,
             status=status or None,
             kind=kind if kind in LogKind.__members__ else None,
-            since=day_start(since),
-            until=day_end(until),
+            since=day_start(since, viewer_zone(request)),
+            until=day_end(until, viewer_zone(request)),
             before_id=before_id,
             limit=PAGE_SIZE,
         )
@@ -68,3 +68,11 @@ def log_entries(
         paged=before_id is not None,
         error=error,
     )
+
+
+@router.get("/log/{entry_id}")
+def log_entry(
+    request: Request, user: Viewer, entry_id: Annotated[int, Path(ge=1, le=MAX_ID)]
+) -> HTMLResponse:
+    """One log entry with its error and full traceback: what "Show error" on a stopped package opens."""
+    return page(request, user, "log_entry.html", entry=manager(request).log_entry(entry_id))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -11,7 +10,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from jqm_celery.definitions import Entry, Package
+from jqm_celery.definitions import Package
 from jqm_celery.errors import JQMError, NotFoundError
 from jqm_celery.manager import JobQueueManager
 from jqm_celery.notifications.rules import Scenario
@@ -19,12 +18,14 @@ from jqm_celery.recurrence import CatchUp, next_runs
 from jqm_celery.statuses import EDITABLE, OnError, PackageStatus
 from jqm_celery.web import forms
 from jqm_celery.web.permits import Activator, Creator, Deleter, Editor, Holder, Runner, Viewer
-from jqm_celery.web.templating import flash, page, redirect
+from jqm_celery.web.templating import flash, in_zone, page, redirect, viewer_zone
 from jqm_celery.web.users import WebUser
 
 router = APIRouter()
 PAGE_SIZE = 50
 PREVIEW = 10
+#: How long the card's worker check waits for the workers' replies.
+WORKER_REPLY_S = 1.0
 
 
 def _jqm(request: Request) -> JobQueueManager:
@@ -32,9 +33,17 @@ def _jqm(request: Request) -> JobQueueManager:
     return jqm
 
 
+#: Fields posted as several check boxes: their values are joined with commas.
+_MULTI = ("days", "on")
+
+
 async def _form(request: Request) -> dict[str, str]:
     data = await request.form()
-    return {key: str(value) for key, value in data.items()}
+    values = {key: str(value) for key, value in data.items()}
+    for key in _MULTI:
+        if key in data:
+            values[key] = ",".join(str(value) for value in data.getlist(key) if str(value))
+    return values
 
 
 # -- list ------------------------------------------------------------------------------------
@@ -56,11 +65,14 @@ def packages(
         offset=(page_number - 1) * PAGE_SIZE,
     )
     pages = max(1, -(-listing.total // PAGE_SIZE))
+    stopped = [p.name for p in listing.packages if p.status is PackageStatus.ERROR]
     return page(
         request,
         user,
         "packages.html",
         listing=listing,
+        stops=_jqm(request).stop_reasons(stopped) if stopped else {},
+        cues=_jqm(request).cues(),
         q=q,
         status=chosen,
         statuses=list(PackageStatus),
@@ -96,7 +108,7 @@ def _create(request: Request, user: WebUser, jqm: JobQueueManager, data: dict[st
             name.value,
             entries=[entry.value],
             on_error=on_error.value,
-            description=forms.text(data, "description"),
+            description=forms.free_text(data, "package_description"),
         )
         jqm.create(package, actor=user.name)
     except JQMError as exc:
@@ -136,6 +148,20 @@ def card(request: Request, user: Viewer, name: str) -> HTMLResponse:
     return _card(request, user, name)
 
 
+@router.get("/packages/{name}/workers")
+def workers(request: Request, user: Viewer, name: str) -> HTMLResponse:
+    """The card's warning, as an HTML fragment, for each queue of the package that no live worker consumes.
+
+    Asking the workers is a broadcast that waits for their replies, so the card loads this afterwards.
+    """
+    jqm = _jqm(request)
+    default = str(jqm.app.conf.task_default_queue)
+    used = sorted({entry.queue or default for entry in jqm.package(name).definition.entries})
+    live = jqm.live_queues(timeout_s=WORKER_REPLY_S)
+    idle = [] if live is None else [queue for queue in used if queue not in live]
+    return page(request, user, "_workers.html", idle=idle, asked=live is not None)
+
+
 def _card(
     request: Request,
     user: WebUser,
@@ -157,8 +183,10 @@ def _card(
         state=state,
         package=state.definition,
         editable=state.status in EDITABLE,
+        stop=jqm.stop_reasons([name]).get(name) if state.status is PackageStatus.ERROR else None,
         next_runs=next_runs(state.definition.recurrences, jqm.clock.now(), PREVIEW),
-        runs=jqm.runs(name, limit=10),
+        runs=(runs := jqm.runs(name, limit=10)),
+        starters=jqm.run_starters(name, [run.id for run in runs]),
         tasks=jqm.registered_tasks(),
         scenarios=list(Scenario),
         on_errors=list(OnError),
@@ -212,7 +240,7 @@ async def add_entry(request: Request, user: Editor, name: str) -> Response:
 def edit_entry_form(request: Request, user: Editor, name: str, position: int) -> HTMLResponse:
     state = _jqm(request).package(name)
     entry = _nth(state.definition.entries, position, name, "entry")
-    return _entry_page(request, user, name, position, _entry_values(entry), {})
+    return _entry_page(request, user, name, position, forms.entry_values(entry), {})
 
 
 @router.post("/packages/{name}/entries/{position}")
@@ -242,13 +270,7 @@ def _put_entry(
     entry = parsed.value
 
     def put(package: Package) -> Package:
-        entries = list(package.entries)
-        if position is None:
-            entries.append(entry)
-        else:
-            _nth(package.entries, position, name, "entry")
-            entries[position - 1] = entry
-        return dataclasses.replace(package, entries=entries)
+        return dataclasses.replace(package, entries=_put(package.entries, entry, position, name, "entry"))
 
     done = f"entry '{entry.task}' {'added' if position is None else 'saved'}"
     return _save(request, user, name, put, form="entry", data=data, done=done)
@@ -275,45 +297,51 @@ def _entry_page(
     )
 
 
-def _entry_values(entry: Entry) -> dict[str, str]:
-    return {
-        "task": entry.task,
-        "args": json.dumps(list(entry.args)),
-        "kwargs": json.dumps(dict(entry.kwargs)),
-        "run_order": str(entry.run_order),
-        "queue": entry.queue or "",
-        "max_retries": str(entry.retry.max_retries),
-        "base_delay_s": f"{entry.retry.base_delay.total_seconds():g}",
-        "time_limit_s": "" if entry.time_limit is None else f"{entry.time_limit.total_seconds():g}",
-        "description": entry.description,
-    }
-
-
 # -- recurrences -----------------------------------------------------------------------------
 
 
 @router.post("/packages/{name}/recurrences")
 async def add_recurrence(request: Request, user: Editor, name: str) -> Response:
     data = await _form(request)
-    return await _in_thread(lambda: _put_recurrence(request, user, name, data))
+    return await _in_thread(lambda: _put_recurrence(request, user, name, data, None))
 
 
-def _put_recurrence(request: Request, user: WebUser, name: str, data: dict[str, str]) -> Response:
+@router.get("/packages/{name}/recurrences/{position}")
+def edit_recurrence_form(request: Request, user: Editor, name: str, position: int) -> HTMLResponse:
+    recurrence = _nth(_jqm(request).package(name).definition.recurrences, position, name, "recurrence")
+    return _edit_page(request, user, name, position, "recurrence", forms.recurrence_values(recurrence), {})
+
+
+@router.post("/packages/{name}/recurrences/{position}")
+async def edit_recurrence(request: Request, user: Editor, name: str, position: int) -> Response:
+    data = await _form(request)
+    return await _in_thread(lambda: _put_recurrence(request, user, name, data, position))
+
+
+def _put_recurrence(
+    request: Request, user: WebUser, name: str, data: dict[str, str], position: int | None
+) -> Response:
     parsed = forms.parse_recurrence(data)
     if not parsed.ok or parsed.value is None:
+        if position is not None:
+            return _edit_page(request, user, name, position, "recurrence", data, parsed.errors)
         return _card(
             request, user, name, status_code=422, form="recurrence", values=data, errors=parsed.errors
         )
     recurrence = parsed.value
     if forms.text(data, "action") == "preview":
         preview = [at for at, _ in next_runs([recurrence], _jqm(request).clock.now(), PREVIEW)]
+        if position is not None:
+            return _edit_page(request, user, name, position, "recurrence", data, {}, preview=preview)
         return _card(request, user, name, form="recurrence", values=data, preview=preview)
 
-    def add(package: Package) -> Package:
-        return dataclasses.replace(package, recurrences=[*package.recurrences, recurrence])
+    def put(package: Package) -> Package:
+        return dataclasses.replace(
+            package, recurrences=_put(package.recurrences, recurrence, position, name, "recurrence")
+        )
 
-    done = f"recurrence {recurrence.describe()} added"
-    return _save(request, user, name, add, form="recurrence", data=data, done=done)
+    done = f"recurrence {recurrence.describe()} {'added' if position is None else 'saved'}"
+    return _save(request, user, name, put, form="recurrence", data=data, done=done)
 
 
 @router.post("/packages/{name}/recurrences/{position}/delete")
@@ -332,26 +360,64 @@ def delete_recurrence(request: Request, user: Editor, name: str, position: int) 
 
 @router.post("/packages/{name}/notifications")
 async def add_rule(request: Request, user: Editor, name: str) -> Response:
-    raw = await request.form()
-    data = {key: str(value) for key, value in raw.items()}
-    scenarios = [str(value) for value in raw.getlist("on")]
-    return await _in_thread(lambda: _put_rule(request, user, name, data, scenarios))
+    data = await _form(request)
+    return await _in_thread(lambda: _put_rule(request, user, name, data, None))
+
+
+@router.get("/packages/{name}/notifications/{position}")
+def edit_rule_form(request: Request, user: Editor, name: str, position: int) -> HTMLResponse:
+    rule = _nth(_jqm(request).package(name).definition.notifications, position, name, "notification rule")
+    return _edit_page(request, user, name, position, "rule", forms.rule_values(rule), {})
+
+
+@router.post("/packages/{name}/notifications/{position}")
+async def edit_rule(request: Request, user: Editor, name: str, position: int) -> Response:
+    data = await _form(request)
+    return await _in_thread(lambda: _put_rule(request, user, name, data, position))
 
 
 def _put_rule(
-    request: Request, user: WebUser, name: str, data: dict[str, str], scenarios: list[str]
+    request: Request, user: WebUser, name: str, data: dict[str, str], position: int | None
 ) -> Response:
-    parsed = forms.parse_rule(data, scenarios)
-    values = {**data, "on": ",".join(scenarios)}
+    values = {**data, "on": data.get("on", "")}
+    parsed = forms.parse_rule(data, values["on"].split(","))
     if not parsed.ok or parsed.value is None:
+        if position is not None:
+            return _edit_page(request, user, name, position, "rule", values, parsed.errors)
         return _card(request, user, name, status_code=422, form="rule", values=values, errors=parsed.errors)
     rule = parsed.value
 
-    def add(package: Package) -> Package:
-        return dataclasses.replace(package, notifications=[*package.notifications, rule])
+    def put(package: Package) -> Package:
+        return dataclasses.replace(
+            package, notifications=_put(package.notifications, rule, position, name, "notification rule")
+        )
 
-    return _save(
-        request, user, name, add, form="rule", data=values, done=f"notification {rule.describe()} added"
+    done = f"notification {rule.describe()} {'added' if position is None else 'saved'}"
+    return _save(request, user, name, put, form="rule", data=values, done=done)
+
+
+def _edit_page(
+    request: Request,
+    user: WebUser,
+    name: str,
+    position: int,
+    what: str,
+    values: dict[str, str],
+    errors: dict[str, str],
+    *,
+    preview: list[Any] | None = None,
+) -> HTMLResponse:
+    return page(
+        request,
+        user,
+        f"{what}_edit.html",
+        status_code=422 if errors else 200,
+        name=name,
+        position=position,
+        values=values,
+        errors=errors,
+        preview=preview,
+        scenarios=list(Scenario),
     )
 
 
@@ -391,7 +457,7 @@ def _put_settings(request: Request, user: WebUser, name: str, data: dict[str, st
             on_error=chosen,
             catch_up=CatchUp(catch_up),
             allow_overlap=data.get("allow_overlap") == "on",
-            description=forms.text(data, "description"),
+            description=forms.free_text(data, "description"),
         )
 
     return _save(request, user, name, change, form="settings", data=data, done="settings saved")
@@ -399,8 +465,11 @@ def _put_settings(request: Request, user: WebUser, name: str, data: dict[str, st
 
 @router.post("/packages/{name}/activate")
 def activate(request: Request, user: Activator, name: str) -> RedirectResponse:
+    zone = viewer_zone(request)
     return _lifecycle(
-        request, name, lambda jqm: f"ACTIVE; next run {_next(jqm.activate(name, actor=user.name))}"
+        request,
+        name,
+        lambda jqm: f"ACTIVE; next run {in_zone(jqm.activate(name, actor=user.name).next_run_at, zone)}",
     )
 
 
@@ -410,16 +479,20 @@ def hold(request: Request, user: Holder, name: str) -> RedirectResponse:
 
 
 @router.post("/packages/{name}/run")
-def run_now(request: Request, user: Runner, name: str) -> RedirectResponse:
-    jqm = _jqm(request)
+async def run_now(request: Request, user: Runner, name: str) -> Response:
+    queue = (await _form(request)).get("queue") == "true"
+    return await _in_thread(lambda: _run_now(request, user, name, queue=queue))
+
+
+def _run_now(request: Request, user: WebUser, name: str, *, queue: bool) -> Response:
     try:
-        run = jqm.run_now(name)
+        run = _jqm(request).run_now(name, queue=queue, actor=user.name, via="web UI")
     except NotFoundError:
         raise
     except JQMError as exc:
         flash(request, str(exc), "error")
         return redirect(f"/packages/{name}")
-    flash(request, f"run {run.id} started")
+    flash(request, f"run {run.id} {'queued behind the run in flight' if queue else 'started'}")
     return redirect(f"/runs/{run.id}")
 
 
@@ -447,15 +520,18 @@ def _lifecycle(request: Request, name: str, act: Callable[[JobQueueManager], str
     return redirect(f"/packages/{name}")
 
 
-def _next(state: Any) -> str:
-    at = state.next_run_at
-    return "—" if at is None else at.strftime("%Y-%m-%d %H:%M UTC")
-
-
 def _nth(items: Any, position: int, name: str, what: str) -> Any:
     if not 1 <= position <= len(items):
         raise NotFoundError(f"package '{name}' has no {what} {position}; it has {len(items)}")
     return items[position - 1]
+
+
+def _put(items: Any, item: Any, position: int | None, name: str, what: str) -> list[Any]:
+    """``items`` with ``item`` added (position None) or in place of the one at ``position``."""
+    if position is None:
+        return [*items, item]
+    _nth(items, position, name, what)
+    return [item if i == position else old for i, old in enumerate(items, start=1)]
 
 
 def _without(items: Any, position: int) -> list[Any]:

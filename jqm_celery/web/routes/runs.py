@@ -10,6 +10,7 @@ from jqm_celery.statuses import RunStatus
 from jqm_celery.web.params import OptionalText, RunId, manager
 from jqm_celery.web.permits import RunCanceller, Viewer
 from jqm_celery.web.templating import flash, page, redirect
+from jqm_celery.web.users import WebUser
 
 router = APIRouter()
 
@@ -38,13 +39,27 @@ def runs(
 
 @router.get("/runs/{run_id}")
 def run(request: Request, user: Viewer, run_id: RunId) -> HTMLResponse:
-    return page(request, user, "run.html", run=manager(request).run(run_id))
+    return _run_page(request, user, run_id, "run.html")
 
 
 @router.get("/runs/{run_id}/jobs")
 def run_jobs(request: Request, user: Viewer, run_id: RunId) -> HTMLResponse:
     """The run's jobs as an HTML fragment: the run page swaps it in while the run is in flight."""
-    return page(request, user, "_run_jobs.html", run=manager(request).run(run_id))
+    return _run_page(request, user, run_id, "_run_jobs.html")
+
+
+def _run_page(request: Request, user: WebUser, run_id: int, template: str) -> HTMLResponse:
+    jqm = manager(request)
+    found = jqm.run(run_id)
+    starter = jqm.run_starters(found.package, [run_id]).get(run_id)
+    return page(request, user, template, run=found, started_by=starter or started_by(found.trigger))
+
+
+def started_by(trigger: str) -> str:
+    """Who or what started a run nobody started by hand, from its trigger."""
+    return {"recurrence": "beat (a recurrence)", "run now": "run now (Python or the jqm command)"}.get(
+        trigger, trigger
+    )
 
 
 @router.post("/runs/{run_id}/cancel")
