@@ -7,7 +7,7 @@ held or cancelled run started after the hold or cancel, no job has two successfu
 attempt has exactly one log entry.
 
 Size: ``JQM_MODEL_EXAMPLES`` examples (default 4) of up to ``JQM_MODEL_STEPS`` steps (default 8) on each
-backend, about a minute in all. For a long soak, raise them, e.g.
+backend, under a minute in all. For a long soak, raise them, e.g.
 ``JQM_MODEL_EXAMPLES=200 JQM_MODEL_STEPS=30 pytest tests/integration/test_lifecycle_model.py``.
 """
 
