@@ -76,6 +76,8 @@ def solo(solo_backend: Backend) -> Iterator[str]:
     """A worker with one process on a queue of its own (and the notification queue); yields the queue."""
     queue = f"{solo_backend.queue}-solo"
     notify = solo_backend.conf["jqm_notification_queue"]
+    # Activation refuses an entry's queue that nobody defined.
+    JobQueueManager.of(solo_backend.app()).define_queue(queue, pool_size=1)
     running = Worker(solo_backend, ["--pool=prefork", "--concurrency=1", "-Q", f"{queue},{notify}"]).start()
     yield queue
     running.stop()
