@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -22,7 +21,8 @@ PACKAGES = 10_000
 
 @pytest.fixture(scope="module")
 def many_packages() -> Iterator[dict[str, object]]:
-    """A PostgreSQL store with 10,000 packages (2 entries and a recurrence each, a third ACTIVE, one run)."""
+    """A PostgreSQL store with 10,000 packages (2 entries and a recurrence each, every fourth ACTIVE, one
+    run each): the web benchmark's fill."""
     with postgres_database() as url:
         conf = {"jqm_database_url": url, "jqm_auto_migrate": True, "task_default_queue": "jqm-test-list"}
         JobQueueManager.of(make_app(conf)).upgrade_db()
@@ -57,25 +57,13 @@ def test_the_list_filters_by_status_and_name(many_packages: dict[str, object]) -
     rows = [line for line in listed.stdout.splitlines() if "pkg-0" in line]
     assert rows
     assert all("ACTIVE" in row for row in rows)
-    assert "packages 1–4 of 4" in listed.stdout  # ACTIVE among 9990…9999: 9990, 9993, 9996, 9999
+    assert "packages 1–2 of 2" in listed.stdout  # ACTIVE among 9990…9999: 9992, 9996
 
 
-def test_a_page_of_the_list_takes_well_under_a_second_at_10000_packages(
+def test_a_filtered_page_deep_in_the_list_holds_the_page_size_and_counts_the_whole_filter(
     many_packages: dict[str, object],
 ) -> None:
     jqm = JobQueueManager.of(make_app(dict(many_packages)))
-    jqm.package_list(limit=50)  # connect once
-    started = time.perf_counter()
-    page = jqm.package_list(status=PackageStatus.ACTIVE, limit=50, offset=3000)
-    elapsed_s = time.perf_counter() - started
-    assert page.total == PACKAGES // 3
-    assert len(page.packages) == 50
-    assert elapsed_s < 0.5, f"one page of the package list took {elapsed_s:.3f} s"
-
-
-def test_the_whole_command_answers_within_a_few_seconds(many_packages: dict[str, object]) -> None:
-    started = time.perf_counter()
-    listed = _list(many_packages)
-    elapsed_s = time.perf_counter() - started
-    assert listed.returncode == 0, listed.stderr
-    assert elapsed_s < 10, f"`jqm packages list` took {elapsed_s:.1f} s"
+    page = jqm.package_list(status=PackageStatus.ACTIVE, limit=50, offset=2000)
+    assert page.total == PACKAGES // 4
+    assert [p.name for p in page.packages] == [f"pkg-{4 * i:05d}" for i in range(2001, 2051)]
