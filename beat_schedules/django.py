@@ -83,14 +83,14 @@ class DjangoBeatBridge:
         if self.check not in self.jqm.activation_checks:
             self.jqm.activation_checks.append(self.check)
             self.jqm.package_listeners.append(self._on_change)
-            self.jqm.store.listeners.append(self._on_event)
+            self.jqm.event_listeners.append(self._on_event)
         return self
 
     def disconnect(self) -> None:
         for hooks, hook in (
             (self.jqm.activation_checks, self.check),
             (self.jqm.package_listeners, self._on_change),
-            (self.jqm.store.listeners, self._on_event),
+            (self.jqm.event_listeners, self._on_event),
         ):
             if hook in hooks:
                 hooks.remove(hook)  # type: ignore[arg-type]
@@ -111,7 +111,7 @@ class DjangoBeatBridge:
 
     def sync(self) -> SyncReport:
         """Sync every package, and delete the rows of packages that no longer exist."""
-        names = self.jqm.store.package_names()
+        names = self.jqm.package_names()
         synced: list[PackageRows] = []
         refused: dict[str, str] = {}
         for name in names:
@@ -165,7 +165,7 @@ class DjangoBeatBridge:
         django-celery-beat cannot express.
         """
         try:
-            state = self.jqm.store.package(name)
+            state = self.jqm.package(name)
         except NotFoundError:
             return self._write(name, [], enabled=False)
         active = state.status is PackageStatus.ACTIVE

@@ -19,11 +19,9 @@ from typing import Any
 from celery import Celery
 from celery.beat import Scheduler
 
-from jqm_celery import firing
 from jqm_celery.manager import JobQueueManager
 from jqm_celery.plans import RunPlan
 from jqm_celery.store.engine import redact
-from jqm_celery.store.schedule import release_lease
 
 logger = logging.getLogger("beat_schedules")
 
@@ -70,8 +68,7 @@ class PackageScheduler(Scheduler):  # type: ignore[misc]
     def _fire_recurrences(self) -> float:
         recover = time.monotonic() >= self._next_recovery
         try:
-            result = firing.tick(
-                self.jqm.runtime,
+            result = self.jqm.fire_recurrences(
                 grace=self.catch_up_grace,
                 limit=self.batch_size,
                 per_tick=self.fire_per_tick,
@@ -103,14 +100,14 @@ class PackageScheduler(Scheduler):  # type: ignore[misc]
 
     def _release_lease(self) -> None:
         try:
-            release_lease(self.jqm.store, self.holder)
+            self.jqm.release_beat_lease(self.holder)
         except Exception:
             # The lease then expires on its own; a beat shutting down must still shut down.
             logger.exception("beat: could not release the lease; another beat takes over once it expires")
 
     @property
     def info(self) -> str:
-        return f"    . jqm store -> {redact(self.jqm.store.url)}"
+        return f"    . jqm store -> {redact(self.jqm.settings.database_url)}"
 
 
 def _describe(plans: tuple[RunPlan, ...], shown: int = 5) -> str:

@@ -230,8 +230,9 @@ class JqmSide:
         self.jqm = JobQueueManager.of(app)
         self.sends = Sends()
         self.statements = 0
-        self.jqm.runtime.dispatch = self._dispatch  # type: ignore[method-assign]
-        event.listen(self.jqm.store.engine, "before_cursor_execute", self._count)
+        # Beat's own store work is measured: the sends are stubbed and the statements counted inside jqm.
+        self.jqm._runtime.dispatch = self._dispatch  # type: ignore[method-assign]
+        event.listen(self.jqm._store.engine, "before_cursor_execute", self._count)
         self.scheduler = PackageScheduler(app)
 
     def _dispatch(self, plan: RunPlan, *, producer: Any = None) -> None:

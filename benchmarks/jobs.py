@@ -94,7 +94,7 @@ def main() -> None:
         }
         app = make_app(conf)
         jqm = JobQueueManager.of(app)
-        jqm.store.ensure_schema()
+        jqm.upgrade_db()
         counter = redis.Redis.from_url(conf["bench_counter_url"])
         engine = create_engine(url)
         args = ["--pool=prefork", f"--concurrency={options.concurrency}", "--loglevel=WARNING"]

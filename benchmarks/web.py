@@ -30,7 +30,6 @@ from benchmarks.harness import postgres_database
 from jqm_celery import Entry, JobQueueManager, Recurrence
 from jqm_celery.web import create_app
 from jqm_celery.web.app import settle_heap
-from jqm_celery.web.users import Users
 
 PACKAGES = 10_000
 LOG_ENTRIES = 1_000_000
@@ -191,15 +190,15 @@ def main() -> None:
         filled_s = time.perf_counter() - started
         filled = f"{PACKAGES:,} packages, {LOG_ENTRIES:,} log entries and {JOBS:,} jobs"
         print(f"filled {filled} in {filled_s:.1f} s")
-        Users(jqm).add("bench", "viewer", "benchmark password")
-        token = Users(jqm).create_token("bench")
+        jqm.users().add("bench", "viewer", "benchmark password")
+        token = jqm.users().create_token("bench")
         full = []
         for _ in range(3):
             begin = time.perf_counter()
             jqm.packages()
             full.append((time.perf_counter() - begin) * 1000)
         figures = asyncio.run(_run(jqm, token, args.requests))
-        jqm.store.dispose()
+        jqm.close()
     baseline = figures[0].p50_ms
     print(f"\nserver time per request, {args.requests} requests each (PostgreSQL, in-process ASGI)\n")
     print(f"{'page':44} {'p50 ms':>8} {'p99 ms':>8} {'p50 / baseline':>15}  rows  p99 < {TARGET_P99_MS:g} ms")

@@ -149,10 +149,9 @@ def log(ctx: click.Context) -> None:
 @click.pass_context
 def web(ctx: click.Context, cli: CliContext, host: str, port: int) -> None:
     """The web UI on the demo's data, with a demo user (its password is printed once)."""
-    from jqm_celery.web.users import Users
 
     jqm = open_demo(ctx.meta["demo_data_dir"])
-    users = Users(jqm)
+    users = jqm.users()
     if not users.users():
         password = secrets.token_urlsafe(9)
         users.add("demo", "admin", password)

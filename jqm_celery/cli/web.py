@@ -54,13 +54,12 @@ def users() -> None:
 @pass_cli
 def add(cli: CliContext, name: str, role: str, password_stdin: bool) -> None:
     """Add a user (admin: everything; user: no delete, abort or clean; viewer: read only)."""
-    from jqm_celery.web.users import Users
 
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = click.prompt("password", hide_input=True, confirmation_prompt=True)
-    user = Users(cli.jqm).add(name, role, password)
+    user = cli.jqm.users().add(name, role, password)
     cli.console.print(f"user '{user.name}' added as {user.role.label}")
 
 
@@ -70,9 +69,8 @@ def add(cli: CliContext, name: str, role: str, password_stdin: bool) -> None:
 @pass_cli
 def token(cli: CliContext, name: str, label: str) -> None:
     """Create an API token for NAME; it is printed once (send it as `Authorization: Bearer TOKEN`)."""
-    from jqm_celery.web.users import Users
 
-    click.echo(Users(cli.jqm).create_token(name, label))
+    click.echo(cli.jqm.users().create_token(name, label))
 
 
 @users.command("revoke-tokens")
@@ -80,9 +78,8 @@ def token(cli: CliContext, name: str, label: str) -> None:
 @pass_cli
 def revoke_tokens(cli: CliContext, name: str) -> None:
     """Revoke every API token of NAME."""
-    from jqm_celery.web.users import Users
 
-    count = Users(cli.jqm).revoke_tokens(name)
+    count = cli.jqm.users().revoke_tokens(name)
     cli.console.print(f"{count} token(s) of '{name}' revoked")
 
 
@@ -90,10 +87,9 @@ def revoke_tokens(cli: CliContext, name: str) -> None:
 @pass_cli
 def list_users(cli: CliContext) -> None:
     """Users with their role and number of API tokens."""
-    from jqm_celery.web.users import Users
 
     table = Table("user", "role", "tokens", "created")
-    for user in Users(cli.jqm).users():
+    for user in cli.jqm.users().users():
         table.add_row(user.name, user.role.label, str(user.tokens), when(user.created_at))
     cli.console.print(table)
 
@@ -103,9 +99,8 @@ def list_users(cli: CliContext) -> None:
 @pass_cli
 def remove(cli: CliContext, name: str) -> None:
     """Remove a user and their API tokens."""
-    from jqm_celery.web.users import Users
 
-    Users(cli.jqm).remove(name)
+    cli.jqm.users().remove(name)
     cli.console.print(f"user '{name}' removed")
 
 

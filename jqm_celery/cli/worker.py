@@ -49,7 +49,7 @@ def celery_args(queue: str, pool_size: int, loglevel: str, also: Sequence[str] =
 def worker(cli: CliContext, only: str | None, default_pool_size: int, loglevel: str, dry_run: bool) -> None:
     """Start Celery workers for the defined queues, each with its pool size."""
     jqm = cli.jqm
-    default = jqm.job_queue.default_queue()
+    default = str(jqm.app.conf.task_default_queue)
     sizes = {default: default_pool_size, **{q.name: q.pool_size for q in jqm.queues() if q.pool_size}}
     # The default queue's worker also sends notifications (mail, webhooks), which have their own queue.
     also = {default: [jqm.settings.notifications.queue]}

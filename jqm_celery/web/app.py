@@ -19,7 +19,6 @@ from jqm_celery.manager import JobQueueManager
 from jqm_celery.web.routes import api, audit, jobs, log, login, packages, runs, timeline
 from jqm_celery.web.security import NotSignedIn, signed_in_user
 from jqm_celery.web.templating import page, query
-from jqm_celery.web.users import Users
 
 API_PREFIX = "/api"
 SESSION_COOKIE = "jqm_session"
@@ -36,7 +35,7 @@ def create_app(jqm: JobQueueManager) -> FastAPI:
         redoc_url=None,
         openapi_url="/openapi.json",
     )
-    users = Users(jqm)
+    users = jqm.users()
     app.state.jqm = jqm
     app.state.users = users
     app.add_middleware(

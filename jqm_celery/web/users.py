@@ -8,13 +8,16 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, available_timezones
 
 from jqm_celery.errors import ValidationError, did_you_mean
-from jqm_celery.manager import JobQueueManager
 from jqm_celery.store.users import UserStore
 from jqm_celery.web.passwords import hash_password, new_token, token_hash, verify_password
 from jqm_celery.web.roles import Role, parse_role
+
+if TYPE_CHECKING:
+    from jqm_celery.manager import JobQueueManager
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$")
 MIN_PASSWORD = 8
@@ -36,9 +39,11 @@ class UserInfo:
 
 
 class Users:
-    def __init__(self, jqm: JobQueueManager) -> None:
+    """The web UI's users: add, sign in, API tokens, time zones; ``jqm.users()`` gives the manager's."""
+
+    def __init__(self, jqm: JobQueueManager, store: UserStore) -> None:
         self.jqm = jqm
-        self.store = UserStore(jqm.store)
+        self.store = store
 
     def add(self, name: str, role: Role | str, password: str) -> WebUser:
         if not isinstance(name, str) or not _NAME.match(name):

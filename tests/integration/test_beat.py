@@ -65,7 +65,7 @@ def beat(backend: Backend, worker: object) -> Iterator[Beat]:
     # Closing releases the SQLite lease, held until a time on this test's clock that the next test's
     # beats (and real-time ones) would otherwise have to wait for.
     started.scheduler.close()
-    started.jqm.store.dispose()
+    started.jqm.close()
 
 
 def _package(name: str, *recurrences: Recurrence, sleep_s: float = 0.0, **options: object) -> Package:
@@ -217,7 +217,7 @@ def test_a_run_left_unsent_by_a_dead_beat_is_replaced_once(beat: Beat, name: str
     beat.jqm.activate(name)
     beat.clock.advance(MINUTE)
     # A beat that committed its tick and died before sending the run.
-    [unsent] = fire_due(beat.jqm.store, beat.clock.now(), grace=PackageScheduler.catch_up_grace).plans
+    [unsent] = fire_due(beat.jqm._store, beat.clock.now(), grace=PackageScheduler.catch_up_grace).plans
     beat.clock.advance(PackageScheduler.recover_after + timedelta(seconds=1))
 
     beat.tick()

@@ -65,7 +65,7 @@ def beats(backend: Backend) -> Iterator[list[BeatProcess]]:
 
 
 def _fires(jqm: JobQueueManager, name: str) -> list[FireRow]:
-    with jqm.store.transaction() as s:
+    with jqm._store.transaction() as s:
         return list(s.scalars(select(FireRow).where(FireRow.package_name == name).order_by(FireRow.due_at)))
 
 

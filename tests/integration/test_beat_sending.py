@@ -21,7 +21,7 @@ def beat(backend: Backend, worker: object) -> Iterator[Beat]:
     started = Beat(backend)
     yield started
     started.scheduler.close()
-    started.jqm.store.dispose()
+    started.jqm.close()
 
 
 # Redis is the transport with publish batches; the others send each run at once (test_beat covers them).
@@ -41,7 +41,7 @@ def test_more_runs_due_than_one_batch_all_reach_the_worker_and_are_marked_sent(b
     deadline = time.monotonic() + 60
     for run in runs:
         assert run.wait(timeout=max(deadline - time.monotonic(), 1)).status is RunStatus.SUCCEEDED
-    with beat.jqm.store.transaction() as s:
+    with beat.jqm._store.transaction() as s:
         sent = s.scalars(select(FireRow.sent_at).where(FireRow.package_name.in_(names))).all()
     assert len(sent) == len(names)
     assert None not in sent
@@ -61,7 +61,7 @@ def test_a_tick_fires_at_most_fire_per_tick_and_the_next_tick_follows_at_once(be
     assert beat.tick() == 0.0
     assert beat.tick() > 0
     assert sum(len(beat.jqm.runs(package)) for package in names) == len(names)
-    with beat.jqm.store.transaction() as s:
+    with beat.jqm._store.transaction() as s:
         unsent = s.scalar(
             select(func.count())
             .select_from(FireRow)

@@ -378,7 +378,7 @@ def test_a_fire_of_a_held_package_starts_nothing_and_logs_one_warning_without_a_
     jqm.activate(name)
     elsewhere.hold(name)
 
-    assert start_scheduled_run(jqm.runtime, name, DJANGO_TRIGGER) is None
+    assert start_scheduled_run(jqm._runtime, name, DJANGO_TRIGGER) is None
     warnings = [r for r in caplog.records if r.name == "jqm_celery.beat" and r.levelname == "WARNING"]
     assert [r.exc_info for r in warnings] == [None]
     assert "is ON_HOLD" in warnings[0].getMessage()

@@ -39,7 +39,7 @@ def test_a_queue_defined_by_another_process_is_accepted_at_once(jqm: JobQueueMan
     jqm.define_queue(first, pool_size=1)
     # Nothing consumes these queues: the jobs stay QUEUED and are cancelled at the end.
     waiting = [jqm.enqueue("tests.noop", queue=first)]
-    other = Store(jqm.store.url)
+    other = Store(jqm._store.url)
     try:
         JobStore(other).define_queue(second, 1, jqm.clock.now(), "elsewhere")
     finally:

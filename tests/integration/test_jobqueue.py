@@ -261,7 +261,7 @@ def test_clean_deletes_old_finished_jobs_and_their_log_entries_in_batches(jqm: J
     waiting = jqm.enqueue("tests.noop", delay=timedelta(hours=1))
     seen: list[tuple[int, int]] = []
 
-    cleaned = jqm.job_queue.clean(
+    cleaned = jqm._job_queue.clean(
         timedelta(0), batch_size=2, progress=lambda done, total: seen.append((done, total))
     )
 

@@ -35,7 +35,6 @@ from jqm_celery import (
     Run,
     RunStatus,
     Scenario,
-    firing,
 )
 from jqm_celery.compiler import CHUNK_STAGES
 from jqm_celery.recovery import MAX_INTERRUPTIONS
@@ -414,10 +413,10 @@ def test_a_run_started_by_the_recovery_of_an_unsent_fire_mails_its_run_started_r
     time.sleep(max((due - solo_jqm.clock.now()).total_seconds(), 0) + 0.05)
     # A beat that committed its fire and died before sending the run; the next tick recovers it.
     grace = timedelta(seconds=30)
-    fired = fire_due(solo_jqm.store, solo_jqm.clock.now(), grace=grace, holder="lifecycle")
+    fired = fire_due(solo_jqm._store, solo_jqm.clock.now(), grace=grace, holder="lifecycle")
     [unsent] = [plan for plan in fired.plans if plan.package == name]
-    recovered = firing.tick(
-        solo_jqm.runtime, grace=grace, limit=10, holder="lifecycle", recover_after=timedelta(0)
+    recovered = solo_jqm.fire_recurrences(
+        grace=grace, limit=10, holder="lifecycle", recover_after=timedelta(0)
     )
 
     [replacement] = [plan for plan in recovered.plans if plan.package == name]

@@ -308,7 +308,7 @@ def test_random_lifecycle_actions_keep_the_run_lifecycle_invariants(
 
         def _one_log_entry_per_attempt(self, runs: list[Run]) -> None:
             jobs = {job.id: job for run in runs for job in run.jobs}
-            with jqm.store.transaction() as s:
+            with jqm._store.transaction() as s:
                 counted = dict(s.execute(select(JobRow.id, JobRow.attempts).where(JobRow.id.in_(jobs))).all())
             logged = {job_id: len(job.attempts) for job_id, job in jobs.items()}
             assert logged == counted, self.told(f"attempts logged {logged}, counted {counted}")

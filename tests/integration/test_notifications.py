@@ -27,7 +27,6 @@ from jqm_celery import (
     RunStatus,
     Scenario,
     Webhook,
-    firing,
 )
 from jqm_celery.cli import base as cli_base
 from jqm_celery.cli import cli
@@ -353,7 +352,7 @@ def test_a_run_that_a_recurrence_starts_mails_its_run_started_rule(
     mjqm.activate(name)
     time.sleep(max((due - mjqm.clock.now()).total_seconds(), 0) + 0.05)
 
-    fired = firing.tick(mjqm.runtime, grace=timedelta(seconds=30), limit=10, holder="t", recover_after=None)
+    fired = mjqm.fire_recurrences(grace=timedelta(seconds=30), limit=10, holder="t", recover_after=None)
 
     [plan] = [plan for plan in fired.plans if plan.package == name]
     assert mjqm.run(plan.run_id).wait(timeout=60).status is RunStatus.SUCCEEDED

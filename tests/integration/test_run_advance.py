@@ -44,7 +44,7 @@ def test_a_message_of_a_former_advance_task_still_ends_its_run(
     """A run whose last step the previous version sent as jqm.finish_run, jqm.continue_run or
     jqm.resume_run ends when a worker of this version receives it."""
     jqm.save(Package(name, entries=[Entry("tests.sleep", args=[0.0], run_order=10)]))
-    store, now = jqm.store, jqm.clock.now()
+    store, now = jqm._store, jqm.clock.now()
     plan, started = store.create_run(name, "test", now, queue_if_busy=False)
     assert started
     [job] = plan.jobs

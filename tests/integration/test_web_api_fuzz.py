@@ -16,7 +16,6 @@ from schemathesis.generation import GenerationMode
 
 from jqm_celery import Entry, JobQueueManager, Package
 from jqm_celery.web import create_app
-from jqm_celery.web.users import Users
 from tests.integration.conftest import Backend, Worker
 
 pytestmark = pytest.mark.parametrize("backend", ["redis-pg"], indirect=True)
@@ -26,7 +25,7 @@ MAX_EXAMPLES = 25
 def test_no_generated_request_gets_a_server_error(backend: Backend, worker: Worker) -> None:
     jqm = JobQueueManager.of(backend.app())
     jqm.save(Package("fuzzed", entries=[Entry("tests.noop")]))
-    users = Users(jqm)
+    users = jqm.users()
     if users.user("fuzz-admin") is None:
         users.add("fuzz-admin", "admin", "correct horse battery")
     headers = {"Authorization": f"Bearer {users.create_token('fuzz-admin', 'schemathesis')}"}

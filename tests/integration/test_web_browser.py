@@ -16,7 +16,6 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from jqm_celery import Entry, JobQueueManager, OnError, Package, Recurrence, RunStatus
 from jqm_celery.errors import NotFoundError
 from jqm_celery.notifications.rules import Notify
-from jqm_celery.web.users import Users
 from tests.definitions_strategies import packages
 from tests.integration.conftest import Backend, Worker
 from tests.integration.webserver import CHROMIUM_ARGS, SCREENSHOTS, require_chromium, serve
@@ -44,7 +43,7 @@ def browser() -> Iterator[Browser]:
 
 def _user(jqm: JobQueueManager, role: str) -> str:
     name = f"{role}-{uuid.uuid4().hex[:6]}"
-    Users(jqm).add(name, role, PASSWORD)
+    jqm.users().add(name, role, PASSWORD)
     return name
 
 
@@ -148,7 +147,7 @@ def test_a_user_sees_no_abort_button_and_gets_403_from_the_api_while_an_administ
     expect(user.locator("button:has-text('Abort')")).to_have_count(0)
     _shot(user, "08-user-no-abort")
     job_id = jqm.run(run.id).jobs[0].id
-    token = Users(jqm).create_token(user_name)
+    token = jqm.users().create_token(user_name)
     refused = httpx.post(f"{base_url}/api/jobs/{job_id}/abort", headers={"Authorization": f"Bearer {token}"})
     assert refused.status_code == 403
 
@@ -242,7 +241,7 @@ def test_a_run_is_queued_behind_the_run_in_flight_from_the_card_and_audited(
     assert audited[-1][1].endswith("queued behind the run in flight via web UI")
 
     user_name = jqm.audit(package=name)[-1].actor
-    token = Users(jqm).create_token(user_name)
+    token = jqm.users().create_token(user_name)
     started = httpx.post(
         f"{base_url}/api/packages/{name}/run?queue=true", headers={"Authorization": f"Bearer {token}"}
     )

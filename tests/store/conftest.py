@@ -67,4 +67,4 @@ def jqm(database_url: str, clock: FakeClock) -> Iterator[JobQueueManager]:
     register_billing_tasks(app)
     manager = JobQueueManager(app, clock=clock)
     yield manager
-    manager.store.dispose()
+    manager.close()

@@ -136,7 +136,7 @@ def test_parallel_entries_need_a_result_backend_that_supports_chords(database_ur
     with pytest.raises(ValidationError, match="needs a result backend that supports chords"):
         jqm.save(BILLING)
     assert jqm.packages() == []
-    jqm.store.dispose()
+    jqm.close()
 
 
 @pytest.mark.parametrize(

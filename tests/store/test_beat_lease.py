@@ -22,12 +22,12 @@ def app(tmp_path: Path, clock: FakeClock) -> Iterator[Celery]:
     app.conf.jqm_auto_migrate = True
     manager = JobQueueManager(app, clock=clock)
     yield app
-    manager.store.dispose()
+    manager.close()
 
 
 def _leads(app: Celery, holder: str) -> bool:
     jqm = JobQueueManager.of(app)
-    return fire_due(jqm.store, jqm.clock.now(), grace=timedelta(seconds=10), holder=holder).leader
+    return fire_due(jqm._store, jqm.clock.now(), grace=timedelta(seconds=10), holder=holder).leader
 
 
 def test_a_beat_that_closes_lets_another_beat_tick_at_once(app: Celery) -> None:

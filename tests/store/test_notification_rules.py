@@ -86,7 +86,7 @@ def test_a_malformed_smtp_url_fails_at_start_up_and_writes_nothing(database_url:
 
 def test_the_notification_tables_migrate_down_and_up_again(jqm: JobQueueManager) -> None:
     jqm.save(BILLING)
-    engine = jqm.store.engine
+    engine = jqm._store.engine
     migrate.command.downgrade(migrate.alembic_config(engine), "0003")
     assert migrate.current_revision(engine) == "0003"
     migrate.upgrade(engine)
@@ -97,7 +97,7 @@ def _listening(jqm: JobQueueManager, package: Package) -> list[Event]:
     """Save ``package``; the events the store tells its listeners from then on."""
     jqm.save(package)
     seen: list[Event] = []
-    jqm.store.listeners.append(seen.append)
+    jqm.event_listeners.append(seen.append)
     return seen
 
 
@@ -106,13 +106,13 @@ def test_a_run_end_tells_the_notifier_whether_its_package_has_rules(
     jqm: JobQueueManager, rules: tuple[object, ...]
 ) -> None:
     seen = _listening(jqm, dataclasses.replace(BILLING, notifications=rules))
-    plan, _ = jqm.store.create_run("nightly-billing", "test", NOW, queue_if_busy=False)
+    plan, _ = jqm._store.create_run("nightly-billing", "test", NOW, queue_if_busy=False)
     [job] = plan.jobs
-    claimed = jqm.store.claim_job(job.id, "w1@host", "task-1", NOW, redelivered=False)
+    claimed = jqm._store.claim_job(job.id, "w1@host", "task-1", NOW, redelivered=False)
     assert claimed is not None
-    jqm.store.end_attempt(claimed, NOW, AttemptStatus.DONE)
+    jqm._store.end_attempt(claimed, NOW, AttemptStatus.DONE)
 
-    assert jqm.store.close_run(plan.run_id, NOW) is not None
+    assert jqm._store.close_run(plan.run_id, NOW) is not None
 
     [finished] = [event for event in seen if event.kind is LogKind.RUN_FINISHED]
     assert finished.notify is bool(rules), "a package without rules needs no look-up of them"
@@ -129,7 +129,7 @@ def test_run_now_tells_the_notifier_the_run_started_and_whether_its_package_has_
 ) -> None:
     seen = _listening(jqm, dataclasses.replace(BILLING, notifications=rules))
 
-    plan, _ = jqm.store.create_run("nightly-billing", "test", NOW, queue_if_busy=False)
+    plan, _ = jqm._store.create_run("nightly-billing", "test", NOW, queue_if_busy=False)
 
     started = _started(seen)
     assert (started.run_id, started.package, started.notify) == (plan.run_id, "nightly-billing", bool(rules))
@@ -145,13 +145,13 @@ def test_runs_a_schedule_starts_tell_the_notifier_they_started(
     jqm.activate("nightly-billing")
     jqm.activate("by-django")
     seen: list[Event] = []
-    jqm.store.listeners.append(seen.append)
+    jqm.event_listeners.append(seen.append)
 
-    fired = fire_due(jqm.store, NOW + timedelta(minutes=1), grace=timedelta(seconds=10))
+    fired = fire_due(jqm._store, NOW + timedelta(minutes=1), grace=timedelta(seconds=10))
     [plan] = fired.plans
     by_beat = _started(seen)
     seen.clear()
-    bridged, _ = start_package_run(jqm.store, "by-django", "django-celery-beat", NOW)
+    bridged, _ = start_package_run(jqm._store, "by-django", "django-celery-beat", NOW)
     by_django = _started(seen)
 
     assert (by_beat.run_id, by_beat.package, by_beat.notify) == (plan.run_id, "nightly-billing", bool(rules))

@@ -13,7 +13,6 @@ from jqm_celery import Entry, JobQueueManager, Package, Recurrence, ValidationEr
 from jqm_celery.statuses import AttemptStatus
 from jqm_celery.store import Store, migrate
 from jqm_celery.store.users import UserStore
-from jqm_celery.web.users import Users
 from tests.store.conftest import FakeClock
 
 
@@ -61,8 +60,8 @@ def test_the_package_list_shows_the_next_run_of_an_active_package_only(
 
 def test_the_package_list_shows_the_last_run(jqm: JobQueueManager, clock: FakeClock) -> None:
     _save(jqm, "nightly")
-    plan, _ = jqm.store.create_run("nightly", "test", clock.now(), queue_if_busy=True)
-    jqm.store.create_run("nightly", "test", clock.now(), queue_if_busy=True)
+    plan, _ = jqm._store.create_run("nightly", "test", clock.now(), queue_if_busy=True)
+    jqm._store.create_run("nightly", "test", clock.now(), queue_if_busy=True)
     last = jqm.package_list().packages[0].last_run
     assert last is not None
     assert last.id == plan.run_id + 1
@@ -78,10 +77,10 @@ def test_the_package_list_refuses_a_bad_status_or_limit(jqm: JobQueueManager) ->
 def test_log_entries_filter_by_the_day_they_started(jqm: JobQueueManager, clock: FakeClock) -> None:
     _save(jqm, "nightly")
     for _ in range(2):
-        plan, _ = jqm.store.create_run("nightly", "test", clock.now(), queue_if_busy=True)
-        claimed = jqm.store.claim_job(plan.jobs[0].id, "w", "t", clock.now(), redelivered=False)
+        plan, _ = jqm._store.create_run("nightly", "test", clock.now(), queue_if_busy=True)
+        claimed = jqm._store.claim_job(plan.jobs[0].id, "w", "t", clock.now(), redelivered=False)
         assert claimed is not None
-        jqm.store.end_attempt(claimed, clock.now(), AttemptStatus.DONE)
+        jqm._store.end_attempt(claimed, clock.now(), AttemptStatus.DONE)
         clock.advance(timedelta(days=1))
     day_one = clock.now() - timedelta(days=2)
     on_day_one = jqm.log_entries(kind="ATTEMPT", since=day_one, until=day_one + timedelta(days=1))
@@ -92,28 +91,28 @@ def test_log_entries_filter_by_the_day_they_started(jqm: JobQueueManager, clock:
 
 
 def test_a_user_is_stored_with_a_scrypt_hash_not_the_password(jqm: JobQueueManager) -> None:
-    Users(jqm).add("ann", "admin", "s3cret-enough")
-    record = UserStore(jqm.store).user("ann")
+    jqm.users().add("ann", "admin", "s3cret-enough")
+    record = UserStore(jqm._store).user("ann")
     assert record is not None
     assert record.password_hash.startswith("scrypt$")
     assert "s3cret-enough" not in record.password_hash
-    assert Users(jqm).authenticate("ann", "s3cret-enough") is not None
-    assert Users(jqm).authenticate("ann", "wrong password") is None
+    assert jqm.users().authenticate("ann", "s3cret-enough") is not None
+    assert jqm.users().authenticate("ann", "wrong password") is None
 
 
 def test_a_user_name_that_exists_a_bad_role_or_a_short_password_is_refused(jqm: JobQueueManager) -> None:
-    Users(jqm).add("ann", "admin", "s3cret-enough")
+    jqm.users().add("ann", "admin", "s3cret-enough")
     with pytest.raises(ValidationError, match="user 'ann' already exists"):
-        Users(jqm).add("ann", "user", "s3cret-enough")
+        jqm.users().add("ann", "user", "s3cret-enough")
     with pytest.raises(ValidationError, match="role 'admn' is not valid; did you mean 'admin'"):
-        Users(jqm).add("bob", "admn", "s3cret-enough")
+        jqm.users().add("bob", "admn", "s3cret-enough")
     with pytest.raises(ValidationError, match="use at least 8"):
-        Users(jqm).add("bob", "user", "short")
-    assert [u.name for u in Users(jqm).users()] == ["ann"]
+        jqm.users().add("bob", "user", "short")
+    assert [u.name for u in jqm.users().users()] == ["ann"]
 
 
 def test_an_api_token_finds_its_user_and_only_its_hash_is_stored(jqm: JobQueueManager) -> None:
-    users = Users(jqm)
+    users = jqm.users()
     users.add("ann", "viewer", "s3cret-enough")
     token = users.create_token("ann", "script")
     found = users.user_of_token(token)
@@ -126,14 +125,14 @@ def test_an_api_token_finds_its_user_and_only_its_hash_is_stored(jqm: JobQueueMa
 
 
 def test_the_session_secret_is_generated_once_and_kept(jqm: JobQueueManager) -> None:
-    first = Users(jqm).session_secret()
+    first = jqm.users().session_secret()
     assert len(first) >= 48
-    assert Users(jqm).session_secret() == first
+    assert jqm.users().session_secret() == first
 
 
 def test_the_session_secret_comes_from_the_setting_when_set(jqm: JobQueueManager) -> None:
     jqm.app.conf.jqm_web_secret = "from-the-settings"
-    assert Users(jqm).session_secret() == "from-the-settings"
+    assert jqm.users().session_secret() == "from-the-settings"
 
 
 def test_the_web_migration_goes_down_and_up_again(store: Store) -> None:

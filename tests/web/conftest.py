@@ -20,7 +20,6 @@ from fastapi.testclient import TestClient
 from jqm_celery import JobQueueManager
 from jqm_celery.web import create_app
 from jqm_celery.web.roles import Role
-from jqm_celery.web.users import Users
 from tests.store.conftest import FakeClock, register_billing_tasks
 
 PASSWORD = "correct horse battery"
@@ -39,11 +38,11 @@ def jqm(tmp_path: Path, clock: FakeClock) -> Iterator[JobQueueManager]:
     app.conf.jqm_database_url = f"sqlite:///{tmp_path / 'jqm.sqlite'}"
     register_billing_tasks(app)
     manager = JobQueueManager(app, clock=clock)
-    Users(manager).add(NAMES[Role.ADMIN], Role.ADMIN, PASSWORD)
-    Users(manager).add(NAMES[Role.USER], Role.USER, PASSWORD)
-    Users(manager).add(NAMES[Role.VIEWER], Role.VIEWER, PASSWORD)
+    manager.users().add(NAMES[Role.ADMIN], Role.ADMIN, PASSWORD)
+    manager.users().add(NAMES[Role.USER], Role.USER, PASSWORD)
+    manager.users().add(NAMES[Role.VIEWER], Role.VIEWER, PASSWORD)
     yield manager
-    manager.store.dispose()
+    manager.close()
 
 
 @pytest.fixture
@@ -93,7 +92,7 @@ def admin(browser_for: Callable[[Role], Browser]) -> Browser:
 
 @pytest.fixture
 def token_for(jqm: JobQueueManager) -> Callable[[Role], str]:
-    return lambda role: Users(jqm).create_token(NAMES[role], "tests")
+    return lambda role: jqm.users().create_token(NAMES[role], "tests")
 
 
 def field_errors(html: str) -> dict[str, str]:

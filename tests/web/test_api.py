@@ -62,7 +62,7 @@ def test_errors_map_to_404_409_and_422(api: TestClient) -> None:
 
 def test_log_entries_filter_by_date(api: TestClient, jqm: JobQueueManager, clock: FakeClock) -> None:
     api.post("/api/packages", json=PACKAGE)
-    jqm.store.create_run("nightly", "test", clock.now(), queue_if_busy=True)
+    jqm._store.create_run("nightly", "test", clock.now(), queue_if_busy=True)
     day = clock.now().date().isoformat()
     assert len(api.get("/api/log-entries", params={"since": day, "until": day}).json()) >= 1
     assert api.get("/api/log-entries", params={"until": "2026-11-20"}).json() == []
