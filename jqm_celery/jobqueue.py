@@ -222,12 +222,14 @@ class JobQueue:
         return self.job(job_id)
 
     def requeue(self, job_id: int, *, actor: str | None = None) -> Job:
-        """A DONE, CANCELLED, ABORTED or ERROR stand-alone job runs again (the seed's re-add)."""
+        """A DONE, CANCELLED, ABORTED or ERROR stand-alone job runs again (the seed's re-add); returns the
+        job as re-added (``QUEUED``), read before its message is sent, which a worker may take at once."""
         message = self.jobs_store.requeue(
             job_id, self.clock.now(), actor or default_actor(), str(uuid.uuid4())
         )
+        requeued = self.job(job_id)
         self.sender.send_all([message], countdown_s=None)
-        return self.job(job_id)
+        return requeued
 
     def cancel_run(self, run_id: int, *, actor: str | None = None) -> Run:
         """Queued jobs of the run never start, running ones are aborted; the run ends STOPPED."""
