@@ -8,6 +8,7 @@ write transaction is serialised anyway, a lease row lets one beat tick while the
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,10 +16,11 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from sqlalchemy import delete, exists, func, select, update
+from sqlalchemy.exc import DataError, DBAPIError, StatementError
 from sqlalchemy.orm import Session
 
 from jqm_celery.definitions import Entry, Package
-from jqm_celery.errors import StateError
+from jqm_celery.errors import JQMError, StateError
 from jqm_celery.plans import RunPlan
 from jqm_celery.recurrence import CatchUp, Recurrence
 from jqm_celery.statuses import JobStatus, LogKind, OnError, PackageStatus, RunStatus
@@ -29,6 +31,8 @@ from jqm_celery.store.models import EntryRow, JobRow, PackageRow, RecurrenceRow,
 from jqm_celery.store.notification_models import NotificationRuleRow
 from jqm_celery.store.package_rows import definition
 from jqm_celery.store.store import Store
+
+logger = logging.getLogger("jqm_celery.beat")
 
 RECURRENCE_TRIGGER = "recurrence"
 OVERLAP_MESSAGE = "previous run still running"
@@ -107,9 +111,7 @@ def fire_due(
         if store.writer.ticks_take_turns and not _hold_lease(s, holder or "beat", now, lease_ttl):
             return TickResult((), 0, False, None, leader=False)
         dues = _claim(s, now, limit)
-        plans: list[RunPlan] = []
-        if dues:
-            plans = _fire(s, dues, now, grace)
+        plans = _fire_isolated(s, dues, now, grace) if dues else []
         next_due_at = s.scalar(select(func.min(RecurrenceRow.next_fire_at)))
         return TickResult(tuple(plans), len(dues), len(dues) >= limit, next_due_at)
 
@@ -235,6 +237,49 @@ def _claim(s: Session, now: datetime, limit: int) -> list[_Due]:
         )
         for row in rows
     ]
+
+
+def _fire_isolated(s: Session, dues: list[_Due], now: datetime, grace: timedelta) -> list[RunPlan]:
+    """Fire the dues together; if that fails, one package at a time, each in a savepoint.
+
+    A package whose run cannot be built or inserted (a definition stored before the checks it now fails,
+    a value its database refuses) is stopped — ACTIVE → ERROR with the reason, which notifies — and the
+    others fire: one bad package never keeps the rest from running.
+    """
+    try:
+        with s.begin_nested():
+            return _fire(s, dues, now, grace)
+    except Exception as exc:
+        if not _is_package_fault(exc):
+            raise
+    by_package: dict[int, list[_Due]] = defaultdict(list)
+    for due in dues:
+        by_package[due.package_id].append(due)
+    plans: list[RunPlan] = []
+    for group in by_package.values():
+        try:
+            with s.begin_nested():
+                plans += _fire(s, group, now, grace)
+        except Exception as exc:
+            if not _is_package_fault(exc):
+                raise
+            _stop_unfireable(s, group[0].package, now, exc)
+    return plans
+
+
+def _is_package_fault(exc: Exception) -> bool:
+    """Whether ``exc`` comes from one package's data, not from the database being unreachable or busy."""
+    if isinstance(exc, DBAPIError):
+        return isinstance(exc, DataError)
+    return isinstance(exc, JQMError | StatementError | ValueError | TypeError | KeyError)
+
+
+def _stop_unfireable(s: Session, package: str, now: datetime, exc: Exception) -> None:
+    cause = exc.orig if isinstance(exc, StatementError) and exc.orig is not None else exc
+    detail = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+    reason = f"beat could not start its run ({detail})"
+    logger.error("beat: package '%s' stopped: %s; the other packages fire as usual", package, reason)
+    lifecycle.stop_package(s, package, now, None, reason)
 
 
 def _fire(s: Session, dues: list[_Due], now: datetime, grace: timedelta) -> list[RunPlan]:

@@ -9,8 +9,10 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import func, select, update
 
-from jqm_celery import JobQueueManager
+from jqm_celery import Entry, JobQueueManager, Package
+from jqm_celery.store.models import EntryRow, RunRow
 from jqm_celery.web.roles import Role
 from tests.web.conftest import Browser, field_errors
 
@@ -99,3 +101,20 @@ def test_the_package_form_refuses_a_run_order_past_the_column(admin: Browser, jq
     assert response.status_code == 422
     assert any("out of range" in message for message in field_errors(response.text).values())
     assert jqm.packages() == []
+
+
+def test_running_a_package_stored_with_an_unstorable_argument_is_refused_with_the_reason(
+    api_for: Callable[[Role], TestClient], jqm: JobQueueManager
+) -> None:
+    jqm.save(Package("nightly", entries=[Entry("billing.export")]))
+    jqm.activate("nightly")
+    bad = {**Entry("billing.export").to_dict(), "args": ["\u0000"]}
+    with jqm.store.transaction() as s:
+        s.execute(update(EntryRow).values(definition=bad))
+
+    response = api_for(Role.USER).post("/api/packages/nightly/run")
+
+    assert response.status_code == 422
+    assert "NUL character" in response.json()["detail"]
+    with jqm.store.transaction() as s:
+        assert s.scalar(select(func.count()).select_from(RunRow)) == 0
