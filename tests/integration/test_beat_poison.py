@@ -4,6 +4,7 @@ package beside it still fires and its run reaches a real worker."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import closing
 
 import pytest
 from sqlalchemy import select, update
@@ -16,10 +17,8 @@ from tests.integration.test_beat import MINUTE, Beat, _every_minute, _package
 
 @pytest.fixture
 def beat(backend: Backend, worker: object) -> Iterator[Beat]:
-    started = Beat(backend)
-    yield started
-    started.scheduler.close()
-    started.jqm.store.dispose()
+    with closing(Beat(backend)) as started:
+        yield started
 
 
 def _poison(beat: Beat, name: str) -> None:
