@@ -110,10 +110,10 @@ def fire_due(
     with store.transaction() as s:
         if store.writer.ticks_take_turns and not _hold_lease(s, holder or "beat", now, lease_ttl):
             return TickResult((), 0, False, None, leader=False)
-        dues = _claim(s, now, limit)
+        dues, claimed = _claim(s, now, limit)
         plans = _fire_isolated(s, dues, now, grace) if dues else []
         next_due_at = s.scalar(select(func.min(RecurrenceRow.next_fire_at)))
-        return TickResult(tuple(plans), len(dues), len(dues) >= limit, next_due_at)
+        return TickResult(tuple(plans), claimed, claimed >= limit, next_due_at)
 
 
 def release_lease(store: Store, holder: str) -> None:
@@ -204,7 +204,8 @@ def _hold_lease(s: Session, holder: str, now: datetime, ttl: timedelta) -> bool:
     return True
 
 
-def _claim(s: Session, now: datetime, limit: int) -> list[_Due]:
+def _claim(s: Session, now: datetime, limit: int) -> tuple[list[_Due], int]:
+    """The due recurrences claimed, and how many rows were (a package whose rows do not read is stopped)."""
     rows = s.execute(
         select(
             RecurrenceRow.id,
@@ -223,20 +224,33 @@ def _claim(s: Session, now: datetime, limit: int) -> list[_Due]:
         .limit(limit)
         .with_for_update(of=RecurrenceRow, skip_locked=True)
     ).all()
-    return [
-        _Due(
-            recurrence_id=row.id,
-            package_id=row.package_id,
-            package=row.name,
-            recurrence=Recurrence.from_dict(row.spec),
-            due_at=row.next_fire_at,
-            catch_up=CatchUp(row.catch_up),
-            allow_overlap=row.allow_overlap,
-            on_error=OnError(row.on_error),
-            notifies=row.notifies,
+    dues: list[_Due] = []
+    unreadable: dict[str, Exception] = {}
+    for row in rows:
+        try:
+            recurrence = Recurrence.from_dict(row.spec)
+            catch_up, on_error = CatchUp(row.catch_up), OnError(row.on_error)
+        except Exception as exc:
+            if not _is_package_fault(exc):
+                raise
+            unreadable.setdefault(row.name, exc)
+            continue
+        dues.append(
+            _Due(
+                recurrence_id=row.id,
+                package_id=row.package_id,
+                package=row.name,
+                recurrence=recurrence,
+                due_at=row.next_fire_at,
+                catch_up=catch_up,
+                allow_overlap=row.allow_overlap,
+                on_error=on_error,
+                notifies=row.notifies,
+            )
         )
-        for row in rows
-    ]
+    for package, cause in unreadable.items():
+        _stop_unfireable(s, package, now, cause)
+    return [due for due in dues if due.package not in unreadable], len(rows)
 
 
 def _fire_isolated(s: Session, dues: list[_Due], now: datetime, grace: timedelta) -> list[RunPlan]:

@@ -11,7 +11,7 @@ from sqlalchemy import func, select, update
 from jqm_celery import Entry, JobQueueManager, Package, PackageStatus, Recurrence
 from jqm_celery.events import Event
 from jqm_celery.statuses import LogKind
-from jqm_celery.store.models import EntryRow, PackageRow, RunRow
+from jqm_celery.store.models import EntryRow, PackageRow, RecurrenceRow, RunRow
 from jqm_celery.store.schedule import fire_due
 from tests.store.test_store import NOW
 
@@ -107,3 +107,22 @@ def test_a_run_the_database_refuses_to_insert_stops_only_its_package(jqm: JobQue
     assert _status(jqm, "refused") is PackageStatus.ERROR
     [stopped] = [e for e in seen if e.kind == LogKind.PACKAGE_STOPPED]
     assert "integer out of range" in (stopped.message or "")
+
+
+def test_a_package_whose_stored_recurrence_does_not_read_is_stopped_and_the_good_one_fires(
+    jqm: JobQueueManager,
+) -> None:
+    _active(jqm, "good")
+    _active(jqm, "bad")
+    with jqm.store.transaction() as s:
+        package_id = s.scalar(select(PackageRow.id).where(PackageRow.name == "bad"))
+        s.execute(
+            update(RecurrenceRow)
+            .where(RecurrenceRow.package_id == package_id)
+            .values(spec={"kind": "CRON", "expression": "61 * * * *", "tz": "UTC"})
+        )
+
+    fired = fire_due(jqm.store, NOW + timedelta(minutes=1), grace=timedelta(seconds=10))
+
+    assert [plan.package for plan in fired.plans] == ["good"]
+    assert _status(jqm, "bad") is PackageStatus.ERROR
