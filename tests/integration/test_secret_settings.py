@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import textwrap
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.processes import Process
+from tests.integration.mailserver import free_port
+from tests.processes import Process, wait_until
 from tests.services import REDIS_BROKER_DB, redis_url, require
 
 PASSWORD = "hunter2-smtp-password"
@@ -84,3 +87,23 @@ def test_celery_report_masks_the_smtp_password(project: Path) -> None:
 
     assert "jqm_smtp_url: '********'" in printed
     assert PASSWORD not in printed
+
+
+def test_flowers_worker_page_masks_the_smtp_password(project: Path, worker: str) -> None:
+    port = free_port()
+    command = [sys.executable, "-m", "celery", "-A", "secretproj", "flower", f"--port={port}"]
+    env = {**_env(project), "FLOWER_UNAUTHENTICATED_API": "true"}
+    with Process([*command, "--address=127.0.0.1"], project / "flower.log", cwd=project, env=env) as flower:
+        flower.wait_for("Visit me at")
+        url = f"http://127.0.0.1:{port}/api/workers?refresh=1&workername={worker}"
+        # The data of Flower's worker page, configuration included, once the worker has answered.
+        conf = wait_until(lambda: _worker_conf(url, worker), 30, "flower never showed the worker", flower)
+
+    assert "jqm_smtp_url" in conf
+    assert PASSWORD not in conf
+
+
+def _worker_conf(url: str, worker: str) -> str:
+    with urllib.request.urlopen(url, timeout=15) as response:
+        conf = json.loads(response.read()).get(worker, {}).get("conf")
+    return json.dumps(conf) if conf else ""
