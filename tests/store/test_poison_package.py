@@ -126,3 +126,14 @@ def test_a_package_whose_stored_recurrence_does_not_read_is_stopped_and_the_good
 
     assert [plan.package for plan in fired.plans] == ["good"]
     assert _status(jqm, "bad") is PackageStatus.ERROR
+
+
+def test_a_stopped_bad_package_is_fixed_by_saving_its_definition_again(jqm: JobQueueManager) -> None:
+    _active(jqm, "bad")
+    _poison(jqm, "bad", args=["\u0000"])
+    fire_due(jqm.store, NOW + timedelta(minutes=1), grace=timedelta(seconds=10))
+
+    jqm.save(Package("bad", entries=[Entry("billing.export", args=[7])], recurrences=[EVERY_MINUTE]))
+    jqm.activate("bad")
+
+    assert jqm.package("bad").status is PackageStatus.ACTIVE
