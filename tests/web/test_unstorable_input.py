@@ -118,3 +118,14 @@ def test_running_a_package_stored_with_an_unstorable_argument_is_refused_with_th
     assert "NUL character" in response.json()["detail"]
     with jqm.store.transaction() as s:
         assert s.scalar(select(func.count()).select_from(RunRow)) == 0
+
+
+@CASES
+def test_the_add_a_job_form_refuses_an_unstorable_argument(
+    admin: Browser, jqm: JobQueueManager, args: str, named: str
+) -> None:
+    response = admin.post("/jobs", {"task": "billing.export", "args": args})
+
+    assert response.status_code == 422
+    assert any(named in message for message in field_errors(response.text).values())
+    assert jqm.jobs() == []
