@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 from celery import Celery
+from celery.app import utils as celery_app_utils
 from sqlalchemy.engine import make_url
 
 from jqm_celery.settings import Settings
@@ -27,7 +29,14 @@ _REDIS_SCHEMES = ("redis", "rediss", "sentinel")
 _NO_CHORDS = ("rpc", "amqp", "disabled")
 
 
+# jqm settings that may hold a password and whose names Celery's own mask does not match (it masks keys
+# containing API, TOKEN, KEY, SECRET, PASS, SIGNATURE, DATABASE…). jqm_database_url and jqm_web_secret
+# already match.
+SECRET_SETTINGS = ("jqm_smtp_url",)
+
+
 def configure_app(app: Celery, settings: Settings) -> None:
+    hide_secret_settings()
     conf = app.conf
     for key, (celery_default, wanted) in _EVENTS.items():
         if conf.get(key) == celery_default:
@@ -42,6 +51,21 @@ def configure_app(app: Celery, settings: Settings) -> None:
         conf.result_backend = backend_url
         if engine_options and not conf.get("database_engine_options"):
             conf.database_engine_options = engine_options
+
+
+def hide_secret_settings() -> None:
+    """Have Celery mask jqm's secret settings wherever it prints the configuration.
+
+    ``celery inspect conf`` (and Flower's worker configuration page, which asks the same of the workers)
+    and ``celery report`` print ``app.conf`` through ``celery.app.utils.filter_hidden_settings``, which
+    masks a key that matches the module's ``HIDDEN_SETTINGS`` pattern. Celery offers no other hook, so
+    the pattern is widened, once per process, by the names it misses; it only ever masks more.
+    """
+    pattern = celery_app_utils.HIDDEN_SETTINGS
+    missing = [key for key in SECRET_SETTINGS if not pattern.search(key)]
+    if missing:
+        widened = "|".join([pattern.pattern, *(re.escape(key) for key in missing)])
+        celery_app_utils.HIDDEN_SETTINGS = re.compile(widened, pattern.flags)
 
 
 def _broker_scheme(app: Celery) -> str:

@@ -7,7 +7,7 @@ definition that can be stored. Checks that need the Celery app (do the task name
 
 from __future__ import annotations
 
-import json
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +18,7 @@ from jqm_celery.errors import ValidationError, did_you_mean
 from jqm_celery.notifications.rules import Notify, Webhook, check_rules
 from jqm_celery.recurrence import CatchUp, Recurrence
 from jqm_celery.statuses import OnError
+from jqm_celery.storable import MAX_NAME_CHARS, check_column_int, check_json, check_text
 
 if TYPE_CHECKING:
     from celery.canvas import Signature
@@ -50,14 +51,22 @@ class RetryPolicy:
                 f"RetryPolicy: max_retries must be a whole number ≥ 0, got {self.max_retries!r}; "
                 "use 0 for no retries"
             )
+        check_column_int("RetryPolicy", "max_retries", self.max_retries, "max_retries=5")
         for label, value in (("base_delay", self.base_delay), ("max_delay", self.max_delay)):
             if not isinstance(value, timedelta) or value < timedelta(0):
                 raise ValidationError(
                     f"RetryPolicy: {label} must be a timedelta ≥ 0, got {value!r}; "
                     f"e.g. {label}=timedelta(seconds=30)"
                 )
-        if isinstance(self.factor, bool) or not isinstance(self.factor, int | float) or self.factor < 1:
-            raise ValidationError(f"RetryPolicy: factor must be a number ≥ 1, got {self.factor!r}")
+        if (
+            isinstance(self.factor, bool)
+            or not isinstance(self.factor, int | float)
+            or not math.isfinite(self.factor)
+            or self.factor < 1
+        ):
+            raise ValidationError(
+                f"RetryPolicy: factor must be a finite number ≥ 1, got {self.factor!r}; e.g. factor=2.0"
+            )
         if self.max_delay < self.base_delay:
             raise ValidationError(
                 f"RetryPolicy: max_delay ({self.max_delay}) is below base_delay ({self.base_delay}); "
@@ -108,6 +117,9 @@ class Entry:
     def __post_init__(self) -> None:
         if not isinstance(self.task, str) or not self.task.strip():
             raise ValidationError(f"entry: task must be a registered Celery task name, got {self.task!r}")
+        check_text(f"entry {self.task[:60]!r}", "task", self.task, max_chars=MAX_NAME_CHARS)
+        check_text(f"entry '{self.task}'", "queue", self.queue, max_chars=MAX_NAME_CHARS)
+        check_text(f"entry '{self.task}'", "description", self.description)
         if not isinstance(self.args, list | tuple):
             raise ValidationError(
                 f"entry '{self.task}': args must be a list, got {type(self.args).__name__}; e.g. args=[7]"
@@ -118,13 +130,14 @@ class Entry:
             )
         object.__setattr__(self, "args", tuple(self.args))
         object.__setattr__(self, "kwargs", dict(self.kwargs))
-        _ensure_json(f"entry '{self.task}'", "args", list(self.args))
-        _ensure_json(f"entry '{self.task}'", "kwargs", self.kwargs)
+        check_json(f"entry '{self.task}'", "args", list(self.args))
+        check_json(f"entry '{self.task}'", "kwargs", self.kwargs)
         if not _is_int(self.run_order) or self.run_order < 0:
             raise ValidationError(
                 f"entry '{self.task}': run_order must be a whole number ≥ 0, got {self.run_order!r}; "
                 "e.g. run_order=10, 20, 30"
             )
+        check_column_int(f"entry '{self.task}'", "run_order", self.run_order, "run_order=10, 20, 30")
         if not isinstance(self.retry, RetryPolicy):
             raise ValidationError(
                 f"entry '{self.task}': retry must be a RetryPolicy, got {type(self.retry).__name__}"
@@ -189,6 +202,7 @@ class Package:
                 f"package name {self.name!r} is not valid: use 1–100 letters, digits, '.', '_', '-' or "
                 "spaces, starting with a letter or digit"
             )
+        check_text(f"package '{self.name}'", "description", self.description)
         entries = tuple(self.entries)
         if not entries:
             raise ValidationError(
@@ -259,16 +273,6 @@ class Package:
                     f"package '{self.name}': entry {position} refers to unknown task '{entry.task}'"
                     f"{did_you_mean(entry.task, visible)}"
                 )
-
-
-def _ensure_json(owner: str, label: str, value: object) -> None:
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError) as exc:
-        raise ValidationError(
-            f"{owner}: {label} must be JSON-serialisable ({exc}); pass plain numbers, strings, lists and "
-            "dicts, e.g. an id instead of an object"
-        ) from None
 
 
 def _enum(cls: type[_E], value: object, owner: str) -> _E:

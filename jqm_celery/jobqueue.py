@@ -8,7 +8,6 @@ restart) is ``recovery.py``.
 from __future__ import annotations
 
 import getpass
-import json
 import math
 import re
 import time
@@ -28,6 +27,7 @@ from jqm_celery.queue_records import AuditAction, AuditEntry, Cleaned, QueueStat
 from jqm_celery.records import Job, Run
 from jqm_celery.runtime import Runtime
 from jqm_celery.statuses import JobStatus
+from jqm_celery.storable import check_json, check_text
 from jqm_celery.store import Store
 from jqm_celery.store.audit import AuditTrail
 from jqm_celery.store.jobs import JobMessage, JobStore, NewJob, unknown_queue
@@ -142,6 +142,8 @@ class JobQueue:
             raise ValidationError(
                 f"job '{task}': soft_time_limit ({soft_time_limit}) must be below time_limit ({time_limit})"
             )
+        for spec in jobs:
+            check_text(f"job '{task}'", "description", spec.description)
         now = self.clock.now()
         not_before = now + timedelta(seconds=delay_s) if delay_s else None
         new = [
@@ -379,10 +381,5 @@ def _json_dict(task: str, kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def _json(task: str, label: str, value: _T) -> _T:
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError) as exc:
-        raise ValidationError(
-            f"job '{task}': {label} must be JSON (the message format), got {value!r} ({exc})"
-        ) from None
+    check_json(f"job '{task}'", label, value)
     return value

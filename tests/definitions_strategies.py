@@ -21,16 +21,20 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 typed_text = st.text(
     st.characters(blacklist_categories=("Cs", "Cc", "Cn"), whitelist_characters="\n"), max_size=40
 )
+#: Any text a store can hold (jqm_celery/storable.py): no NUL, no lone surrogate.
+_storable_chars = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")
 _json_scalar = (
     st.none()
     | st.booleans()
-    | st.integers(-(2**53), 2**53)
+    | st.integers(-(2**53 - 1), 2**53 - 1)
     | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=12)
+    | st.text(_storable_chars, max_size=12)
 )
 json_values = st.recursive(
     _json_scalar,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(_storable_chars, max_size=6), inner, max_size=3)
+    ),
     max_leaves=8,
 )
 instants = st.datetimes(
@@ -57,7 +61,7 @@ def entries(draw: st.DrawFn, tasks: Sequence[str]) -> Entry:
     return Entry(
         draw(st.sampled_from(tasks)),
         args=draw(st.lists(json_values, max_size=3)),
-        kwargs=draw(st.dictionaries(st.text(max_size=6), json_values, max_size=3)),
+        kwargs=draw(st.dictionaries(st.text(_storable_chars, max_size=6), json_values, max_size=3)),
         run_order=draw(st.integers(0, 10_000)),
         retry=draw(
             st.just(RetryPolicy(max_retries=0, base_delay=timedelta(0), max_delay=timedelta(0)))

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from jqm_celery.errors import ValidationError, did_you_mean
 from jqm_celery.events import Event
 from jqm_celery.statuses import AttemptStatus, LogKind, RunStatus
+from jqm_celery.storable import check_text
 
 
 class Scenario(StrEnum):
@@ -127,6 +128,7 @@ class Notify:
             )
         addresses: list[str] = []
         for address in raw:
+            check_text("Notify", "a recipient", address)
             if not isinstance(address, str) or not is_address(address.strip()):
                 raise ValidationError(
                     f"Notify: {address!r} is not an e-mail address; write it as name@example.com"
@@ -159,6 +161,7 @@ class Webhook:
     on: Iterable[Scenario | str]
 
     def __post_init__(self) -> None:
+        check_text("Webhook", "the url", self.url)
         parts = urlsplit(self.url) if isinstance(self.url, str) else None
         if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValidationError(

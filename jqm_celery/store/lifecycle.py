@@ -270,7 +270,7 @@ def apply_error_policy(s: Session, run_id: int, now: datetime, reason: str) -> O
     return policy
 
 
-def stop_package(s: Session, name: str, now: datetime, run_id: int, reason: str) -> bool:
+def stop_package(s: Session, name: str, now: datetime, run_id: int | None, reason: str) -> bool:
     """ACTIVE → ERROR; False if the package was not ACTIVE (e.g. a DRAFT being tried)."""
     changed = s.execute(
         update(PackageRow)

@@ -39,7 +39,7 @@ class PackageStore(StoreBase):
                     f"package '{package.name}' already exists; pick another name, or use jqm.save(...) to "
                     "change it"
                 )
-            if definition(s, row) == package:
+            if _unchanged(s, row, package):
                 return False
             ensure_editable(package.name, PackageStatus(row.status))
             write_definition(s, row, package, replace=True)
@@ -104,3 +104,11 @@ def _runs_in_flight(s: Session, name: str) -> list[RunRow]:
             .with_for_update()
         )
     )
+
+
+def _unchanged(s: Session, row: PackageRow, package: Package) -> bool:
+    try:
+        return definition(s, row) == package
+    except ValidationError:
+        # Stored before a check it now fails: it cannot equal a definition that passes, which replaces it.
+        return False

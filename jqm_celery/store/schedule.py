@@ -8,6 +8,7 @@ write transaction is serialised anyway, a lease row lets one beat tick while the
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,10 +16,11 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from sqlalchemy import delete, exists, func, select, update
+from sqlalchemy.exc import DataError, DBAPIError, StatementError
 from sqlalchemy.orm import Session
 
 from jqm_celery.definitions import Entry, Package
-from jqm_celery.errors import StateError
+from jqm_celery.errors import JQMError, StateError
 from jqm_celery.plans import RunPlan
 from jqm_celery.recurrence import CatchUp, Recurrence
 from jqm_celery.statuses import JobStatus, LogKind, OnError, PackageStatus, RunStatus
@@ -29,6 +31,8 @@ from jqm_celery.store.models import EntryRow, JobRow, PackageRow, RecurrenceRow,
 from jqm_celery.store.notification_models import NotificationRuleRow
 from jqm_celery.store.package_rows import definition
 from jqm_celery.store.store import Store
+
+logger = logging.getLogger("jqm_celery.beat")
 
 RECURRENCE_TRIGGER = "recurrence"
 OVERLAP_MESSAGE = "previous run still running"
@@ -106,12 +110,10 @@ def fire_due(
     with store.transaction() as s:
         if store.writer.ticks_take_turns and not _hold_lease(s, holder or "beat", now, lease_ttl):
             return TickResult((), 0, False, None, leader=False)
-        dues = _claim(s, now, limit)
-        plans: list[RunPlan] = []
-        if dues:
-            plans = _fire(s, dues, now, grace)
+        dues, claimed = _claim(s, now, limit)
+        plans = _fire_isolated(s, dues, now, grace) if dues else []
         next_due_at = s.scalar(select(func.min(RecurrenceRow.next_fire_at)))
-        return TickResult(tuple(plans), len(dues), len(dues) >= limit, next_due_at)
+        return TickResult(tuple(plans), claimed, claimed >= limit, next_due_at)
 
 
 def release_lease(store: Store, holder: str) -> None:
@@ -202,7 +204,8 @@ def _hold_lease(s: Session, holder: str, now: datetime, ttl: timedelta) -> bool:
     return True
 
 
-def _claim(s: Session, now: datetime, limit: int) -> list[_Due]:
+def _claim(s: Session, now: datetime, limit: int) -> tuple[list[_Due], int]:
+    """The due recurrences claimed, and how many rows were (a package whose rows do not read is stopped)."""
     rows = s.execute(
         select(
             RecurrenceRow.id,
@@ -221,20 +224,76 @@ def _claim(s: Session, now: datetime, limit: int) -> list[_Due]:
         .limit(limit)
         .with_for_update(of=RecurrenceRow, skip_locked=True)
     ).all()
-    return [
-        _Due(
-            recurrence_id=row.id,
-            package_id=row.package_id,
-            package=row.name,
-            recurrence=Recurrence.from_dict(row.spec),
-            due_at=row.next_fire_at,
-            catch_up=CatchUp(row.catch_up),
-            allow_overlap=row.allow_overlap,
-            on_error=OnError(row.on_error),
-            notifies=row.notifies,
+    dues: list[_Due] = []
+    unreadable: dict[str, Exception] = {}
+    for row in rows:
+        try:
+            recurrence = Recurrence.from_dict(row.spec)
+            catch_up, on_error = CatchUp(row.catch_up), OnError(row.on_error)
+        except Exception as exc:
+            if not _is_package_fault(exc):
+                raise
+            unreadable.setdefault(row.name, exc)
+            continue
+        dues.append(
+            _Due(
+                recurrence_id=row.id,
+                package_id=row.package_id,
+                package=row.name,
+                recurrence=recurrence,
+                due_at=row.next_fire_at,
+                catch_up=catch_up,
+                allow_overlap=row.allow_overlap,
+                on_error=on_error,
+                notifies=row.notifies,
+            )
         )
-        for row in rows
-    ]
+    for package, cause in unreadable.items():
+        _stop_unfireable(s, package, now, cause)
+    return [due for due in dues if due.package not in unreadable], len(rows)
+
+
+def _fire_isolated(s: Session, dues: list[_Due], now: datetime, grace: timedelta) -> list[RunPlan]:
+    """Fire the dues together; if that fails, one package at a time, each in a savepoint.
+
+    A package whose run cannot be built or inserted (a definition stored before the checks it now fails,
+    a value its database refuses) is stopped — ACTIVE → ERROR with the reason, which notifies — and the
+    others fire: one bad package never keeps the rest from running.
+    """
+    try:
+        with s.begin_nested():
+            return _fire(s, dues, now, grace)
+    except Exception as exc:
+        if not _is_package_fault(exc):
+            raise
+    by_package: dict[int, list[_Due]] = defaultdict(list)
+    for due in dues:
+        by_package[due.package_id].append(due)
+    plans: list[RunPlan] = []
+    for group in by_package.values():
+        try:
+            with s.begin_nested():
+                plans += _fire(s, group, now, grace)
+        except Exception as exc:
+            if not _is_package_fault(exc):
+                raise
+            _stop_unfireable(s, group[0].package, now, exc)
+    return plans
+
+
+def _is_package_fault(exc: Exception) -> bool:
+    """Whether ``exc`` comes from one package's data, not from the database being unreachable or busy."""
+    if isinstance(exc, DBAPIError):
+        return isinstance(exc, DataError)
+    return isinstance(exc, JQMError | StatementError | ValueError | TypeError | KeyError)
+
+
+def _stop_unfireable(s: Session, package: str, now: datetime, exc: Exception) -> None:
+    cause = exc.orig if isinstance(exc, StatementError) and exc.orig is not None else exc
+    detail = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+    reason = f"beat could not start its run ({detail})"
+    logger.error("beat: package '%s' stopped: %s; the other packages fire as usual", package, reason)
+    lifecycle.stop_package(s, package, now, None, reason)
 
 
 def _fire(s: Session, dues: list[_Due], now: datetime, grace: timedelta) -> list[RunPlan]:

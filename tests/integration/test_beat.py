@@ -57,6 +57,11 @@ class Beat:
     def runs(self, name: str) -> list[Run]:
         return sorted(self.jqm.runs(name), key=lambda r: r.id)
 
+    def close(self) -> None:
+        """Release the SQLite lease (held until a time on this beat's clock) and the store's connections."""
+        self.scheduler.close()
+        self.jqm.store.dispose()
+
 
 @pytest.fixture
 def beat(backend: Backend, worker: object) -> Iterator[Beat]:
