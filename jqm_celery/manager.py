@@ -56,7 +56,13 @@ class JobQueueManager:
         if configure:
             configure_app(app, self.settings)
             name_sent_events_by_shadow(app)
-        self.runtime = Runtime(app, self.store, self.clock, self.settings.control_queue)
+        self.runtime = Runtime(
+            app,
+            self.store,
+            self.clock,
+            self.settings.control_queue,
+            skip_retry_delays=self.settings.retry_delays == "skip",
+        )
         self.tasks = register_tasks(app, self.runtime)
         self.notifications = Notifications(app, self.store, self.settings, self.clock)
         self.job_queue = JobQueue(app, self.store, self.runtime, self.clock)

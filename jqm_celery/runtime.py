@@ -32,11 +32,21 @@ _ERROR_MAX = 2000
 
 
 class Runtime:
-    def __init__(self, app: Celery, store: Store, clock: Clock, control_queue: str | None) -> None:
+    def __init__(
+        self,
+        app: Celery,
+        store: Store,
+        clock: Clock,
+        control_queue: str | None,
+        *,
+        skip_retry_delays: bool = False,
+    ) -> None:
         self.app = app
         self.store = store
         self.clock = clock
         self.control_queue = control_queue
+        #: Retry at once, the delay recorded but not waited for (``jqm_retry_delays="skip"``, for tests).
+        self.skip_retry_delays = skip_retry_delays
 
     # -- sending ----------------------------------------------------------------------------
 
@@ -129,7 +139,8 @@ class Runtime:
         )
         # Celery re-sends this very message (same chain, same chord) with a countdown: later entries of
         # the run wait for it, so the retry keeps the job's place.
-        raise task.retry(countdown=delay.total_seconds(), max_retries=None, exc=None)
+        countdown_s = 0.0 if self.skip_retry_delays else delay.total_seconds()
+        raise task.retry(countdown=countdown_s, max_retries=None, exc=None)
 
     def _fail_for_good(self, claimed: ClaimedJob, error: str, trace: str | None) -> NoReturn:
         """Record the job as failed for good and apply the On Error policy; then fail the Celery task.
