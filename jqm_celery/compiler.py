@@ -22,6 +22,7 @@ the next part from the store.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from celery import Celery, chain, group
@@ -38,6 +39,9 @@ ADVANCE_RUN_TASK = "jqm.advance_run"
 FORMER_ADVANCE_TASKS = ("jqm.finish_run", "jqm.continue_run", "jqm.resume_run")
 #: The keyword argument of ``jqm.job`` in which the previous version handed a job over, claimed.
 HANDED_OVER = "handed_over"
+
+#: The longest argument repr a message carries (Celery's own limit for the reprs it makes).
+_REPR_MAX = 1024
 
 #: Stages per sent part of a run (see docs/benchmarks.md for the measurement behind it).
 CHUNK_STAGES = 24
@@ -82,7 +86,19 @@ def job_signature(
         kwargs["closes_run"] = True
     if continues_run:
         kwargs["continues_run"] = job.run_order
+    options.update(call_reprs(job, kwargs))
     return app.signature(JOB_TASK, args=(job.id,), kwargs=kwargs, immutable=True, **options)
+
+
+def call_reprs(job: JobPlan, kwargs: Mapping[str, Any]) -> dict[str, str]:
+    """The arguments a job's message shows in Flower and worker logs: the user's call, as Celery would
+    show the user's task, with jqm's own keyword arguments (and the job's id) first, so that Flower's
+    ``kwargs:run_id=42`` search finds them."""
+    shown = [*kwargs.items(), ("job_id", job.id), *job.kwargs.items()]
+    return {
+        "argsrepr": repr(tuple(job.args))[:_REPR_MAX],
+        "kwargsrepr": ("{" + ", ".join(f"{k!r}: {v!r}" for k, v in shown) + "}")[:_REPR_MAX],
+    }
 
 
 def compile_run(
@@ -137,15 +153,15 @@ def compile_run(
     if any(isinstance(step, group) for step in steps):
         # Celery turns "group, then the next step" into a chord: the next stage waits for the whole group.
         return chain(*steps)
-    # Sent as the first step, its argument reprs (for Flower and worker logs) given, so Celery does not
-    # work them out with its saferepr, which costs more than the rest of building the message. The steps
-    # after it travel in its message's "chain" field, last first, which is how Celery's chain sends
-    # them; each worker sends the next one when its step returns. Celery's chain would first clone and
-    # freeze every step (a task id each, known in advance), which jqm has no use for.
+    # Sent as the first step (every job's argument reprs are given, so Celery does not work them out
+    # with its saferepr, which costs more than the rest of building the message). The steps after it
+    # travel in its message's "chain" field, last first, which is how Celery's chain sends them; each
+    # worker sends the next one when its step returns. Celery's chain would first clone and freeze every
+    # step (a task id each, known in advance), which jqm has no use for.
     first, rest = steps[0], steps[1:]
     if rest:
         first.set(chain=list(reversed(rest)))
-    return first.set(argsrepr=repr(tuple(first.args)), kwargsrepr=repr(first.kwargs))
+    return first
 
 
 def _advance(app: Celery, args: tuple[int, ...], control_queue: str | None) -> Signature:

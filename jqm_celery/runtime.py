@@ -140,7 +140,9 @@ class Runtime:
         # Celery re-sends this very message (same chain, same chord) with a countdown: later entries of
         # the run wait for it, so the retry keeps the job's place.
         countdown_s = 0.0 if self.skip_retry_delays else delay.total_seconds()
-        raise task.retry(countdown=countdown_s, max_retries=None, exc=None)
+        # The retry's message shows the same arguments as the first (the user's call, see call_reprs).
+        reprs = {key: getattr(task.request, key, None) for key in ("argsrepr", "kwargsrepr")}
+        raise task.retry(countdown=countdown_s, max_retries=None, exc=None, **reprs)
 
     def _fail_for_good(self, claimed: ClaimedJob, error: str, trace: str | None) -> NoReturn:
         """Record the job as failed for good and apply the On Error policy; then fail the Celery task.

@@ -378,7 +378,17 @@ def plan(run: RunRow, jobs: Sequence[JobRow]) -> RunPlan:
         run_id=run.id,
         package=run.package_name,
         jobs=tuple(
-            JobPlan(j.id, j.task, j.run_order, j.queue, j.soft_time_limit_s, j.time_limit_s) for j in jobs
+            JobPlan(
+                j.id,
+                j.task,
+                j.run_order,
+                j.queue,
+                j.soft_time_limit_s,
+                j.time_limit_s,
+                tuple(j.args or ()),
+                dict(j.kwargs or {}),
+            )
+            for j in jobs
         ),
     )
 
@@ -389,7 +399,16 @@ def plan_of(run_id: int, package: str, job_ids: Sequence[int], jobs: Sequence[Ma
         run_id=run_id,
         package=package,
         jobs=tuple(
-            JobPlan(job_id, j["task"], j["run_order"], j["queue"], j["soft_time_limit_s"], j["time_limit_s"])
+            JobPlan(
+                job_id,
+                j["task"],
+                j["run_order"],
+                j["queue"],
+                j["soft_time_limit_s"],
+                j["time_limit_s"],
+                tuple(j["args"]),
+                dict(j["kwargs"]),
+            )
             for job_id, j in zip(job_ids, jobs, strict=True)
         ),
     )

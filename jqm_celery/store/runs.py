@@ -167,6 +167,8 @@ class RunStore(StoreBase):
                 JobRow.queue,
                 JobRow.soft_time_limit_s,
                 JobRow.time_limit_s,
+                JobRow.args,
+                JobRow.kwargs,
             )
             .select_from(RunRow)
             .outerjoin(JobRow, later)
@@ -177,7 +179,20 @@ class RunStore(StoreBase):
             rows = conn.execute(query).all()
         if not rows:
             raise NotFoundError(f"run {run_id} does not exist")
-        jobs = tuple(JobPlan(*row[1:]) for row in rows if row.id is not None)
+        jobs = tuple(
+            JobPlan(
+                row.id,
+                row.task,
+                row.run_order,
+                row.queue,
+                row.soft_time_limit_s,
+                row.time_limit_s,
+                tuple(row.args or ()),
+                dict(row.kwargs or {}),
+            )
+            for row in rows
+            if row.id is not None
+        )
         return RunPlan(run_id=run_id, package=rows[0].package_name, jobs=jobs)
 
     # -- the end of a run (see lifecycle) ---------------------------------------------------

@@ -101,7 +101,7 @@ def test_a_group_whose_job_fails_for_good_moves_the_run_on_once(
 
 
 @pytest.mark.parametrize("backend", ["redis-pg", "rabbitmq-pg"], indirect=True)
-def test_flower_shows_a_job_that_failed_for_good_as_a_failure_with_its_exception(
+def test_flower_shows_a_job_that_failed_for_good_as_a_failure_with_its_exception_and_arguments(
     jqm: JobQueueManager,
     flower: str,  # noqa: F811  (the fixture imported above)
     name: str,
@@ -121,3 +121,5 @@ def test_flower_shows_a_job_that_failed_for_good_as_a_failure_with_its_exception
     assert task["state"] == "FAILURE"
     assert task["name"] == f"{name} › tests.boom"
     assert "tests.boom('bank down') failed for good" in task["exception"]
+    assert task["args"] == "('bank down',)"
+    assert task["kwargs"].startswith(f"{{'run_id': {run.id}, 'package': '{name}', 'task': 'tests.boom'")

@@ -215,3 +215,17 @@ def test_a_run_ending_on_a_group_closes_it_or_on_a_failure_moves_on_from_the_gro
     assert steps[3].args == (42,)
     (on_group_failure,) = steps[3].options["link_error"]
     assert on_group_failure["args"] == (42, 30)
+
+
+def test_a_jobs_message_shows_the_users_call_with_jqms_keywords_first() -> None:
+    plan = RunPlan(
+        run_id=5,
+        package="p",
+        jobs=(JobPlan(9, "billing.upload", 10, None, None, None, (7,), {"region": "eu"}),),
+    )
+    upload = _steps(compile_run(APP, plan))[0]
+    assert upload.options["argsrepr"] == "(7,)"
+    assert upload.options["kwargsrepr"] == (
+        "{'run_id': 5, 'package': 'p', 'task': 'billing.upload', 'closes_run': True, 'job_id': 9, "
+        "'region': 'eu'}"
+    )
