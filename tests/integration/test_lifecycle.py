@@ -117,6 +117,7 @@ def test_a_hold_landing_while_the_next_jobs_message_is_on_its_way_starts_no_othe
     # when the first job ends, the next job's message waits behind it for BUSY_S, and the hold lands then.
     entries = [_record(marks, "first", 1, sleep_s=0.5, queue=solo)]
     entries += [_record(marks, f"later{order}", order, queue=solo) for order in (2, 3, 4)]
+    jqm.define_queue(solo, pool_size=1)  # activation refuses an entry on a queue that is not defined
     jqm.save(Package(name, entries=entries))
     jqm.activate(name)
     run = jqm.run_now(name)
