@@ -107,9 +107,11 @@ def compile_run(
     """The canvas of a run (or of what is left of it): stages in run order, then the run's closing step.
 
     With more than ``chunk_stages`` stages, only the first ``chunk_stages`` are compiled, followed by the
-    step that sends the rest once they have finished. When the last stage sent is a lone job, that job
-    takes the step on itself once it has an outcome: it closes the run (``closes_run``) or sends the rest
-    (``continues_run``), which saves a message and its hop; a run of one job is a single task.
+    step that sends the rest once they have finished; a part also ends with its first group (see the
+    module's docstring: the step after a group is its chord's body and error callback). When the last
+    stage sent is a lone job, that job takes the step on itself once it has an outcome: it closes the run
+    (``closes_run``) or sends the rest (``continues_run``), which saves a message and its hop; a run of
+    one job is a single task.
     """
     stages = plan.stages()
     sent = stages[:chunk_stages]
