@@ -91,10 +91,15 @@ def package_runner(
         )
         _register(app, tasks)
         jqm = JobQueueManager(app)
-        with start_worker(
-            app, pool="threads", concurrency=concurrency, perform_ping_check=False, loglevel="WARNING"
-        ):
-            yield jqm
+        try:
+            with start_worker(
+                app, pool="threads", concurrency=concurrency, perform_ping_check=False, loglevel="WARNING"
+            ):
+                yield jqm
+        finally:
+            # The files are removed next: no connection of this test's store may outlive them.
+            jqm.store.dispose()
+            app.close()
 
 
 def _register(app: Celery, tasks: Tasks) -> None:
