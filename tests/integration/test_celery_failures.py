@@ -123,3 +123,25 @@ def test_flower_shows_a_job_that_failed_for_good_as_a_failure_with_its_exception
     assert "tests.boom('bank down') failed for good" in task["exception"]
     assert task["args"] == "('bank down',)"
     assert task["kwargs"].startswith(f"{{'run_id': {run.id}, 'package': '{name}', 'task': 'tests.boom'")
+
+
+@pytest.mark.parametrize("backend", ["redis-pg"], indirect=True)
+def test_flower_shows_a_stand_alone_job_that_failed_for_good_with_its_arguments(
+    jqm: JobQueueManager,
+    flower: str,  # noqa: F811  (the fixture imported above)
+) -> None:
+    job = jqm.enqueue("tests.fail_job", args=["refused"], kwargs={"traceback": False})
+    wait_for(lambda: jqm.job(job.id).status is JobStatus.ERROR)
+
+    def shown() -> dict[str, str]:
+        try:
+            task: dict[str, str] = _get(f"{flower}/api/task/info/{job.celery_task_id}")
+        except urllib.error.HTTPError:
+            return {}
+        return task if task.get("state") == "FAILURE" else {}
+
+    wait_for(shown)
+    task = shown()
+    assert task["name"] == "jqm › tests.fail_job"
+    assert task["args"] == "('refused',)"
+    assert task["kwargs"] == f"{{'task': 'tests.fail_job', 'job_id': {job.id}, 'traceback': False}}"
