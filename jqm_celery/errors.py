@@ -42,6 +42,11 @@ class JobError(Exception):
         return (_rebuild_job_error, (self.message, self.traceback))
 
 
+class JobFailed(JQMError):
+    """Raised by ``jqm.job`` once its job has failed for good and that is recorded, so that Celery marks
+    the task FAILURE (Flower, events, the worker log); its error callback moves the run on."""
+
+
 def _rebuild_job_error(message: str, traceback: bool) -> JobError:
     return JobError(message, traceback=traceback)
 

@@ -8,7 +8,14 @@ from typing import Any
 from celery import Celery, chain
 
 from jqm_celery.clock import Clock
-from jqm_celery.compiler import ADVANCE_RUN_TASK, JOB_FAILED_TASK, JOB_TASK, flower_name, job_signature
+from jqm_celery.compiler import (
+    ADVANCE_RUN_TASK,
+    JOB_FAILED_TASK,
+    JOB_TASK,
+    call_reprs,
+    flower_name,
+    job_signature,
+)
 from jqm_celery.errors import JQMError
 from jqm_celery.plans import JobPlan, RunPlan
 from jqm_celery.publishing import publish_batch
@@ -50,9 +57,9 @@ class JobSender:
             JOB_TASK,
             args=args,
             kwargs=kwargs,
-            # Given, so that Celery does not work them out with its saferepr (see compiler.compile_run).
-            argsrepr=repr(args),
-            kwargsrepr=repr(kwargs),
+            # The user's call, given, so that Celery does not work out reprs with its saferepr (see
+            # compiler.compile_run).
+            **call_reprs(_job_plan(message), kwargs),
             task_id=message.celery_task_id,
             queue=message.queue,
             countdown=countdown_s,
@@ -114,4 +121,6 @@ def _job_plan(message: JobMessage) -> JobPlan:
         message.queue,
         message.soft_time_limit_s,
         message.time_limit_s,
+        message.args,
+        message.kwargs,
     )

@@ -164,7 +164,19 @@ class JobQueue:
         ]
         ids = self.jobs_store.add_jobs(new, now)
         messages = [
-            JobMessage(job_id, None, None, task, 0, queue, soft_s, hard_s, spec.celery_task_id)
+            JobMessage(
+                job_id,
+                None,
+                None,
+                task,
+                0,
+                queue,
+                soft_s,
+                hard_s,
+                spec.celery_task_id,
+                tuple(spec.args),
+                dict(spec.kwargs),
+            )
             for job_id, spec in zip(ids, new, strict=True)
         ]
         self.sender.send_all(messages, countdown_s=delay_s or None)

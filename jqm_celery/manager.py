@@ -56,7 +56,13 @@ class JobQueueManager(JobQueueMethods):
         if configure:
             configure_app(app, self.settings)
             name_sent_events_by_shadow(app)
-        self._runtime = Runtime(app, self._store, self.clock, self.settings.control_queue)
+        self._runtime = Runtime(
+            app,
+            self._store,
+            self.clock,
+            self.settings.control_queue,
+            skip_retry_delays=self.settings.retry_delays == "skip",
+        )
         self.tasks = register_tasks(app, self._runtime)
         self.notifications = Notifications(app, self._store, self.settings, self.clock)
         self._job_queue = JobQueue(app, self._store, self._runtime, self.clock)

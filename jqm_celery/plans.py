@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from jqm_celery.statuses import OnError
@@ -18,6 +19,10 @@ class JobPlan:
     queue: str | None
     soft_time_limit_s: float | None
     time_limit_s: float | None
+    #: The entry's arguments, shown with the job in Flower and worker logs (the job reads them when it
+    #: starts, from the store).
+    args: tuple[Any, ...] = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

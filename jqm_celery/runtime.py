@@ -1,15 +1,17 @@
 """What happens on a worker: a job's attempt, its retry, the On Error policy, the end of a run.
 
-The Celery tasks in ``tasks.py`` are thin and call in here. A failure of the user's task is data (an
-attempt logged as FAILED or ERROR), never an exception that breaks the run's chain.
+The Celery tasks in ``tasks.py`` are thin and call in here. A failure of the user's task is data first
+(an attempt logged as FAILED or ERROR). An attempt that will be retried is a Celery retry; a job that has
+failed for good is then a Celery failure too (``JobFailed``), whose error callback moves the run on.
 """
 
 from __future__ import annotations
 
 import logging
+import reprlib
 import traceback as tb
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from celery import Celery, Task
 from celery._state import _task_stack
@@ -19,7 +21,7 @@ from jqm_celery.backoff import retry_delay
 from jqm_celery.clock import Clock
 from jqm_celery.compiler import ADVANCE_RUN_TASK, HANDED_OVER, NEXT_PART_STAGES, compile_run
 from jqm_celery.definitions import RetryPolicy
-from jqm_celery.errors import JobError, JQMError, did_you_mean
+from jqm_celery.errors import JobError, JobFailed, JQMError, did_you_mean
 from jqm_celery.plans import ClaimedJob, RunPlan
 from jqm_celery.statuses import AttemptStatus, JobStatus
 from jqm_celery.store import Store
@@ -30,11 +32,21 @@ _ERROR_MAX = 2000
 
 
 class Runtime:
-    def __init__(self, app: Celery, store: Store, clock: Clock, control_queue: str | None) -> None:
+    def __init__(
+        self,
+        app: Celery,
+        store: Store,
+        clock: Clock,
+        control_queue: str | None,
+        *,
+        skip_retry_delays: bool = False,
+    ) -> None:
         self.app = app
         self.store = store
         self.clock = clock
         self.control_queue = control_queue
+        #: Retry at once, the delay recorded but not waited for (``jqm_retry_delays="skip"``, for tests).
+        self.skip_retry_delays = skip_retry_delays
 
     # -- sending ----------------------------------------------------------------------------
 
@@ -60,6 +72,11 @@ class Runtime:
     # -- one attempt of one job -------------------------------------------------------------
 
     def execute_job(self, task: Task, job_id: int) -> str:
+        """One attempt: "DONE", or why it did not run ("SKIPPED", "NOT_RUN").
+
+        Raises ``Retry`` when the attempt failed and will be retried, ``JobFailed`` when the job has failed
+        for good (recorded, and the On Error policy applied, before it is raised).
+        """
         request = task.request
         now = self.clock.now()
         claimed = self._claim(request, job_id, now)
@@ -73,18 +90,18 @@ class Runtime:
                 f"{did_you_mean(claimed.task, registered)}; import its module in the worker's app"
             )
             logger.error("job %s: %s", job_id, error)
-            return self._fail_for_good(claimed, error, None)
+            self._fail_for_good(claimed, error, None)
         try:
             _call(user_task, claimed.args, claimed.kwargs)
         except JobError as exc:
-            return self._fail_for_good(claimed, exc.message, tb.format_exc() if exc.traceback else None)
+            self._fail_for_good(claimed, exc.message, tb.format_exc() if exc.traceback else None)
         except SoftTimeLimitExceeded:
             # A job that ran out of time would most likely run out of time again: no retry.
             limit = (request.timelimit or (None, None))[1]
             error = f"soft time limit of {limit or '?'} s exceeded; raise the job's soft_time_limit"
-            return self._fail_for_good(claimed, error, tb.format_exc())
+            self._fail_for_good(claimed, error, tb.format_exc())
         except Exception as exc:
-            return self._failed_attempt(task, claimed, exc)
+            self._failed_attempt(task, claimed, exc)
         self.store.end_attempt(claimed, self.clock.now(), AttemptStatus.DONE)
         return "DONE"
 
@@ -104,13 +121,13 @@ class Runtime:
             return "SKIPPED" if self.store.skip_if_stopped(job_id, now) else "NOT_RUN"
         return claimed
 
-    def _failed_attempt(self, task: Task, claimed: ClaimedJob, exc: Exception) -> str:
+    def _failed_attempt(self, task: Task, claimed: ClaimedJob, exc: Exception) -> NoReturn:
         error = _describe(exc)
         trace = tb.format_exc()
         policy = RetryPolicy.from_dict(claimed.retry_policy) if claimed.retry_policy else None
         next_retry = claimed.retry + 1
         if policy is None or next_retry > policy.max_retries:
-            return self._fail_for_good(claimed, error, trace)
+            self._fail_for_good(claimed, error, trace)
         delay = retry_delay(policy, next_retry)
         self.store.end_attempt(
             claimed,
@@ -122,16 +139,25 @@ class Runtime:
         )
         # Celery re-sends this very message (same chain, same chord) with a countdown: later entries of
         # the run wait for it, so the retry keeps the job's place.
-        raise task.retry(countdown=delay.total_seconds(), max_retries=None, exc=None)
+        countdown_s = 0.0 if self.skip_retry_delays else delay.total_seconds()
+        # The retry's message shows the same arguments as the first (the user's call, see call_reprs).
+        reprs = {key: getattr(task.request, key, None) for key in ("argsrepr", "kwargsrepr")}
+        raise task.retry(countdown=countdown_s, max_retries=None, exc=None, **reprs)
 
-    def _fail_for_good(self, claimed: ClaimedJob, error: str, trace: str | None) -> str:
+    def _fail_for_good(self, claimed: ClaimedJob, error: str, trace: str | None) -> NoReturn:
+        """Record the job as failed for good and apply the On Error policy; then fail the Celery task.
+
+        The task's failure is for Celery's own views (its state, the task-failed event, the worker log);
+        the store already holds the job's outcome, and the task's error callback (``job_failed``) moves
+        the run on, as Celery sends no further step of a chain after a failed one.
+        """
         now = self.clock.now()
         self.store.end_attempt(claimed, now, AttemptStatus.ERROR, error=error, traceback=trace)
         if claimed.run_id is not None:
             self.store.apply_error_policy(
                 claimed.run_id, now, f"job {claimed.job_id} ({claimed.task}) failed: {error[:200]}"
             )
-        return "ERROR"
+        raise JobFailed(f"{_call_text(claimed)} failed for good: {error}")
 
     # -- moving a run on ---------------------------------------------------------------------
 
@@ -164,23 +190,39 @@ class Runtime:
         return closed.status
 
     def job_failed(
-        self, task: Task, failed_task_id: str, job_id: int, run_id: int | None, run_order: int
+        self,
+        task: Task,
+        failed_task_id: str,
+        job_id: int,
+        run_id: int | None,
+        run_order: int,
+        *,
+        advances: bool = True,
     ) -> None:
-        """The job's wrapper itself failed (hard time limit, lost database…): record it, move the run on."""
+        """The job's task failed: move the run on; if its wrapper itself died (hard time limit, lost
+        database…) rather than recording the job as failed for good, record that first.
+
+        ``advances``: False for a job in a group, whose chord's error callback moves the run on once.
+        """
+        # A job that failed for good raised JobFailed once its failure was recorded: nothing to add.
         if not getattr(task.request, "retries", 0):
             result: Any = self.app.AsyncResult(failed_task_id).result
-            if isinstance(result, TimeLimitExceeded):
-                limit = result.args[0] if result.args else "?"
-                error = f"hard time limit of {limit} s exceeded: the worker killed the job's process"
-            elif isinstance(result, BaseException):
-                error = _describe(result)
-            else:
-                error = f"job task failed: {result!r}"
-            failed = self.store.fail_job(job_id, self.clock.now(), error)
-            if failed and run_id is not None:
-                self.store.apply_error_policy(run_id, self.clock.now(), f"job {job_id} failed: {error[:200]}")
-        if run_id is not None:
+            if not isinstance(result, JobFailed):
+                self._record_dead_wrapper(job_id, run_id, result)
+        if run_id is not None and advances:
             self.advance(task, run_id, run_order)
+
+    def _record_dead_wrapper(self, job_id: int, run_id: int | None, result: Any) -> None:
+        if isinstance(result, TimeLimitExceeded):
+            limit = result.args[0] if result.args else "?"
+            error = f"hard time limit of {limit} s exceeded: the worker killed the job's process"
+        elif isinstance(result, BaseException):
+            error = _describe(result)
+        else:
+            error = f"job task failed: {result!r}"
+        failed = self.store.fail_job(job_id, self.clock.now(), error)
+        if failed and run_id is not None:
+            self.store.apply_error_policy(run_id, self.clock.now(), f"job {job_id} failed: {error[:200]}")
 
 
 def _handed_over(request: Any, job_id: int) -> ClaimedJob | None:
@@ -223,6 +265,13 @@ def _call(user_task: Task, args: Any, kwargs: Any) -> Any:
         return user_task.run(*args, **kwargs)
     finally:
         _task_stack.pop()
+
+
+def _call_text(claimed: ClaimedJob) -> str:
+    """The user's call, ``task(1, region='eu')``, its arguments shortened as Celery's own reprs are."""
+    arguments = [reprlib.repr(a) for a in claimed.args]
+    arguments += [f"{k}={reprlib.repr(v)}" for k, v in claimed.kwargs.items()]
+    return f"{claimed.task}({', '.join(arguments)})"
 
 
 def _describe(exc: BaseException) -> str:

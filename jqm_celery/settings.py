@@ -11,6 +11,9 @@ from jqm_celery.notifications.settings import NotificationSettings
 from jqm_celery.store.engine import parse_url
 
 DEFAULT_DATABASE_URL = "sqlite:///jqm.sqlite"
+#: ``jqm_retry_delays``: wait the retry policy's delay before a retry ("real"), or retry at once ("skip",
+#: for tests: the delay is still computed and recorded, only not waited for).
+RETRY_DELAYS = ("real", "skip")
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,8 @@ class Settings:
     #: Base URLs used in links (notifications, CLI output), or None.
     flower_url: str | None
     web_url: str | None
+    #: "real": a retry waits its delay; "skip": it is sent at once (tests, see jqm_celery.testing).
+    retry_delays: str = "real"
     #: SMTP server, sender, queue and retry of notifications.
     notifications: NotificationSettings = field(default_factory=NotificationSettings)
 
@@ -37,12 +42,18 @@ class Settings:
         auto_migrate = conf.get("jqm_auto_migrate")
         if auto_migrate is not None and not isinstance(auto_migrate, bool):
             raise ConfigError(f"jqm_auto_migrate must be True, False or None, got {auto_migrate!r}")
+        retry_delays = conf.get("jqm_retry_delays") or "real"
+        if retry_delays not in RETRY_DELAYS:
+            raise ConfigError(
+                f"jqm_retry_delays must be one of {', '.join(map(repr, RETRY_DELAYS))}, got {retry_delays!r}"
+            )
         return cls(
             database_url=url,
             control_queue=_optional_str(conf, "jqm_control_queue"),
             auto_migrate=auto_migrate,
             flower_url=_optional_str(conf, "jqm_flower_url"),
             web_url=_optional_str(conf, "jqm_web_url"),
+            retry_delays=retry_delays,
             notifications=NotificationSettings.from_conf(conf),
         )
 

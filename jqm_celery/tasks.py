@@ -58,8 +58,8 @@ def register_tasks(app: Celery, runtime: Runtime) -> dict[str, Task]:
         The last job of what was sent of a run, when alone in its stage, moves the run on itself once it
         has an outcome (``Runtime.advance``): ``closes_run`` (the run's last stage) ends the run,
         ``continues_run`` (its run order, the last of a part of a long run) sends the rest. A retry
-        (``Retry`` raised) does neither, and the job's error callback moves the run on if the wrapper
-        itself dies.
+        (``Retry`` raised) does neither. A job that failed for good raises ``JobFailed`` (a Celery
+        failure), and its error callback moves the run on, as it does when the wrapper itself dies.
         """
         outcome = runtime.execute_job(self, job_id)
         if run_id is not None and (closes_run or continues_run is not None):
@@ -78,10 +78,15 @@ def register_tasks(app: Celery, runtime: Runtime) -> dict[str, Task]:
 
     @app.task(name=JOB_FAILED_TASK, bind=True, shared=False, acks_late=True, serializer="json")
     def job_failed(
-        self: Task, failed_task_id: str, job_id: int, run_id: int | None = None, run_order: int = 0
+        self: Task,
+        failed_task_id: str,
+        job_id: int,
+        run_id: int | None = None,
+        run_order: int = 0,
+        advances: bool = True,
     ) -> None:
-        """Error callback of a job whose wrapper died: records it and moves the run on."""
-        runtime.job_failed(self, failed_task_id, job_id, run_id, run_order)
+        """Error callback of a job: records a wrapper that died, and moves the run on (``advances``)."""
+        runtime.job_failed(self, failed_task_id, job_id, run_id, run_order, advances=advances)
 
     @app.task(name=RUN_PACKAGE_TASK, shared=False, serializer="json")
     def run_package(name: str, trigger: str = DJANGO_TRIGGER) -> int | None:

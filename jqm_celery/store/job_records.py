@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -40,6 +40,9 @@ class JobMessage:
     soft_time_limit_s: float | None
     time_limit_s: float | None
     celery_task_id: str
+    #: The task's arguments, shown in Flower and worker logs (the job reads them from the store).
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -85,4 +88,6 @@ def message_of(row: JobRow) -> JobMessage:
         soft_time_limit_s=row.soft_time_limit_s,
         time_limit_s=row.time_limit_s,
         celery_task_id=str(row.celery_task_id),
+        args=tuple(row.args or ()),
+        kwargs=dict(row.kwargs or {}),
     )

@@ -377,9 +377,21 @@ def plan(run: RunRow, jobs: Sequence[JobRow]) -> RunPlan:
     return RunPlan(
         run_id=run.id,
         package=run.package_name,
-        jobs=tuple(
-            JobPlan(j.id, j.task, j.run_order, j.queue, j.soft_time_limit_s, j.time_limit_s) for j in jobs
-        ),
+        jobs=tuple(job_plan(j) for j in jobs),
+    )
+
+
+def job_plan(job: Any) -> JobPlan:
+    """The plan of one job, from its row or a row of the same columns read with Core."""
+    return JobPlan(
+        job.id,
+        job.task,
+        job.run_order,
+        job.queue,
+        job.soft_time_limit_s,
+        job.time_limit_s,
+        tuple(job.args or ()),
+        dict(job.kwargs or {}),
     )
 
 
@@ -389,7 +401,16 @@ def plan_of(run_id: int, package: str, job_ids: Sequence[int], jobs: Sequence[Ma
         run_id=run_id,
         package=package,
         jobs=tuple(
-            JobPlan(job_id, j["task"], j["run_order"], j["queue"], j["soft_time_limit_s"], j["time_limit_s"])
+            JobPlan(
+                job_id,
+                j["task"],
+                j["run_order"],
+                j["queue"],
+                j["soft_time_limit_s"],
+                j["time_limit_s"],
+                tuple(j["args"]),
+                dict(j["kwargs"]),
+            )
             for job_id, j in zip(job_ids, jobs, strict=True)
         ),
     )

@@ -10,7 +10,7 @@ from sqlalchemy import and_, func, select
 
 from jqm_celery.definitions import Package
 from jqm_celery.errors import NotFoundError, StateError
-from jqm_celery.plans import JobPlan, RunClosed, RunPlan
+from jqm_celery.plans import RunClosed, RunPlan
 from jqm_celery.records import LogEntry, Run
 from jqm_celery.statuses import FINISHED_JOB, LogKind, OnError, RunStatus
 from jqm_celery.store import convert, lifecycle, log
@@ -167,6 +167,8 @@ class RunStore(StoreBase):
                 JobRow.queue,
                 JobRow.soft_time_limit_s,
                 JobRow.time_limit_s,
+                JobRow.args,
+                JobRow.kwargs,
             )
             .select_from(RunRow)
             .outerjoin(JobRow, later)
@@ -177,7 +179,7 @@ class RunStore(StoreBase):
             rows = conn.execute(query).all()
         if not rows:
             raise NotFoundError(f"run {run_id} does not exist")
-        jobs = tuple(JobPlan(*row[1:]) for row in rows if row.id is not None)
+        jobs = tuple(lifecycle.job_plan(row) for row in rows if row.id is not None)
         return RunPlan(run_id=run_id, package=rows[0].package_name, jobs=jobs)
 
     # -- the end of a run (see lifecycle) ---------------------------------------------------

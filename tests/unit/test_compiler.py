@@ -177,3 +177,55 @@ def test_a_run_of_one_job_is_one_task_that_closes_the_run() -> None:
 def test_what_is_left_of_a_finished_run_is_its_closing_step() -> None:
     canvas = compile_run(APP, RunPlan(9, "single", ()))
     assert (canvas.task, canvas.args) == (ADVANCE_RUN_TASK, (9,))
+
+
+MID_GROUP = RunPlan(
+    run_id=7,
+    package="p",
+    jobs=(
+        JobPlan(1, "a", 10, None, None, None),
+        JobPlan(2, "b", 20, None, None, None),
+        JobPlan(3, "c", 20, None, None, None),
+        JobPlan(4, "d", 30, None, None, None),
+    ),
+)
+
+
+def test_a_sent_part_ends_with_its_first_group_then_the_step_that_sends_the_rest() -> None:
+    steps = _steps(compile_run(APP, MID_GROUP))
+    assert [s.task if not isinstance(s, group) else "group" for s in steps] == [
+        JOB_TASK,
+        "group",
+        ADVANCE_RUN_TASK,
+    ]
+    assert steps[2].args == (7, 20)
+
+
+def test_the_jobs_of_a_group_leave_moving_the_run_on_to_the_chords_error_callback() -> None:
+    steps = _steps(compile_run(APP, MID_GROUP))
+    assert [s.options["link_error"]["args"] for s in steps[1].tasks] == [(2, 7, 20, False), (3, 7, 20, False)]
+    assert steps[0].options["link_error"]["args"] == (1, 7, 10)
+    (on_group_failure,) = steps[2].options["link_error"]
+    assert (on_group_failure["task"], on_group_failure["args"]) == (ADVANCE_RUN_TASK, (7, 20))
+    assert on_group_failure.immutable
+
+
+def test_a_run_ending_on_a_group_closes_it_or_on_a_failure_moves_on_from_the_group() -> None:
+    steps = _steps(compile_run(APP, PLAN))
+    assert steps[3].args == (42,)
+    (on_group_failure,) = steps[3].options["link_error"]
+    assert on_group_failure["args"] == (42, 30)
+
+
+def test_a_jobs_message_shows_the_users_call_with_jqms_keywords_first() -> None:
+    plan = RunPlan(
+        run_id=5,
+        package="p",
+        jobs=(JobPlan(9, "billing.upload", 10, None, None, None, (7,), {"region": "eu"}),),
+    )
+    upload = _steps(compile_run(APP, plan))[0]
+    assert upload.options["argsrepr"] == "(7,)"
+    assert upload.options["kwargsrepr"] == (
+        "{'run_id': 5, 'package': 'p', 'task': 'billing.upload', 'closes_run': True, 'job_id': 9, "
+        "'region': 'eu'}"
+    )

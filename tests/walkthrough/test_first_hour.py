@@ -272,10 +272,6 @@ def test_flower_shows_every_job_of_the_run_under_the_package_name(walk: Walk) ->
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="jqm records a failed job as data and its Celery task succeeds, so Flower shows SUCCESS",
-)
 def test_flower_shows_the_failed_job_as_a_failure(walk: Walk) -> None:
     assert walk.flower_jobs[f"{PACKAGE} › myproj.upload_to_bank"]["state"] == "FAILURE"
 
