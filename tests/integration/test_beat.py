@@ -60,7 +60,7 @@ class Beat:
     def close(self) -> None:
         """Release the SQLite lease (held until a time on this beat's clock) and the store's connections."""
         self.scheduler.close()
-        self.jqm.store.dispose()
+        self.jqm.close()
 
 
 @pytest.fixture

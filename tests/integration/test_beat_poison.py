@@ -24,13 +24,13 @@ def beat(backend: Backend, worker: object) -> Iterator[Beat]:
 def _poison(beat: Beat, name: str) -> None:
     """Store an entry whose args hold a NUL character, bypassing the checks (as an older version could)."""
     bad = {**Entry("tests.sleep").to_dict(), "args": ["\u0000"]}
-    with beat.jqm.store.transaction() as s:
+    with beat.jqm._store.transaction() as s:
         package_id = s.scalar(select(PackageRow.id).where(PackageRow.name == name))
         s.execute(update(EntryRow).where(EntryRow.package_id == package_id).values(definition=bad))
 
 
 def _status(beat: Beat, name: str) -> PackageStatus:
-    with beat.jqm.store.transaction() as s:
+    with beat.jqm._store.transaction() as s:
         return PackageStatus(s.scalar(select(PackageRow.status).where(PackageRow.name == name)))
 
 

@@ -19,7 +19,7 @@ def test_running_a_package_stored_with_a_nul_character_exits_1_with_the_reason(
     jqm.save(Package(name, entries=[Entry("tests.noop")]))
     jqm.activate(name)
     bad = {**Entry("tests.noop").to_dict(), "args": ["\u0000"]}
-    with jqm.store.transaction() as s:
+    with jqm._store.transaction() as s:
         package_id = s.scalar(select(PackageRow.id).where(PackageRow.name == name))
         s.execute(update(EntryRow).where(EntryRow.package_id == package_id).values(definition=bad))
 
@@ -28,5 +28,5 @@ def test_running_a_package_stored_with_a_nul_character_exits_1_with_the_reason(
     assert result.returncode == 1
     assert "args[0] contains a NUL character" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
-    with jqm.store.transaction() as s:
+    with jqm._store.transaction() as s:
         assert s.scalar(select(func.count()).where(RunRow.package_name == name)) == 0

@@ -25,7 +25,7 @@ def _active(jqm: JobQueueManager, name: str) -> None:
 
 def _poison(jqm: JobQueueManager, name: str, **changes: Any) -> None:
     """Write a bad entry straight into the store, as a version without today's checks could have."""
-    with jqm.store.transaction() as s:
+    with jqm._store.transaction() as s:
         package_id = s.scalar(select(PackageRow.id).where(PackageRow.name == name))
         bad = {**Entry("billing.export").to_dict(), **changes}
         s.execute(update(EntryRow).where(EntryRow.package_id == package_id).values(definition=bad))
@@ -33,7 +33,7 @@ def _poison(jqm: JobQueueManager, name: str, **changes: Any) -> None:
 
 def _status(jqm: JobQueueManager, name: str) -> PackageStatus:
     # Read from the row: the bad definition itself no longer builds.
-    with jqm.store.transaction() as s:
+    with jqm._store.transaction() as s:
         return PackageStatus(s.scalar(select(PackageRow.status).where(PackageRow.name == name)))
 
 
@@ -53,14 +53,14 @@ def test_a_bad_package_is_stopped_with_its_reason_and_the_good_one_still_fires(
     _active(jqm, "bad")
     _poison(jqm, "bad", **changes)
     seen: list[Event] = []
-    jqm.store.listeners.append(seen.append)
+    jqm._store.listeners.append(seen.append)
 
-    fired = fire_due(jqm.store, NOW + timedelta(minutes=1), grace=timedelta(seconds=10))
+    fired = fire_due(jqm._store, NOW + timedelta(minutes=1), grace=timedelta(seconds=10))
 
     assert [plan.package for plan in fired.plans] == ["good"]
     assert _status(jqm, "good") is PackageStatus.ACTIVE
     assert _status(jqm, "bad") is PackageStatus.ERROR
-    with jqm.store.transaction() as s:
+    with jqm._store.transaction() as s:
         assert s.scalar(select(func.count()).where(RunRow.package_name == "bad")) == 0
     [stopped] = [e for e in seen if e.kind == LogKind.PACKAGE_STOPPED]
     assert stopped.package == "bad"
@@ -74,9 +74,9 @@ def test_a_stopped_bad_package_is_not_claimed_again(
     _active(jqm, "good")
     _active(jqm, "bad")
     _poison(jqm, "bad", args=["\u0000"])
-    fire_due(jqm.store, NOW + timedelta(minutes=1), grace=timedelta(seconds=10))
+    fire_due(jqm._store, NOW + timedelta(minutes=1), grace=timedelta(seconds=10))
 
-    fired = fire_due(jqm.store, NOW + timedelta(minutes=2), grace=timedelta(seconds=10))
+    fired = fire_due(jqm._store, NOW + timedelta(minutes=2), grace=timedelta(seconds=10))
 
     # Only the good package's recurrence is due: the bad one's was cleared when it stopped.
     assert fired.claimed == 1
@@ -84,11 +84,11 @@ def test_a_stopped_bad_package_is_not_claimed_again(
 
 
 def test_a_run_the_database_refuses_to_insert_stops_only_its_package(jqm: JobQueueManager) -> None:
-    if jqm.store.engine.dialect.name != "postgresql":
+    if jqm._store.engine.dialect.name != "postgresql":
         pytest.skip("a trigger that refuses a row needs PostgreSQL")
     _active(jqm, "good")
     _active(jqm, "refused")
-    with jqm.store.engine.begin() as conn:
+    with jqm._store.engine.begin() as conn:
         # A real database error on one package's job rows, as PostgreSQL raises for a value it cannot hold.
         conn.exec_driver_sql(
             "CREATE FUNCTION refuse_job() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
@@ -99,9 +99,9 @@ def test_a_run_the_database_refuses_to_insert_stops_only_its_package(jqm: JobQue
             "WHEN (NEW.package_name = 'refused') EXECUTE FUNCTION refuse_job()"
         )
     seen: list[Event] = []
-    jqm.store.listeners.append(seen.append)
+    jqm._store.listeners.append(seen.append)
 
-    fired = fire_due(jqm.store, NOW + timedelta(minutes=1), grace=timedelta(seconds=10))
+    fired = fire_due(jqm._store, NOW + timedelta(minutes=1), grace=timedelta(seconds=10))
 
     assert [plan.package for plan in fired.plans] == ["good"]
     assert _status(jqm, "refused") is PackageStatus.ERROR
@@ -114,7 +114,7 @@ def test_a_package_whose_stored_recurrence_does_not_read_is_stopped_and_the_good
 ) -> None:
     _active(jqm, "good")
     _active(jqm, "bad")
-    with jqm.store.transaction() as s:
+    with jqm._store.transaction() as s:
         package_id = s.scalar(select(PackageRow.id).where(PackageRow.name == "bad"))
         s.execute(
             update(RecurrenceRow)
@@ -122,7 +122,7 @@ def test_a_package_whose_stored_recurrence_does_not_read_is_stopped_and_the_good
             .values(spec={"kind": "CRON", "expression": "61 * * * *", "tz": "UTC"})
         )
 
-    fired = fire_due(jqm.store, NOW + timedelta(minutes=1), grace=timedelta(seconds=10))
+    fired = fire_due(jqm._store, NOW + timedelta(minutes=1), grace=timedelta(seconds=10))
 
     assert [plan.package for plan in fired.plans] == ["good"]
     assert _status(jqm, "bad") is PackageStatus.ERROR
@@ -131,7 +131,7 @@ def test_a_package_whose_stored_recurrence_does_not_read_is_stopped_and_the_good
 def test_a_stopped_bad_package_is_fixed_by_saving_its_definition_again(jqm: JobQueueManager) -> None:
     _active(jqm, "bad")
     _poison(jqm, "bad", args=["\u0000"])
-    fire_due(jqm.store, NOW + timedelta(minutes=1), grace=timedelta(seconds=10))
+    fire_due(jqm._store, NOW + timedelta(minutes=1), grace=timedelta(seconds=10))
 
     jqm.save(Package("bad", entries=[Entry("billing.export", args=[7])], recurrences=[EVERY_MINUTE]))
     jqm.activate("bad")

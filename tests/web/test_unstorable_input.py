@@ -109,14 +109,14 @@ def test_running_a_package_stored_with_an_unstorable_argument_is_refused_with_th
     jqm.save(Package("nightly", entries=[Entry("billing.export")]))
     jqm.activate("nightly")
     bad = {**Entry("billing.export").to_dict(), "args": ["\u0000"]}
-    with jqm.store.transaction() as s:
+    with jqm._store.transaction() as s:
         s.execute(update(EntryRow).values(definition=bad))
 
     response = api_for(Role.USER).post("/api/packages/nightly/run")
 
     assert response.status_code == 422
     assert "NUL character" in response.json()["detail"]
-    with jqm.store.transaction() as s:
+    with jqm._store.transaction() as s:
         assert s.scalar(select(func.count()).select_from(RunRow)) == 0
 
 
