@@ -285,13 +285,19 @@ class JobStore(StaleJobStore):
 
     def clean_batch(self, before: datetime, batch_size: int) -> tuple[int, int]:
         """Delete up to ``batch_size`` finished stand-alone jobs and their log entries; (jobs, entries)."""
+        batch = select(JobRow.id).where(*_cleanable(before)).limit(batch_size).scalar_subquery()
         with self.store.transaction() as s:
-            ids = list(s.scalars(select(JobRow.id).where(*_cleanable(before)).limit(batch_size)))
+            # The conditions are checked again by the statement that deletes: a job re-added or started
+            # since the batch was chosen is left alone.
+            ids = list(
+                s.scalars(
+                    delete(JobRow).where(JobRow.id.in_(batch), *_cleanable(before)).returning(JobRow.id)
+                )
+            )
             if not ids:
                 return 0, 0
             logs = _count(s.execute(delete(LogEntryRow).where(LogEntryRow.job_id.in_(ids))))
-            jobs = _count(s.execute(delete(JobRow).where(JobRow.id.in_(ids))))
-            return jobs, logs
+            return len(ids), logs
 
 
 def _count(result: Any) -> int:
