@@ -18,9 +18,10 @@ from jqm_celery.flower import name_sent_events_by_shadow
 from jqm_celery.jobqueue import JobQueue, JobSpec
 from jqm_celery.notifications.notifier import Notifications
 from jqm_celery.package_list import PackagePage
+from jqm_celery.queue_control import QueueControl
 from jqm_celery.queue_records import AuditAction, AuditEntry, Cleaned, QueueState
 from jqm_celery.records import Job, LogEntry, PackageState, Run
-from jqm_celery.recovery import Reconciler
+from jqm_celery.recovery import STALE_AFTER_INTERVALS, Reconciler
 from jqm_celery.recovery import install as install_recovery
 from jqm_celery.recurrence import next_runs
 from jqm_celery.runtime import Runtime
@@ -61,6 +62,8 @@ class JobQueueManager:
         self.notifications = Notifications(app, self.store, self.settings, self.clock)
         self.job_queue = JobQueue(app, self.store, self.runtime, self.clock)
         self.reconciler = Reconciler(app, self.job_queue, self.runtime, self.clock)
+        stale_after = timedelta(seconds=self.reconciler.interval_s * STALE_AFTER_INTERVALS)
+        self.queue_control = QueueControl(self.job_queue, stale_after)
         install_recovery(app)
         #: Called with a package's name after this manager created, saved, activated, held or deleted it
         #: (the django-celery-beat bridge keeps its rows in step here). A failing listener is logged.
@@ -281,7 +284,20 @@ class JobQueueManager:
         return self.job_queue.define_queue(name, pool_size, actor=actor)
 
     def queues(self) -> list[QueueState]:
-        return self.job_queue.queues()
+        """Every queue: pool size, paused or not, jobs by status, and the live workers consuming it."""
+        return self.queue_control.queues()
+
+    def pause_queue(self, name: str, *, actor: str | None = None) -> QueueState:
+        """No new job of the queue starts on any worker until it is resumed; running jobs finish."""
+        return self.queue_control.pause(name, actor=actor)
+
+    def resume_queue(self, name: str, *, actor: str | None = None) -> QueueState:
+        """Jobs of a paused queue start again, those that waited first."""
+        return self.queue_control.resume(name, actor=actor)
+
+    def shut_down_queue(self, name: str, *, actor: str | None = None) -> QueueState:
+        """Pause the queue and abort its running jobs."""
+        return self.queue_control.shut_down(name, actor=actor)
 
     def enqueue(
         self,

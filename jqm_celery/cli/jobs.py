@@ -151,23 +151,27 @@ def print_job(cli: CliContext, job: Job) -> None:
 
 @click.group("queues")
 def queues() -> None:
-    """Named queues and their pool sizes."""
+    """Named queues: pool sizes, pause, resume and shut down."""
 
 
 @queues.command("list")
 @pass_cli
 def list_queues(cli: CliContext) -> None:
-    """Every queue with its pool size and its jobs by status."""
-    table = Table("queue", "pool size", "queued", "delayed", "running", "retrying", "failed")
+    """Every queue with its pool size, whether it is paused, its jobs by status and its live workers."""
+    table = Table(
+        "queue", "pool size", "state", "queued", "delayed", "running", "retrying", "failed", "workers"
+    )
     for queue in cli.jqm.queues():
         table.add_row(
             queue.name,
             "—" if queue.pool_size is None else str(queue.pool_size),
+            "paused" if queue.paused else "open",
             str(queue.queued),
             str(queue.delayed),
             str(queue.running),
             str(queue.retrying),
             str(queue.failed),
+            ", ".join(queue.workers) or "—",
         )
     cli.console.print(table)
 
@@ -180,6 +184,35 @@ def define(cli: CliContext, name: str, pool_size: int) -> None:
     """Define a queue, or change its pool size."""
     queue = cli.jqm.define_queue(name, pool_size)
     cli.console.print(f"queue {queue.name}: pool size {queue.pool_size}")
+
+
+@queues.command("pause")
+@click.argument("name")
+@pass_cli
+def pause(cli: CliContext, name: str) -> None:
+    """No new job of the queue starts, on any worker, until it is resumed; running jobs finish."""
+    cli.jqm.pause_queue(name)
+    cli.console.print(f"queue {name}: paused; its waiting jobs start after `jqm queues resume {name}`")
+
+
+@queues.command("resume")
+@click.argument("name")
+@pass_cli
+def resume(cli: CliContext, name: str) -> None:
+    """Jobs of a paused queue start again, those that waited first."""
+    cli.jqm.resume_queue(name)
+    cli.console.print(f"queue {name}: resumed")
+
+
+@queues.command("shutdown")
+@click.argument("name")
+@click.option("--force", is_flag=True, required=True, help="Required: running jobs are aborted.")
+@pass_cli
+def shutdown(cli: CliContext, name: str, force: bool) -> None:
+    """Pause the queue and abort its running jobs (resume it to start its waiting jobs again)."""
+    del force
+    cli.jqm.shut_down_queue(name)
+    cli.console.print(f"queue {name}: paused, its running jobs aborted")
 
 
 @runs.command("cancel")

@@ -74,7 +74,9 @@ class JobStore(StaleJobStore):
         """Defined queues, and queues that jobs name, with their jobs counted by status."""
         counted = [*_WAITING, JobStatus.RUNNING, JobStatus.ERROR]
         with self.store.transaction() as s:
-            sizes = dict(s.execute(select(QueueRow.name, QueueRow.pool_size)).all())
+            defined = s.execute(select(QueueRow.name, QueueRow.pool_size, QueueRow.paused)).all()
+            sizes = {name: size for name, size, _ in defined}
+            paused = {name for name, _, is_paused in defined if is_paused}
             rows = s.execute(
                 select(JobRow.queue, JobRow.status, func.count())
                 .where(JobRow.status.in_(counted), JobRow.queue.is_not(None))
@@ -92,6 +94,7 @@ class JobStore(StaleJobStore):
                 running=counts.get(name, {}).get(JobStatus.RUNNING, 0),
                 retrying=counts.get(name, {}).get(JobStatus.RETRYING, 0),
                 failed=counts.get(name, {}).get(JobStatus.ERROR, 0),
+                paused=name in paused,
             )
             for name in sorted(set(sizes) | set(counts))
         ]
