@@ -17,6 +17,7 @@ RunId = Annotated[int, Path(ge=1, le=MAX_ID)]
 JobId = Annotated[int, Path(ge=1, le=MAX_ID)]
 Position = Annotated[int, Path(ge=1, le=10_000)]
 PackageName = Annotated[str, Path(pattern=PACKAGE_NAME, max_length=100)]
+QueueName = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,254}$", max_length=255)]
 
 
 def manager(request: Request) -> JobQueueManager:

@@ -7,18 +7,21 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from jqm_celery import Entry, JobQueueManager, OnError, Package, Recurrence, RunStatus
+from jqm_celery import Entry, JobQueueManager, JobStatus, OnError, Package, Recurrence, RunStatus
 from jqm_celery.errors import NotFoundError
 from jqm_celery.notifications.rules import Notify
 from jqm_celery.web.users import Users
 from tests.definitions_strategies import packages
 from tests.integration.conftest import Backend, Worker
+from tests.integration.test_jobqueue import labels, wait_for, wait_job
+from tests.integration.test_queue_control import deferred
 from tests.integration.webserver import CHROMIUM_ARGS, SCREENSHOTS, require_chromium, serve
 
 pytestmark = pytest.mark.parametrize("backend", ["redis-pg"], indirect=True)
@@ -386,6 +389,8 @@ def test_the_run_picture_draws_stages_side_by_side_and_changes_live(
 def test_every_page_opens_for_each_role_with_only_its_buttons_and_is_photographed(
     browser: Browser, base_url: str, jqm: JobQueueManager, name: str, role: str
 ) -> None:
+    queue = f"photo-{role}"
+    jqm.define_queue(queue, pool_size=2)
     jqm.save(
         Package(
             name,
@@ -413,6 +418,7 @@ def test_every_page_opens_for_each_role_with_only_its_buttons_and_is_photographe
         ("timeline", "/timeline", "h1"),
         ("audit", "/audit", "h1"),
         ("profile", "/profile", "#profile-form"),
+        ("queues", "/queues", "#queue-list"),
     ]
     if operator:
         pages += [
@@ -433,6 +439,10 @@ def test_every_page_opens_for_each_role_with_only_its_buttons_and_is_photographe
     expect(page.locator("#actions button:has-text('Delete')")).to_have_count(1 if role == "admin" else 0)
     page.goto("/jobs")
     expect(page.locator("#job-form")).to_have_count(1 if operator else 0)
+    page.goto("/queues")
+    row = page.locator(f"#queue-{queue}")
+    expect(row.locator("button:has-text('Pause')")).to_have_count(1 if operator else 0)
+    expect(row.locator("button:has-text('Shut down')")).to_have_count(1 if role == "admin" else 0)
     if not operator:
         refused = page.goto(f"/packages/{name}/entries/1")
         assert refused is not None
@@ -467,3 +477,46 @@ def test_the_recurrence_form_shows_only_the_fields_of_the_chosen_kind(
         "Mon, Wed, Fri 08:00–18:00 every 30 min (Europe/Amsterdam), "
         "from 2031-01-06 00:00, until 2031-12-31 23:59"
     )
+
+
+def test_a_queue_is_paused_and_resumed_by_a_user_and_shut_down_by_an_administrator_in_the_browser(
+    browser: Browser,
+    base_url: str,
+    jqm: JobQueueManager,
+    own_queue: str,
+    queue_workers: list[Worker],
+    marks: Path,
+) -> None:
+    page = _sign_in(browser, base_url, _user(jqm, "user"))
+    page.click("nav >> text=Queues")
+    row = page.locator(f"#queue-{own_queue}")
+    expect(row.locator(".workers div")).to_have_count(1)
+    queue_workers[1].start()
+    page.reload()
+    expect(row.locator(".workers div")).to_have_count(2)
+    expect(row.locator("button:has-text('Shut down')")).to_have_count(0)
+
+    row.locator("button:has-text('Pause')").click()
+    expect(row.locator(".state")).to_have_text("paused")
+    job = jqm.enqueue("tests.record", args=[str(marks), "waits"], queue=own_queue)
+    wait_for(lambda: deferred(jqm, [job.id]) == {job.id})
+    assert jqm.job(job.id).status is JobStatus.QUEUED
+    assert labels(marks, "start") == []
+    page.reload()
+    expect(row.locator("td").nth(4)).to_have_text("1")
+    _shot(page, "22-queue-paused")
+    row.locator("button:has-text('Resume')").click()
+    expect(row.locator(".state")).to_have_text("open")
+    assert wait_job(jqm, job.id).status is JobStatus.DONE
+
+    long = jqm.enqueue("tests.record", args=[str(marks), "long", 60.0], queue=own_queue)
+    wait_for(lambda: jqm.job(long.id).status is JobStatus.RUNNING)
+    admin = _sign_in(browser, base_url, _user(jqm, "admin"))
+    admin.goto("/queues")
+    admin.once("dialog", lambda dialog: dialog.accept())
+    admin.locator(f"#queue-{own_queue} button:has-text('Shut down')").click()
+    expect(admin.locator(f"#queue-{own_queue} .state")).to_have_text("paused")
+    assert jqm.job(long.id).status is JobStatus.ABORTED
+    _shot(admin, "23-queue-shut-down")
+    admin.goto("/audit")
+    expect(admin.locator("#audit")).to_contain_text("shut down queue")

@@ -117,3 +117,29 @@ def test_the_cues_and_one_log_entry_are_read_through_the_api(api: TestClient, jq
         404,
         "log entry 999999 does not exist; it may have been cleaned",
     )
+
+
+def test_a_queue_is_paused_resumed_and_shut_down_through_the_api_and_a_user_may_not_shut_it_down(
+    api: TestClient, web: FastAPI, jqm: JobQueueManager, token_for: Callable[[Role], str]
+) -> None:
+    jqm.define_queue("reports", 2)
+    user = TestClient(web)
+    user.headers["Authorization"] = f"Bearer {token_for(Role.USER)}"
+
+    paused = user.post("/api/queues/reports/pause")
+    assert (paused.status_code, paused.json()["paused"]) == (200, True)
+    assert api.get("/api/queues").json()[0] | {"workers": []} == {
+        "name": "reports", "pool_size": 2, "queued": 0, "delayed": 0, "running": 0, "retrying": 0,
+        "failed": 0, "paused": True, "workers": [],
+    }  # fmt: skip
+    assert user.post("/api/queues/reports/resume").json()["paused"] is False
+    assert user.post("/api/queues/reports/shutdown").status_code == 403
+    assert api.post("/api/queues/reports/shutdown").json()["paused"] is True
+    unknown = api.post("/api/queues/reprots/pause")
+    assert (unknown.status_code, unknown.json()["detail"]) == (
+        422,
+        "queue 'reprots' is not defined; did you mean 'reports'?; define it first: "
+        "jqm.define_queue('reprots', pool_size=4)",
+    )
+    actions = [e["action"] for e in api.get("/api/audit").json()[:3]]
+    assert actions == ["SHUT_DOWN_QUEUE", "RESUME_QUEUE", "PAUSE_QUEUE"]

@@ -58,6 +58,10 @@ EXPECTED = {
     ("POST", "/jobs/{job_id}/requeue"): Action.REQUEUE_JOB,
     ("POST", "/jobs/clean"): Action.CLEAN_JOBS,
     ("POST", "/jobs"): Action.ENQUEUE_JOB,
+    ("GET", "/queues"): Action.VIEW,
+    ("POST", "/queues/{name}/pause"): Action.PAUSE_QUEUE,
+    ("POST", "/queues/{name}/resume"): Action.PAUSE_QUEUE,
+    ("POST", "/queues/{name}/shutdown"): Action.SHUT_DOWN_QUEUE,
     ("GET", "/audit"): Action.VIEW,
     ("GET", "/api/me"): Action.VIEW,
     ("GET", "/api/packages"): Action.VIEW,
@@ -75,6 +79,9 @@ EXPECTED = {
     ("GET", "/api/log-entries/{entry_id}"): Action.VIEW,
     ("GET", "/api/cues"): Action.VIEW,
     ("GET", "/api/queues"): Action.VIEW,
+    ("POST", "/api/queues/{name}/pause"): Action.PAUSE_QUEUE,
+    ("POST", "/api/queues/{name}/resume"): Action.PAUSE_QUEUE,
+    ("POST", "/api/queues/{name}/shutdown"): Action.SHUT_DOWN_QUEUE,
     ("GET", "/api/jobs"): Action.VIEW,
     ("GET", "/api/jobs/{job_id}"): Action.VIEW,
     ("POST", "/api/jobs/{job_id}/cancel"): Action.CANCEL_JOB,
@@ -125,7 +132,13 @@ def test_every_route_is_public_or_checks_the_action_it_is_expected_to(web: FastA
 
 def test_the_role_table_matches_the_seed(web: FastAPI) -> None:
     admin_only = {action for action, roles in PERMISSIONS.items() if roles == {Role.ADMIN}}
-    assert admin_only == {Action.DELETE_PACKAGE, Action.ABORT_JOB, Action.CLEAN_JOBS, Action.CANCEL_RUN}
+    assert admin_only == {
+        Action.DELETE_PACKAGE,
+        Action.ABORT_JOB,
+        Action.CLEAN_JOBS,
+        Action.CANCEL_RUN,
+        Action.SHUT_DOWN_QUEUE,
+    }
     assert {a for a, roles in PERMISSIONS.items() if Role.VIEWER in roles} == {Action.VIEW}
 
 

@@ -19,6 +19,7 @@ from jqm_celery.web.params import (
     PACKAGE_NAME,
     JobId,
     PackageName,
+    QueueName,
     RunId,
     day_end,
     day_start,
@@ -34,6 +35,8 @@ from jqm_celery.web.permits import (
     Enqueuer,
     Holder,
     JobCanceller,
+    QueuePauser,
+    QueueShutter,
     Requeuer,
     RunCanceller,
     Runner,
@@ -218,8 +221,27 @@ def cues(request: Request, user: Viewer) -> Json:
 
 @router.get("/queues", tags=["job queue"])
 def queues(request: Request, user: Viewer) -> list[Json]:
-    """Queues with their pool size and job counts by status."""
+    """Queues with their pool size, paused state, job counts by status and the live workers consuming
+    them (from their heartbeats)."""
     return [plain(queue) for queue in manager(request).queues()]
+
+
+@router.post("/queues/{name}/pause", tags=["job queue"], responses=_CHANGE)
+def pause_queue(request: Request, name: QueueName, user: QueuePauser) -> Json:
+    """No new job of the queue starts on any worker until it is resumed; running jobs finish."""
+    return record(manager(request).pause_queue(name, actor=user.name))
+
+
+@router.post("/queues/{name}/resume", tags=["job queue"], responses=_CHANGE)
+def resume_queue(request: Request, name: QueueName, user: QueuePauser) -> Json:
+    """Jobs of a paused queue start again, those that waited first."""
+    return record(manager(request).resume_queue(name, actor=user.name))
+
+
+@router.post("/queues/{name}/shutdown", tags=["job queue"], responses=_CHANGE)
+def shut_down_queue(request: Request, name: QueueName, user: QueueShutter) -> Json:
+    """Pause the queue and abort its running jobs (Administrator only)."""
+    return record(manager(request).shut_down_queue(name, actor=user.name))
 
 
 @router.get("/jobs", tags=["job queue"])
