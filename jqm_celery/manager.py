@@ -19,11 +19,12 @@ from jqm_celery.jobqueue import JobQueue, JobSpec
 from jqm_celery.notifications.notifier import Notifications
 from jqm_celery.package_list import PackagePage
 from jqm_celery.queue_control import QueueControl
-from jqm_celery.queue_records import AuditAction, AuditEntry, Cleaned, QueueState
+from jqm_celery.queue_records import AuditAction, AuditEntry, Cleaned, CleanedRuns, QueueState
 from jqm_celery.records import Job, LogEntry, PackageState, Run
 from jqm_celery.recovery import STALE_AFTER_INTERVALS, Reconciler
 from jqm_celery.recovery import install as install_recovery
 from jqm_celery.recurrence import next_runs
+from jqm_celery.retention import RunRetention, run_retention
 from jqm_celery.runtime import Runtime
 from jqm_celery.settings import Settings
 from jqm_celery.statuses import JobStatus, LogKind, PackageStatus, RunStatus, ensure_can_hold
@@ -64,6 +65,8 @@ class JobQueueManager:
         self.reconciler = Reconciler(app, self.job_queue, self.runtime, self.clock)
         stale_after = timedelta(seconds=self.reconciler.interval_s * STALE_AFTER_INTERVALS)
         self.queue_control = QueueControl(self.job_queue, stale_after)
+        self.retention = RunRetention(self.job_queue, self.clock, run_retention(app.conf))
+        self.reconciler.chores.append(self.retention.apply_daily)
         install_recovery(app)
         #: Called with a package's name after this manager created, saved, activated, held or deleted it
         #: (the django-celery-beat bridge keeps its rows in step here). A failing listener is logged.
@@ -383,6 +386,16 @@ class JobQueueManager:
     ) -> Cleaned:
         """Delete finished stand-alone jobs older than ``older_than`` and their log entries, in batches."""
         return self.job_queue.clean(older_than, actor=actor, progress=progress)
+
+    def clean_runs(
+        self,
+        older_than: timedelta,
+        *,
+        actor: str | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> CleanedRuns:
+        """Delete finished package runs older than ``older_than``, their jobs and log entries, in batches."""
+        return self.retention.clean_runs(older_than, actor=actor, progress=progress)
 
     def cancel_run(self, run_id: int, *, actor: str | None = None) -> Run:
         """Stop a run: its jobs never start or are aborted; it ends STOPPED; a run queued behind starts."""

@@ -25,6 +25,7 @@ class AuditAction(StrEnum):
     PAUSE_QUEUE = "PAUSE_QUEUE"
     RESUME_QUEUE = "RESUME_QUEUE"
     SHUT_DOWN_QUEUE = "SHUT_DOWN_QUEUE"
+    CLEAN_RUNS = "CLEAN_RUNS"
 
 
 #: The actor recorded for changes made by beat and the reconciler rather than a person.
@@ -65,4 +66,12 @@ class Cleaned:
     """What ``jqm.clean`` deleted."""
 
     jobs: int
+    log_entries: int
+
+
+@dataclass(frozen=True)
+class CleanedRuns:
+    """What ``jqm.clean_runs`` deleted (the runs' jobs went with them)."""
+
+    runs: int
     log_entries: int

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -63,6 +64,8 @@ class Reconciler:
         self.runtime = runtime
         self.clock = clock
         self.interval_s = reconcile_interval_s(app.conf)
+        #: Called after each reconciliation, in the worker's main process (run retention's daily check).
+        self.chores: list[Callable[[], object]] = []
 
     def tick(self, hostname: str, started_at: datetime, consumer: Any = None) -> None:
         """One heartbeat (with the queues ``consumer`` consumes now) and one reconciliation; failures are
@@ -71,6 +74,8 @@ class Reconciler:
             queues = _consumed_queues(consumer)
             self.job_queue.jobs_store.heartbeat(hostname, started_at, self.clock.now(), queues)
             done = self.reconcile()
+            for chore in self.chores:
+                chore()
         except Exception:
             logger.exception("jqm reconciler on %s failed; it tries again in %g s", hostname, self.interval_s)
             return

@@ -215,6 +215,22 @@ def shutdown(cli: CliContext, name: str, force: bool) -> None:
     cli.console.print(f"queue {name}: paused, its running jobs aborted")
 
 
+@runs.command("clean")
+@click.option("--older-than", required=True, type=Duration(), help="e.g. 90d, 12h.")
+@pass_cli
+def clean_runs(cli: CliContext, older_than: timedelta) -> None:
+    """Delete finished runs older than --older-than, with their jobs and log entries, in batches."""
+    columns = (TextColumn("cleaning"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=cli.console, transient=True) as progress:
+        bar = progress.add_task("clean", total=None)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(bar, completed=done, total=total)
+
+        cleaned = cli.jqm.clean_runs(older_than, progress=advance)
+    cli.console.print(f"deleted {cleaned.runs} finished run(s) and {cleaned.log_entries} log entries")
+
+
 @runs.command("cancel")
 @click.argument("run_id", type=int)
 @pass_cli

@@ -125,7 +125,10 @@ class RecurrenceRow(Base):
 
 class RunRow(Base):
     __tablename__ = "jqm_run"
-    __table_args__ = (Index("ix_jqm_run_package_status", "package_name", "status"),)
+    __table_args__ = (
+        Index("ix_jqm_run_package_status", "package_name", "status"),
+        Index("ix_jqm_run_finished_at", "finished_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     package_name: Mapped[str] = mapped_column(String(100))

@@ -1,4 +1,5 @@
-"""The job queue's tables: defined queues, the audit trail, and the heartbeat of every worker."""
+"""The job queue's tables: defined queues, the audit trail, the heartbeat of every worker, and when the
+workers' daily chores last ran."""
 
 from __future__ import annotations
 
@@ -48,3 +49,12 @@ class WorkerRow(Base):
     last_seen_at: Mapped[datetime]
     #: The queues it consumes, comma-separated, as of its last heartbeat.
     queues: Mapped[str] = defaulted(Text, "")
+
+
+class ChoreRow(Base):
+    """When a daily chore of the workers (run retention) last ran: one worker of many claims each day's."""
+
+    __tablename__ = "jqm_chore"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_run_at: Mapped[datetime]

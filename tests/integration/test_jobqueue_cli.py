@@ -58,6 +58,23 @@ def test_a_queue_is_paused_resumed_and_shut_down_from_the_command_line(
     assert "queue 'cli-pasued' is not defined; did you mean 'cli-paused'?" in unknown.stderr
 
 
+def test_finished_runs_are_cleaned_from_the_command_line(
+    backend: Backend, jqm: JobQueueManager, name: str
+) -> None:
+    jqm.save(Package(name, entries=[Entry("tests.noop")]))
+    run = jqm.run_now(name)
+    assert run.wait(timeout=60).status is RunStatus.SUCCEEDED
+
+    cleaned = jqm_cli(backend, "runs", "clean", "--older-than", "0s")
+    assert cleaned.returncode == 0
+    assert cleaned.stdout.strip().startswith("deleted ")
+    assert "finished run(s)" in cleaned.stdout
+    assert jqm.runs(name) == []
+    bad = jqm_cli(backend, "runs", "clean", "--older-than", "ninety days")
+    assert bad.returncode == 2
+    assert "use a number and a unit (s, m, h, d, w), e.g. 30d" in bad.stderr
+
+
 def test_clean_from_the_command_line_reports_what_it_deleted(backend: Backend, jqm: JobQueueManager) -> None:
     job = jqm.enqueue("tests.noop")
     wait_for(lambda: jqm.job(job.id).status is JobStatus.DONE)

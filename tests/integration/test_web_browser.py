@@ -520,3 +520,23 @@ def test_a_queue_is_paused_and_resumed_by_a_user_and_shut_down_by_an_administrat
     _shot(admin, "23-queue-shut-down")
     admin.goto("/audit")
     expect(admin.locator("#audit")).to_contain_text("shut down queue")
+
+
+def test_an_administrator_deletes_finished_runs_from_the_runs_page_and_a_user_sees_no_button(
+    browser: Browser, base_url: str, jqm: JobQueueManager, name: str
+) -> None:
+    jqm.save(Package(name, entries=[Entry("tests.noop")]))
+    finished = jqm.run_now(name).wait(timeout=30)
+    user = _sign_in(browser, base_url, _user(jqm, "user"))
+    user.goto("/runs")
+    expect(user.locator("#clean-runs-form")).to_have_count(0)
+
+    admin = _sign_in(browser, base_url, _user(jqm, "admin"))
+    admin.goto(f"/runs?package={name}")
+    expect(admin.locator("#runs")).to_contain_text(f"#{finished.id}")
+    admin.fill("#clean-runs-form input[name=older_than_days]", "0")
+    _shot(admin, "24-clean-runs")
+    admin.once("dialog", lambda dialog: dialog.accept())
+    admin.click("#clean-runs-form button")
+    expect(admin.locator(".flash")).to_contain_text("finished run(s)")
+    assert jqm.runs(name) == []

@@ -9,7 +9,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from jqm_celery import JobQueueManager
+from jqm_celery import Entry, JobQueueManager, Package
 from jqm_celery.web.roles import Role
 from tests.store.conftest import FakeClock
 
@@ -143,3 +143,20 @@ def test_a_queue_is_paused_resumed_and_shut_down_through_the_api_and_a_user_may_
     )
     actions = [e["action"] for e in api.get("/api/audit").json()[:3]]
     assert actions == ["SHUT_DOWN_QUEUE", "RESUME_QUEUE", "PAUSE_QUEUE"]
+
+
+def test_finished_runs_are_cleaned_through_the_api_and_a_run_in_flight_stays(
+    api: TestClient, jqm: JobQueueManager, clock: FakeClock
+) -> None:
+    jqm.save(Package("p", entries=[Entry("billing.export")]))
+    _, finished, _ = jqm.store.start_run("p", "test", clock.now(), queue_if_busy=False)
+    jqm.store.fail_dispatch(finished.id, clock.now(), "the broker refused it")
+    _, in_flight, _ = jqm.store.start_run("p", "test", clock.now(), queue_if_busy=False)
+    clock.advance(timedelta(days=2))
+
+    cleaned = api.post("/api/runs/clean", json={"older_than_s": 86400})
+    assert cleaned.status_code == 200
+    assert cleaned.json()["runs"] == 1
+    assert api.get(f"/api/runs/{finished.id}").status_code == 404
+    assert api.get(f"/api/runs/{in_flight.id}").status_code == 200
+    assert api.post("/api/runs/clean", json={"older_than_s": -1}).status_code == 422

@@ -49,6 +49,7 @@ EXPECTED = {
     ("GET", "/runs/{run_id}"): Action.VIEW,
     ("GET", "/runs/{run_id}/jobs"): Action.VIEW,
     ("POST", "/runs/{run_id}/cancel"): Action.CANCEL_RUN,
+    ("POST", "/runs/clean"): Action.CLEAN_RUNS,
     ("GET", "/log"): Action.VIEW,
     ("GET", "/log/{entry_id}"): Action.VIEW,
     ("GET", "/jobs"): Action.VIEW,
@@ -75,6 +76,7 @@ EXPECTED = {
     ("GET", "/api/runs"): Action.VIEW,
     ("GET", "/api/runs/{run_id}"): Action.VIEW,
     ("POST", "/api/runs/{run_id}/cancel"): Action.CANCEL_RUN,
+    ("POST", "/api/runs/clean"): Action.CLEAN_RUNS,
     ("GET", "/api/log-entries"): Action.VIEW,
     ("GET", "/api/log-entries/{entry_id}"): Action.VIEW,
     ("GET", "/api/cues"): Action.VIEW,
@@ -138,6 +140,7 @@ def test_the_role_table_matches_the_seed(web: FastAPI) -> None:
         Action.CLEAN_JOBS,
         Action.CANCEL_RUN,
         Action.SHUT_DOWN_QUEUE,
+        Action.CLEAN_RUNS,
     }
     assert {a for a, roles in PERMISSIONS.items() if Role.VIEWER in roles} == {Action.VIEW}
 

@@ -39,6 +39,7 @@ from jqm_celery.web.permits import (
     QueueShutter,
     Requeuer,
     RunCanceller,
+    RunCleaner,
     Runner,
     Viewer,
 )
@@ -312,6 +313,15 @@ async def clean_jobs(request: Request, user: Cleaner, body: CleanIn) -> Json:
     """Delete finished stand-alone jobs older than ``older_than_s`` seconds, and their log entries."""
     jqm = manager(request)
     cleaned = await run_in_threadpool(jqm.clean, timedelta(seconds=body.older_than_s), actor=user.name)
+    return record(cleaned)
+
+
+@router.post("/runs/clean", tags=["runs"], responses=_CHANGE)
+async def clean_runs(request: Request, user: RunCleaner, body: CleanIn) -> Json:
+    """Delete finished package runs older than ``older_than_s`` seconds, with their jobs and log entries
+    (runs in flight are never touched)."""
+    jqm = manager(request)
+    cleaned = await run_in_threadpool(jqm.clean_runs, timedelta(seconds=body.older_than_s), actor=user.name)
     return record(cleaned)
 
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from jqm_celery.errors import JQMError, NotFoundError
 from jqm_celery.statuses import RunStatus
 from jqm_celery.web.params import OptionalText, RunId, manager
-from jqm_celery.web.permits import RunCanceller, Viewer
+from jqm_celery.web.permits import RunCanceller, RunCleaner, Viewer
 from jqm_celery.web.templating import flash, page, redirect
 from jqm_celery.web.users import WebUser
 
@@ -72,3 +75,19 @@ def cancel(request: Request, user: RunCanceller, run_id: RunId) -> RedirectRespo
     except JQMError as exc:
         flash(request, str(exc), "error")
     return redirect(f"/runs/{run_id}")
+
+
+@router.post("/runs/clean")
+def clean_runs(
+    request: Request, user: RunCleaner, older_than_days: Annotated[str, Form()] = ""
+) -> RedirectResponse:
+    try:
+        days = float(older_than_days)
+        if not 0 <= days <= 36_500:
+            raise ValueError
+    except ValueError:
+        flash(request, f"clean: older than {older_than_days!r} days is not a number from 0 to 36500", "error")
+        return redirect("/runs")
+    cleaned = manager(request).clean_runs(timedelta(days=days), actor=user.name)
+    flash(request, f"deleted {cleaned.runs} finished run(s) and {cleaned.log_entries} log entries")
+    return redirect("/runs")
