@@ -24,6 +24,7 @@ from jqm_celery.clock import Clock
 from jqm_celery.definitions import NO_RETRY, RetryPolicy
 from jqm_celery.errors import ValidationError, did_you_mean
 from jqm_celery.job_sending import JobSender
+from jqm_celery.paging import NEWEST, Window
 from jqm_celery.queue_records import AuditAction, AuditEntry, Cleaned, QueueState
 from jqm_celery.records import Job, Run
 from jqm_celery.runtime import Runtime
@@ -180,17 +181,25 @@ class JobQueue:
         status: JobStatus | str | None = None,
         stand_alone: bool = True,
         limit: int = 100,
+        worker: str | None = None,
+        package: str | None = None,
+        window: Window = NEWEST,
     ) -> list[Job]:
         return self.jobs_store.jobs(
             queue=queue,
             status=None if status is None else job_status(status),
             stand_alone=stand_alone,
             limit=limit,
+            worker=worker,
+            package=package,
+            window=window,
         )
 
-    def audit(self, *, package: str | None = None, limit: int = 200) -> list[AuditEntry]:
+    def audit(
+        self, *, package: str | None = None, limit: int = 200, window: Window = NEWEST
+    ) -> list[AuditEntry]:
         """The audit trail, oldest first."""
-        return self.audit_trail.entries(package=package, limit=limit)[::-1]
+        return self.audit_trail.entries(package=package, limit=limit, window=window)[::-1]
 
     def record(
         self,

@@ -18,6 +18,7 @@ from jqm_celery.flower import name_sent_events_by_shadow
 from jqm_celery.jobqueue import JobQueue, JobSpec
 from jqm_celery.notifications.notifier import Notifications
 from jqm_celery.package_list import PackagePage
+from jqm_celery.paging import window
 from jqm_celery.queue_control import QueueControl
 from jqm_celery.queue_records import AuditAction, AuditEntry, Cleaned, CleanedRuns, QueueState
 from jqm_celery.records import Job, LogEntry, PackageState, Run
@@ -196,12 +197,23 @@ class JobQueueManager:
         return dataclasses.replace(self.store.run(run_id), _reload=self.run, _status=self.store.run_status)
 
     def runs(
-        self, package: str | None = None, status: RunStatus | str | None = None, limit: int = 50
+        self,
+        package: str | None = None,
+        status: RunStatus | str | None = None,
+        limit: int = 50,
+        *,
+        before_id: int | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
     ) -> list[Run]:
+        """Runs, newest first; ``before_id`` (the last id of the page before) pages back, ``since`` /
+        ``until`` keep runs created in that range."""
+        shown = window("runs", before_id, since, until)
         if package is not None:
             self.store.package(package)
         status = None if status is None else _run_status(status)
-        return [dataclasses.replace(r, _reload=self.run) for r in self.store.runs(package, status, limit)]
+        found = self.store.runs(package, status, limit, shown)
+        return [dataclasses.replace(r, _reload=self.run) for r in found]
 
     def log_entries(
         self,
@@ -361,9 +373,24 @@ class JobQueueManager:
         status: JobStatus | str | None = None,
         stand_alone: bool = True,
         limit: int = 100,
+        worker: str | None = None,
+        package: str | None = None,
+        before_id: int | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
     ) -> list[Job]:
-        """Jobs, newest first (stand-alone ones only unless ``stand_alone=False``)."""
-        return self.job_queue.jobs(queue=queue, status=status, stand_alone=stand_alone, limit=limit)
+        """Jobs, newest first (stand-alone ones only unless ``stand_alone=False``); paged and filtered as
+        :meth:`runs`, and by the worker that ran them and their package."""
+        shown = window("jobs", before_id, since, until)
+        return self.job_queue.jobs(
+            queue=queue,
+            status=status,
+            stand_alone=stand_alone,
+            limit=limit,
+            worker=worker,
+            package=package,
+            window=shown,
+        )
 
     def cancel(self, job_id: int, *, actor: str | None = None) -> Job:
         """A QUEUED, DELAYED or RETRYING job never runs."""
@@ -402,9 +429,19 @@ class JobQueueManager:
         self.job_queue.cancel_run(run_id, actor=actor)
         return self.run(run_id)
 
-    def audit(self, *, package: str | None = None, limit: int = 200) -> list[AuditEntry]:
-        """Who changed what and when, oldest first."""
-        return self.job_queue.audit(package=package, limit=limit)
+    def audit(
+        self,
+        *,
+        package: str | None = None,
+        limit: int = 200,
+        before_id: int | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[AuditEntry]:
+        """Who changed what and when, oldest first; the newest ``limit`` entries before ``before_id``."""
+        return self.job_queue.audit(
+            package=package, limit=limit, window=window("audit", before_id, since, until)
+        )
 
     # -- the database -----------------------------------------------------------------------
 

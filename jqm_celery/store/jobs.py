@@ -15,6 +15,7 @@ from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from jqm_celery.errors import NotFoundError, StateError, ValidationError, did_you_mean
+from jqm_celery.paging import NEWEST, Window, keyset
 from jqm_celery.queue_records import AuditAction, QueueState
 from jqm_celery.records import Job
 from jqm_celery.statuses import (
@@ -153,9 +154,17 @@ class JobStore(StaleJobStore):
         status: JobStatus | None = None,
         stand_alone: bool = True,
         limit: int = 100,
+        worker: str | None = None,
+        package: str | None = None,
+        window: Window = NEWEST,
     ) -> list[Job]:
         """Newest first."""
         query = select(JobRow).order_by(JobRow.id.desc()).limit(limit)
+        query = keyset(query, window, JobRow.id, JobRow.created_at)
+        if worker is not None:
+            query = query.where(JobRow.worker == worker)
+        if package is not None:
+            query = query.where(JobRow.package_name == package)
         if stand_alone:
             query = query.where(JobRow.run_id.is_(None))
         if queue is not None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Path, Query, Request
 
@@ -36,3 +36,17 @@ def day_end(value: date | None, zone: tzinfo = UTC) -> datetime | None:
 
 
 OptionalText = Annotated[str, Query(max_length=200, pattern=r"^[^\x00]*$")]
+
+
+BeforeId = Annotated[int | None, Query(ge=1, le=MAX_ID)]
+#: The response header of a list endpoint that has more rows: pass it as ``before_id`` for the next page.
+NEXT_HEADER = "X-Next-Before-Id"
+
+
+def split_page(rows: list[Any], limit: int) -> tuple[list[Any], int | None]:
+    """A page read with ``limit + 1`` rows, newest first: the page, and the cursor of the next one (the
+    last id shown) if there is more."""
+    if len(rows) <= limit:
+        return rows, None
+    shown = rows[:limit]
+    return shown, int(shown[-1].id)

@@ -17,6 +17,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from jqm_celery import Entry, JobQueueManager, JobStatus, OnError, Package, Recurrence, RunStatus
 from jqm_celery.errors import NotFoundError
 from jqm_celery.notifications.rules import Notify
+from jqm_celery.queue_records import AuditAction
 from jqm_celery.web.users import Users
 from tests.definitions_strategies import packages
 from tests.integration.conftest import Backend, Worker
@@ -540,3 +541,26 @@ def test_an_administrator_deletes_finished_runs_from_the_runs_page_and_a_user_se
     admin.click("#clean-runs-form button")
     expect(admin.locator(".flash")).to_contain_text("finished run(s)")
     assert jqm.runs(name) == []
+
+
+def test_the_audit_page_pages_to_the_last_page_of_a_large_list_and_keeps_its_filter(
+    browser: Browser, base_url: str, jqm: JobQueueManager, name: str
+) -> None:
+    for n in range(250):
+        jqm.job_queue.record("ann", AuditAction.SAVE, f"package '{name}'", package=name, detail=f"v{n}")
+    page = _sign_in(browser, base_url, _user(jqm, "viewer"))
+    page.goto(f"/audit?package={name}")
+    expect(page.locator("#audit tbody tr")).to_have_count(100)
+    expect(page.locator("#more")).to_be_visible()
+
+    page.click("#older")
+    expect(page.locator("#audit tbody tr")).to_have_count(100)
+    page.click("#older")
+    expect(page.locator("#audit tbody tr")).to_have_count(50)
+    expect(page.locator("#older")).to_have_count(0)
+    expect(page.locator("#last-page")).to_have_text("the oldest page")
+    expect(page.locator("#audit tbody tr").last).to_contain_text("v0")
+    assert f"package={name}" in page.url
+    _shot(page, "25-audit-last-page")
+    page.click("#newest")
+    expect(page.locator("#audit tbody tr").first).to_contain_text("v249")
