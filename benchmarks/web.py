@@ -156,9 +156,10 @@ async def _run(jqm: JobQueueManager, token: str, requests: int) -> list[Figure]:
     transport = httpx.ASGITransport(app=timed)
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(transport=transport, base_url="http://bench", headers=headers) as client:
-        newest = (await client.get("/api/log-entries", params={"limit": 1})).json()[0]["id"]
-        middle = newest - LOG_ENTRIES // 2
-        today = time.strftime("%Y-%m-%d", time.gmtime())
+        newest_entry = (await client.get("/api/log-entries", params={"limit": 1})).json()[0]
+        middle = newest_entry["id"] - LOG_ENTRIES // 2
+        # The day the data was filled (UTC), not the clock's: a run that crosses midnight finds it all.
+        today = newest_entry["started_at"][:10]
         cases = [
             ("baseline: /api/me", "/api/me", '"role"'),
             ("packages, page 1", "/packages", "pkg-00001"),

@@ -10,9 +10,10 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+from jqm_celery.batches import CLEAN_BATCH, cut_off, delete_in_batches
 from jqm_celery.clock import Clock
-from jqm_celery.errors import ConfigError, ValidationError
-from jqm_celery.jobqueue import CLEAN_BATCH, JobQueue
+from jqm_celery.errors import ConfigError
+from jqm_celery.jobqueue import JobQueue
 from jqm_celery.queue_records import SCHEDULER, AuditAction, CleanedRuns
 from jqm_celery.store.retention import RunRetentionStore
 
@@ -56,25 +57,10 @@ class RunRetention:
 
         ``progress(runs deleted so far, runs to delete)`` is called after each batch.
         """
-        if not isinstance(older_than, timedelta) or older_than < timedelta(0):
-            raise ValidationError(
-                f"clean runs: older_than must be a timedelta ≥ 0, got {older_than!r}; e.g. timedelta(days=90)"
-            )
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValidationError(f"clean runs: batch_size must be a whole number ≥ 1, got {batch_size!r}")
-        before = self.clock.now() - older_than
-        total = self.store.count(before)
-        runs = entries = 0
-        if progress is not None:
-            progress(0, total)
-        while True:
-            deleted, logs = self.store.delete_batch(before, batch_size)
-            if not deleted:
-                break
-            runs += deleted
-            entries += logs
-            if progress is not None:
-                progress(runs, max(total, runs))
+        before = cut_off("clean runs", self.clock.now(), older_than, batch_size, "timedelta(days=90)")
+        runs, entries = delete_in_batches(
+            self.store.count(before), lambda: self.store.delete_batch(before, batch_size), progress
+        )
         self.job_queue.record(
             actor,
             AuditAction.CLEAN_RUNS,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import timedelta
+from typing import TypeVar
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -15,6 +17,7 @@ from jqm_celery.records import Job
 from jqm_celery.statuses import JobStatus
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_T = TypeVar("_T")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
@@ -103,6 +106,12 @@ def requeue(cli: CliContext, job_id: int) -> None:
 @pass_cli
 def clean(cli: CliContext, older_than: timedelta) -> None:
     """Delete finished stand-alone jobs older than --older-than, and their log entries, in batches."""
+    cleaned = _with_progress(cli, lambda advance: cli.jqm.clean(older_than, progress=advance))
+    cli.console.print(f"deleted {cleaned.jobs} job(s) and {cleaned.log_entries} log entries")
+
+
+def _with_progress(cli: CliContext, clean: Callable[[Callable[[int, int], None]], _T]) -> _T:
+    """Run ``clean`` with a progress bar it advances after each batch."""
     columns = (TextColumn("cleaning"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=cli.console, transient=True) as progress:
         bar = progress.add_task("clean", total=None)
@@ -110,8 +119,7 @@ def clean(cli: CliContext, older_than: timedelta) -> None:
         def advance(done: int, total: int) -> None:
             progress.update(bar, completed=done, total=total)
 
-        cleaned = cli.jqm.clean(older_than, progress=advance)
-    cli.console.print(f"deleted {cleaned.jobs} job(s) and {cleaned.log_entries} log entries")
+        return clean(advance)
 
 
 def print_job(cli: CliContext, job: Job) -> None:
@@ -220,14 +228,7 @@ def shutdown(cli: CliContext, name: str, force: bool) -> None:
 @pass_cli
 def clean_runs(cli: CliContext, older_than: timedelta) -> None:
     """Delete finished runs older than --older-than, with their jobs and log entries, in batches."""
-    columns = (TextColumn("cleaning"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=cli.console, transient=True) as progress:
-        bar = progress.add_task("clean", total=None)
-
-        def advance(done: int, total: int) -> None:
-            progress.update(bar, completed=done, total=total)
-
-        cleaned = cli.jqm.clean_runs(older_than, progress=advance)
+    cleaned = _with_progress(cli, lambda advance: cli.jqm.clean_runs(older_than, progress=advance))
     cli.console.print(f"deleted {cleaned.runs} finished run(s) and {cleaned.log_entries} log entries")
 
 

@@ -50,3 +50,12 @@ def split_page(rows: list[Any], limit: int) -> tuple[list[Any], int | None]:
         return rows, None
     shown = rows[:limit]
     return shown, int(shown[-1].id)
+
+
+def days(value: str) -> timedelta | None:
+    """A form's "older than N days": a number from 0 to 36,500, else None."""
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return timedelta(days=number) if 0 <= number <= 36_500 else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
@@ -16,7 +16,7 @@ from jqm_celery.errors import JQMError, NotFoundError, ValidationError
 from jqm_celery.records import Job
 from jqm_celery.statuses import JobStatus
 from jqm_celery.web import forms
-from jqm_celery.web.params import BeforeId, JobId, OptionalText, day_end, day_start, manager, split_page
+from jqm_celery.web.params import BeforeId, JobId, OptionalText, day_end, day_start, days, manager, split_page
 from jqm_celery.web.permits import Aborter, Cleaner, Enqueuer, JobCanceller, Requeuer, Viewer
 from jqm_celery.web.templating import flash, page, redirect, viewer_zone
 from jqm_celery.web.users import WebUser
@@ -164,14 +164,11 @@ def requeue(request: Request, user: Requeuer, job_id: JobId) -> RedirectResponse
 
 @router.post("/jobs/clean")
 def clean(request: Request, user: Cleaner, older_than_days: Annotated[str, Form()] = "") -> RedirectResponse:
-    try:
-        days = float(older_than_days)
-        if not 0 <= days <= 36_500:
-            raise ValueError
-    except ValueError:
+    older_than = days(older_than_days)
+    if older_than is None:
         flash(request, f"clean: older than {older_than_days!r} days is not a number from 0 to 36500", "error")
         return redirect("/jobs")
-    cleaned = manager(request).clean(timedelta(days=days), actor=user.name)
+    cleaned = manager(request).clean(older_than, actor=user.name)
     flash(request, f"deleted {cleaned.jobs} job(s) and {cleaned.log_entries} log entries")
     return redirect("/jobs")
 

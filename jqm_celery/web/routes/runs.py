@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from jqm_celery.errors import JQMError, NotFoundError
 from jqm_celery.records import Run
 from jqm_celery.statuses import RunStatus
-from jqm_celery.web.params import BeforeId, OptionalText, RunId, day_end, day_start, manager, split_page
+from jqm_celery.web.params import BeforeId, OptionalText, RunId, day_end, day_start, days, manager, split_page
 from jqm_celery.web.permits import RunCanceller, RunCleaner, Viewer
 from jqm_celery.web.templating import flash, page, redirect, viewer_zone
 from jqm_celery.web.users import WebUser
@@ -108,13 +108,10 @@ def cancel(request: Request, user: RunCanceller, run_id: RunId) -> RedirectRespo
 def clean_runs(
     request: Request, user: RunCleaner, older_than_days: Annotated[str, Form()] = ""
 ) -> RedirectResponse:
-    try:
-        days = float(older_than_days)
-        if not 0 <= days <= 36_500:
-            raise ValueError
-    except ValueError:
+    older_than = days(older_than_days)
+    if older_than is None:
         flash(request, f"clean: older than {older_than_days!r} days is not a number from 0 to 36500", "error")
         return redirect("/runs")
-    cleaned = manager(request).clean_runs(timedelta(days=days), actor=user.name)
+    cleaned = manager(request).clean_runs(older_than, actor=user.name)
     flash(request, f"deleted {cleaned.runs} finished run(s) and {cleaned.log_entries} log entries")
     return redirect("/runs")
