@@ -188,7 +188,7 @@ async def _run(jqm: JobQueueManager, token: str, requests: int) -> list[Figure]:
                 "bench.step",
             ),
             ("jobs, queue, today", f"/jobs?all=true&queue=celery&since={today}&until={today}", "bench.step"),
-            ("jobs, package", "/jobs?all=true&package=pkg-00042", "bench.step"),
+            ("jobs, package", "/jobs?all=true&package=pkg-00043", "bench.step"),
             ("runs, newest page", "/runs", "pkg-"),
             ("runs, page at 5,000", "/runs?before_id=5000", "pkg-"),
             ("runs, package", "/runs?package=pkg-00042", "pkg-00042"),

@@ -148,6 +148,7 @@ class JobRow(Base):
         Index("ix_jqm_job_run_status", "run_id", "status"),
         Index("ix_jqm_job_status_queue", "status", "queue"),
         Index("ix_jqm_job_finished_at", "finished_at"),
+        Index("ix_jqm_job_package_id", "package_name", "id"),
         Index(
             "ix_jqm_job_queue_deferred",
             "queue",

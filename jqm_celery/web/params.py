@@ -31,8 +31,11 @@ def day_start(value: date | None, zone: tzinfo = UTC) -> datetime | None:
 
 
 def day_end(value: date | None, zone: tzinfo = UTC) -> datetime | None:
-    """The instant after the day: ``until`` a date includes that whole day."""
-    return None if value is None else datetime.combine(value + timedelta(days=1), time(), tzinfo=zone)
+    """The instant after the day: ``until`` a date includes that whole day (the last day there is: no
+    bound at all)."""
+    if value is None or value >= date.max:
+        return None
+    return datetime.combine(value + timedelta(days=1), time(), tzinfo=zone)
 
 
 OptionalText = Annotated[str, Query(max_length=200, pattern=r"^[^\x00]*$")]

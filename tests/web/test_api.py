@@ -203,6 +203,7 @@ def test_a_bad_cursor_or_time_range_is_refused_with_what_to_pass(
     backwards = api.get("/api/audit", params={"since": "2026-12-02", "until": "2026-12-01"})
     assert backwards.status_code == 422
     assert "since (2026-12-02 00:00) must be before until" in backwards.json()["detail"]
+    assert api.get("/api/runs", params={"until": "9999-12-31"}).status_code == 200, "the last day: no bound"
     with pytest.raises(
         ValidationError, match=r"before_id must be a whole number ≥ 1 — the id of the last row"
     ):

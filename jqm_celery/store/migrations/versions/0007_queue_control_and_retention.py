@@ -7,7 +7,7 @@ A paused queue's jobs are refused where a worker claims them; a job whose messag
 ``deferred_at`` and sent again when its queue is resumed (a partial index finds them). A worker's
 heartbeat also records the queues it consumes, for the queues page. Run retention deletes finished runs
 by ``finished_at`` (an index), and ``jqm_chore`` records when a daily chore of the workers last ran, so
-one worker of many runs it.
+one worker of many runs it. The jobs page filters by package on ``(package_name, id)``.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ def upgrade() -> None:
     )
     op.add_column("jqm_worker", sa.Column("queues", sa.Text(), nullable=False, server_default=""))
     op.create_index("ix_jqm_run_finished_at", "jqm_run", ["finished_at"])
+    op.create_index("ix_jqm_job_package_id", "jqm_job", ["package_name", "id"])
     op.create_table(
         "jqm_chore",
         sa.Column("name", sa.String(length=64), nullable=False),
@@ -46,6 +47,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("jqm_chore")
     op.drop_index("ix_jqm_run_finished_at", table_name="jqm_run")
+    op.drop_index("ix_jqm_job_package_id", table_name="jqm_job")
     with op.batch_alter_table("jqm_worker") as batch:
         batch.drop_column("queues")
     op.drop_index("ix_jqm_job_queue_deferred", table_name="jqm_job")
