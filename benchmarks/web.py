@@ -1,6 +1,7 @@
 """Server time of the web UI's heaviest pages on PostgreSQL: the packages page (with its cues) over 10,000
 packages and 200,000 jobs, the log-entries page over 1,000,000 log entries (paged, filtered), and the
-package card, a run, a log entry, the timeline and the jobs page.
+package card, a run, a log entry, the timeline, the jobs, runs and audit pages and endpoints (paged deep,
+filtered) and the queues page.
 
 The data is bulk-inserted with SQL into a fresh database. Requests are made in-process (httpx's ASGI
 transport) and timed inside the server, from the first byte of the request to the last of the response.
@@ -35,6 +36,8 @@ PACKAGES = 10_000
 LOG_ENTRIES = 1_000_000
 #: Jobs over the last 48 hours (5 % failed, 0.2 % running): what the first page's cues count.
 JOBS = 200_000
+#: Audit entries over the last 100,000 seconds, one package each of a hundred.
+AUDIT = 100_000
 TARGET_P99_MS = 200.0
 
 ASGIApp = Callable[
@@ -117,6 +120,11 @@ def _fill(url: str) -> None:
                    CASE WHEN i % 500 <> 1 THEN now() - ({JOBS} - i) * interval '864 milliseconds'
                                                + interval '200 milliseconds' END
             FROM generate_series(1, {JOBS}) AS i""",
+        f"""INSERT INTO jqm_audit (at, actor, action, target, package_name, detail)
+            SELECT now() - ({AUDIT} - i) * interval '1 second', 'bench', 'SAVE',
+                   'package ' || quote_literal('pkg-' || lpad((i % 100 + 1)::text, 5, '0')),
+                   'pkg-' || lpad((i % 100 + 1)::text, 5, '0'), 'version ' || i
+            FROM generate_series(1, {AUDIT}) AS i""",
         "ANALYZE",
     )
 
@@ -147,9 +155,10 @@ async def _run(jqm: JobQueueManager, token: str, requests: int) -> list[Figure]:
     transport = httpx.ASGITransport(app=timed)
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(transport=transport, base_url="http://bench", headers=headers) as client:
-        newest = (await client.get("/api/log-entries", params={"limit": 1})).json()[0]["id"]
-        middle = newest - LOG_ENTRIES // 2
-        today = time.strftime("%Y-%m-%d", time.gmtime())
+        newest_entry = (await client.get("/api/log-entries", params={"limit": 1})).json()[0]
+        middle = newest_entry["id"] - LOG_ENTRIES // 2
+        # The day the data was filled (UTC), not the clock's: a run that crosses midnight finds it all.
+        today = newest_entry["started_at"][:10]
         cases = [
             ("baseline: /api/me", "/api/me", '"role"'),
             ("packages, page 1", "/packages", "pkg-00001"),
@@ -171,6 +180,25 @@ async def _run(jqm: JobQueueManager, token: str, requests: int) -> list[Figure]:
             ("run, with its picture", "/runs/5", "run-picture"),
             ("timeline, next 24 h", "/timeline", "Next 24 hours"),
             ("jobs, all", "/jobs?all=true", "bench.step"),
+            ("jobs, page at 100,000", f"/jobs?all=true&before_id={JOBS // 2}", "bench.step"),
+            (
+                "jobs, ERROR on a worker, paged",
+                f"/jobs?all=true&status=ERROR&worker=w1@bench&before_id={JOBS // 2}",
+                "bench.step",
+            ),
+            ("jobs, queue, today", f"/jobs?all=true&queue=celery&since={today}&until={today}", "bench.step"),
+            ("jobs, package", "/jobs?all=true&package=pkg-00043", "bench.step"),
+            ("runs, newest page", "/runs", "pkg-"),
+            ("runs, page at 5,000", "/runs?before_id=5000", "pkg-"),
+            ("runs, package", "/runs?package=pkg-00042", "pkg-00042"),
+            ("runs, today", f"/runs?since={today}&until={today}", "pkg-"),
+            ("audit, newest page", "/audit", "version"),
+            ("audit, page at 50,000", f"/audit?before_id={AUDIT // 2}", "version"),
+            ("audit, package, paged", f"/audit?package=pkg-00042&before_id={AUDIT // 2}", "version"),
+            ("queues", "/queues", "Queues"),
+            ("api: runs, paged", "/api/runs?before_id=5000&limit=100", '"id"'),
+            ("api: jobs, paged", f"/api/jobs?include_runs=true&before_id={JOBS // 2}&limit=100", '"id"'),
+            ("api: audit, paged", f"/api/audit?before_id={AUDIT // 2}&limit=200", '"id"'),
         ]
         return [await _measure(client, timed, label, path, requests, expect) for label, path, expect in cases]
 
@@ -188,7 +216,7 @@ def main() -> None:
         started = time.perf_counter()
         _fill(url)
         filled_s = time.perf_counter() - started
-        filled = f"{PACKAGES:,} packages, {LOG_ENTRIES:,} log entries and {JOBS:,} jobs"
+        filled = f"{PACKAGES:,} packages, {LOG_ENTRIES:,} log entries, {JOBS:,} jobs, {AUDIT:,} audit entries"
         print(f"filled {filled} in {filled_s:.1f} s")
         jqm.users().add("bench", "viewer", "benchmark password")
         token = jqm.users().create_token("bench")

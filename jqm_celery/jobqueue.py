@@ -19,10 +19,12 @@ from typing import Any, TypeVar
 
 from celery import Celery
 
+from jqm_celery.batches import CLEAN_BATCH, cut_off, delete_in_batches
 from jqm_celery.clock import Clock
 from jqm_celery.definitions import NO_RETRY, RetryPolicy
 from jqm_celery.errors import ValidationError, did_you_mean
 from jqm_celery.job_sending import JobSender
+from jqm_celery.paging import NEWEST, Window
 from jqm_celery.queue_records import AuditAction, AuditEntry, Cleaned, QueueState
 from jqm_celery.records import Job, Run
 from jqm_celery.runtime import Runtime
@@ -33,7 +35,6 @@ from jqm_celery.store.audit import AuditTrail
 from jqm_celery.store.jobs import JobMessage, JobStore, NewJob, unknown_queue
 
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,254}$")
-CLEAN_BATCH = 5_000
 #: How long, in seconds, a process trusts the queue names it has read. A name it has not seen is read
 #: again at once, so a queue defined elsewhere is usable immediately; only a queue removed from the store
 #: by hand stays accepted this long.
@@ -194,17 +195,25 @@ class JobQueue:
         status: JobStatus | str | None = None,
         stand_alone: bool = True,
         limit: int = 100,
+        worker: str | None = None,
+        package: str | None = None,
+        window: Window = NEWEST,
     ) -> list[Job]:
         return self.jobs_store.jobs(
             queue=queue,
             status=None if status is None else job_status(status),
             stand_alone=stand_alone,
             limit=limit,
+            worker=worker,
+            package=package,
+            window=window,
         )
 
-    def audit(self, *, package: str | None = None, limit: int = 200) -> list[AuditEntry]:
+    def audit(
+        self, *, package: str | None = None, limit: int = 200, window: Window = NEWEST
+    ) -> list[AuditEntry]:
         """The audit trail, oldest first."""
-        return self.audit_trail.entries(package=package, limit=limit)[::-1]
+        return self.audit_trail.entries(package=package, limit=limit, window=window)[::-1]
 
     def record(
         self,
@@ -271,25 +280,12 @@ class JobQueue:
 
         ``progress(jobs deleted so far, jobs to delete)`` is called after each batch.
         """
-        if not isinstance(older_than, timedelta) or older_than < timedelta(0):
-            raise ValidationError(
-                f"clean: older_than must be a timedelta ≥ 0, got {older_than!r}; e.g. timedelta(days=30)"
-            )
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValidationError(f"clean: batch_size must be a whole number ≥ 1, got {batch_size!r}")
-        before = self.clock.now() - older_than
-        total = self.jobs_store.cleanable(before)
-        jobs = entries = 0
-        if progress is not None:
-            progress(0, total)
-        while True:
-            deleted, logs = self.jobs_store.clean_batch(before, batch_size)
-            if not deleted:
-                break
-            jobs += deleted
-            entries += logs
-            if progress is not None:
-                progress(jobs, max(total, jobs))
+        before = cut_off("clean", self.clock.now(), older_than, batch_size, "timedelta(days=30)")
+        jobs, entries = delete_in_batches(
+            self.jobs_store.cleanable(before),
+            lambda: self.jobs_store.clean_batch(before, batch_size),
+            progress,
+        )
         self.record(
             actor,
             AuditAction.CLEAN,

@@ -19,9 +19,12 @@ from jqm_celery.jobqueue import JobQueue
 from jqm_celery.notifications.notifier import Notifications
 from jqm_celery.package_admin import PackageAdmin
 from jqm_celery.package_list import PackagePage
+from jqm_celery.paging import window
+from jqm_celery.queue_control import QueueControl
 from jqm_celery.records import LogEntry, PackageState, Run
-from jqm_celery.recovery import Reconciler
+from jqm_celery.recovery import STALE_AFTER_INTERVALS, Reconciler
 from jqm_celery.recovery import install as install_recovery
+from jqm_celery.retention import RunRetention, run_retention
 from jqm_celery.runtime import Runtime
 from jqm_celery.settings import Settings
 from jqm_celery.statuses import LogKind, PackageStatus, RunStatus
@@ -67,6 +70,10 @@ class JobQueueManager(JobQueueMethods):
         self.notifications = Notifications(app, self._store, self.settings, self.clock)
         self._job_queue = JobQueue(app, self._store, self._runtime, self.clock)
         self.reconciler = Reconciler(app, self._job_queue, self._runtime, self.clock)
+        stale_after = timedelta(seconds=self.reconciler.interval_s * STALE_AFTER_INTERVALS)
+        self.queue_control = QueueControl(self._job_queue, stale_after)
+        self.retention = RunRetention(self._job_queue, self.clock, run_retention(app.conf))
+        self.reconciler.chores.append(self.retention.apply_daily)
         install_recovery(app)
         self._views = Views(self._store, self.clock)
         self._admin = PackageAdmin(
@@ -176,10 +183,18 @@ class JobQueueManager(JobQueueMethods):
         return self._views.run(run_id)
 
     def runs(
-        self, package: str | None = None, status: RunStatus | str | None = None, limit: int = 50
+        self,
+        package: str | None = None,
+        status: RunStatus | str | None = None,
+        limit: int = 50,
+        *,
+        before_id: int | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
     ) -> list[Run]:
-        """Runs, newest first, of one package and/or with one status."""
-        return self._views.runs(package, status, limit)
+        """Runs, newest first, of one package and/or with one status; ``before_id`` (the last id of the
+        page before) pages back, ``since`` / ``until`` keep runs created in that range."""
+        return self._views.runs(package, status, limit, window("runs", before_id, since, until))
 
     def log_entries(
         self,

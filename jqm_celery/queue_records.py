@@ -22,6 +22,10 @@ class AuditAction(StrEnum):
     CLEAN = "CLEAN"
     CANCEL_RUN = "CANCEL_RUN"
     RUN_NOW = "RUN_NOW"
+    PAUSE_QUEUE = "PAUSE_QUEUE"
+    RESUME_QUEUE = "RESUME_QUEUE"
+    SHUT_DOWN_QUEUE = "SHUT_DOWN_QUEUE"
+    CLEAN_RUNS = "CLEAN_RUNS"
 
 
 #: The actor recorded for changes made by beat and the reconciler rather than a person.
@@ -51,6 +55,10 @@ class QueueState:
     running: int
     retrying: int
     failed: int
+    #: No job of a paused queue starts until it is resumed; running jobs finish.
+    paused: bool = False
+    #: The live workers that consume it (from their heartbeats; the queues page asks for them).
+    workers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -58,4 +66,12 @@ class Cleaned:
     """What ``jqm.clean`` deleted."""
 
     jobs: int
+    log_entries: int
+
+
+@dataclass(frozen=True)
+class CleanedRuns:
+    """What ``jqm.clean_runs`` deleted (the runs' jobs went with them)."""
+
+    runs: int
     log_entries: int

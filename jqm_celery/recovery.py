@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -63,12 +64,18 @@ class Reconciler:
         self.runtime = runtime
         self.clock = clock
         self.interval_s = reconcile_interval_s(app.conf)
+        #: Called after each reconciliation, in the worker's main process (run retention's daily check).
+        self.chores: list[Callable[[], object]] = []
 
-    def tick(self, hostname: str, started_at: datetime) -> None:
-        """One heartbeat and one reconciliation; failures are logged, the worker carries on."""
+    def tick(self, hostname: str, started_at: datetime, consumer: Any = None) -> None:
+        """One heartbeat (with the queues ``consumer`` consumes now) and one reconciliation; failures are
+        logged, the worker carries on."""
         try:
-            self.job_queue.jobs_store.heartbeat(hostname, started_at, self.clock.now())
+            queues = _consumed_queues(consumer)
+            self.job_queue.jobs_store.heartbeat(hostname, started_at, self.clock.now(), queues)
             done = self.reconcile()
+            for chore in self.chores:
+                chore()
         except Exception:
             logger.exception("jqm reconciler on %s failed; it tries again in %g s", hostname, self.interval_s)
             return
@@ -156,15 +163,21 @@ class ReconcileStep(bootsteps.StartStopStep):  # type: ignore[misc]
         if not isinstance(reconciler, Reconciler):
             return
         started_at = reconciler.clock.now()
-        reconciler.tick(parent.hostname, started_at)
+        reconciler.tick(parent.hostname, started_at, parent)
         self.timer_ref = parent.timer.call_repeatedly(
-            reconciler.interval_s, reconciler.tick, (parent.hostname, started_at), priority=10
+            reconciler.interval_s, reconciler.tick, (parent.hostname, started_at, parent), priority=10
         )
 
     def stop(self, parent: Any) -> None:
         if self.timer_ref is not None:
             self.timer_ref.cancel()
             self.timer_ref = None
+
+
+def _consumed_queues(consumer: Any) -> list[str]:
+    """The names of the queues a worker's consumer consumes now (none before it has started)."""
+    task_consumer = getattr(consumer, "task_consumer", None)
+    return sorted(str(q.name) for q in getattr(task_consumer, "queues", None) or ())
 
 
 def install(app: Celery) -> None:

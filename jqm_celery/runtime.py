@@ -118,8 +118,15 @@ class Runtime:
             job_id, request.hostname or "?", request.id, now, redelivered=redelivered
         )
         if claimed is None:
-            return "SKIPPED" if self.store.skip_if_stopped(job_id, now) else "NOT_RUN"
-        return claimed
+            if self.store.defer_if_paused(job_id, request.id, now):
+                return "PAUSED"
+            if self.store.skip_if_stopped(job_id, now):
+                return "SKIPPED"
+            # Its queue may have been resumed between the claim and the look at the queue: claim again.
+            claimed = self.store.claim_job(
+                job_id, request.hostname or "?", request.id, now, redelivered=redelivered
+            )
+        return "NOT_RUN" if claimed is None else claimed
 
     def _failed_attempt(self, task: Task, claimed: ClaimedJob, exc: Exception) -> NoReturn:
         error = _describe(exc)

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from jqm_celery.clock import Clock
 from jqm_celery.errors import ValidationError
 from jqm_celery.package_list import PackagePage
+from jqm_celery.paging import Window
 from jqm_celery.records import LogEntry, PackageState, Run
 from jqm_celery.recurrence import next_runs
 from jqm_celery.statuses import LogKind, PackageStatus, RunStatus
@@ -72,11 +73,18 @@ class Views:
         """``run`` with what ``Run.wait`` and ``Run.refresh`` need to read it again."""
         return dataclasses.replace(run, _reload=self.run, _status=self._store.run_status)
 
-    def runs(self, package: str | None, status: RunStatus | str | None, limit: int) -> list[Run]:
+    def runs(
+        self,
+        package: str | None,
+        status: RunStatus | str | None,
+        limit: int,
+        shown: Window,
+    ) -> list[Run]:
         if package is not None:
             self._store.package(package)
         status = None if status is None else _run_status(status)
-        return [dataclasses.replace(r, _reload=self.run) for r in self._store.runs(package, status, limit)]
+        found = self._store.runs(package, status, limit, shown)
+        return [dataclasses.replace(r, _reload=self.run) for r in found]
 
     def log_entries(
         self,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import timedelta
+from typing import TypeVar
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -15,6 +17,7 @@ from jqm_celery.records import Job
 from jqm_celery.statuses import JobStatus
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_T = TypeVar("_T")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
@@ -103,6 +106,12 @@ def requeue(cli: CliContext, job_id: int) -> None:
 @pass_cli
 def clean(cli: CliContext, older_than: timedelta) -> None:
     """Delete finished stand-alone jobs older than --older-than, and their log entries, in batches."""
+    cleaned = _with_progress(cli, lambda advance: cli.jqm.clean(older_than, progress=advance))
+    cli.console.print(f"deleted {cleaned.jobs} job(s) and {cleaned.log_entries} log entries")
+
+
+def _with_progress(cli: CliContext, clean: Callable[[Callable[[int, int], None]], _T]) -> _T:
+    """Run ``clean`` with a progress bar it advances after each batch."""
     columns = (TextColumn("cleaning"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=cli.console, transient=True) as progress:
         bar = progress.add_task("clean", total=None)
@@ -110,8 +119,7 @@ def clean(cli: CliContext, older_than: timedelta) -> None:
         def advance(done: int, total: int) -> None:
             progress.update(bar, completed=done, total=total)
 
-        cleaned = cli.jqm.clean(older_than, progress=advance)
-    cli.console.print(f"deleted {cleaned.jobs} job(s) and {cleaned.log_entries} log entries")
+        return clean(advance)
 
 
 def print_job(cli: CliContext, job: Job) -> None:
@@ -151,23 +159,27 @@ def print_job(cli: CliContext, job: Job) -> None:
 
 @click.group("queues")
 def queues() -> None:
-    """Named queues and their pool sizes."""
+    """Named queues: pool sizes, pause, resume and shut down."""
 
 
 @queues.command("list")
 @pass_cli
 def list_queues(cli: CliContext) -> None:
-    """Every queue with its pool size and its jobs by status."""
-    table = Table("queue", "pool size", "queued", "delayed", "running", "retrying", "failed")
+    """Every queue with its pool size, whether it is paused, its jobs by status and its live workers."""
+    table = Table(
+        "queue", "pool size", "state", "queued", "delayed", "running", "retrying", "failed", "workers"
+    )
     for queue in cli.jqm.queues():
         table.add_row(
             queue.name,
             "—" if queue.pool_size is None else str(queue.pool_size),
+            "paused" if queue.paused else "open",
             str(queue.queued),
             str(queue.delayed),
             str(queue.running),
             str(queue.retrying),
             str(queue.failed),
+            ", ".join(queue.workers) or "—",
         )
     cli.console.print(table)
 
@@ -180,6 +192,44 @@ def define(cli: CliContext, name: str, pool_size: int) -> None:
     """Define a queue, or change its pool size."""
     queue = cli.jqm.define_queue(name, pool_size)
     cli.console.print(f"queue {queue.name}: pool size {queue.pool_size}")
+
+
+@queues.command("pause")
+@click.argument("name")
+@pass_cli
+def pause(cli: CliContext, name: str) -> None:
+    """No new job of the queue starts, on any worker, until it is resumed; running jobs finish."""
+    cli.jqm.pause_queue(name)
+    cli.console.print(f"queue {name}: paused; its waiting jobs start after `jqm queues resume {name}`")
+
+
+@queues.command("resume")
+@click.argument("name")
+@pass_cli
+def resume(cli: CliContext, name: str) -> None:
+    """Jobs of a paused queue start again, those that waited first."""
+    cli.jqm.resume_queue(name)
+    cli.console.print(f"queue {name}: resumed")
+
+
+@queues.command("shutdown")
+@click.argument("name")
+@click.option("--force", is_flag=True, required=True, help="Required: running jobs are aborted.")
+@pass_cli
+def shutdown(cli: CliContext, name: str, force: bool) -> None:
+    """Pause the queue and abort its running jobs (resume it to start its waiting jobs again)."""
+    del force
+    cli.jqm.shut_down_queue(name)
+    cli.console.print(f"queue {name}: paused, its running jobs aborted")
+
+
+@runs.command("clean")
+@click.option("--older-than", required=True, type=Duration(), help="e.g. 90d, 12h.")
+@pass_cli
+def clean_runs(cli: CliContext, older_than: timedelta) -> None:
+    """Delete finished runs older than --older-than, with their jobs and log entries, in batches."""
+    cleaned = _with_progress(cli, lambda advance: cli.jqm.clean_runs(older_than, progress=advance))
+    cli.console.print(f"deleted {cleaned.runs} finished run(s) and {cleaned.log_entries} log entries")
 
 
 @runs.command("cancel")

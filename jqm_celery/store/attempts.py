@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import delete, exists, select, update
+from sqlalchemy import CursorResult, delete, exists, or_, select, update
 
 from jqm_celery.events import Event
 from jqm_celery.plans import ClaimedJob
@@ -18,6 +19,7 @@ from jqm_celery.statuses import FINISHED_JOB, WAITING_JOB, AttemptStatus, JobSta
 from jqm_celery.store import log, statements, writers
 from jqm_celery.store.base import StoreBase
 from jqm_celery.store.models import JobRow, LogEntryRow, RunRow
+from jqm_celery.store.queue_models import QueueRow
 
 _WAITING = [s.value for s in WAITING_JOB]
 _FINISHED = [s.value for s in FINISHED_JOB]
@@ -36,6 +38,31 @@ class AttemptStore(StoreBase):
         # Rare (its worker was lost): a transaction on every database, which also closes the lost attempt.
         with self.transaction() as s:
             return writers.claim_in(s, params, redelivered=True)
+
+    def defer_if_paused(self, job_id: int, celery_task_id: str, now: datetime) -> bool:
+        """Mark a waiting job whose message was refused because its queue is paused: resuming the queue
+        sends it again. False if the queue is not paused (any more), or the message is not the job's.
+
+        The queue's row is read under a share lock, so a resume either waits for this mark (and sends the
+        job) or commits first (and this finds the queue open, so the caller claims again).
+        """
+        with self.transaction() as s:
+            queue = s.scalar(select(JobRow.queue).where(JobRow.id == job_id))
+            paused = s.scalar(
+                select(QueueRow.paused).where(QueueRow.name == queue).with_for_update(read=True)
+            )
+            if not paused:
+                return False
+            marked = s.execute(
+                update(JobRow)
+                .where(
+                    JobRow.id == job_id,
+                    JobRow.status.in_(_WAITING),
+                    or_(JobRow.celery_task_id.is_(None), JobRow.celery_task_id == celery_task_id),
+                )
+                .values(deferred_at=now, celery_task_id=celery_task_id)
+            )
+            return bool(cast(CursorResult[Any], marked).rowcount)
 
     def skip_if_stopped(self, job_id: int, now: datetime) -> bool:
         """Skip a waiting job whose run is being stopped (held, or stopped by its On Error policy)."""

@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from jqm_celery.paging import NEWEST, Window, keyset
 from jqm_celery.queue_records import AuditAction, AuditEntry
 from jqm_celery.store.queue_models import AuditRow
 from jqm_celery.store.store import Store
@@ -46,9 +47,13 @@ class AuditTrail:
         with self.store.transaction() as s:
             record(s, now, actor, action, target, package=package, detail=detail)
 
-    def entries(self, *, package: str | None = None, limit: int = 200) -> list[AuditEntry]:
+    def entries(
+        self, *, package: str | None = None, limit: int = 200, window: Window = NEWEST
+    ) -> list[AuditEntry]:
         """Newest first."""
-        query = select(AuditRow).order_by(AuditRow.id.desc()).limit(limit)
+        query = keyset(
+            select(AuditRow).order_by(AuditRow.id.desc()).limit(limit), window, AuditRow.id, AuditRow.at
+        )
         if package is not None:
             query = query.where(AuditRow.package_name == package)
         with self.store.transaction() as s:

@@ -15,6 +15,7 @@ from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from jqm_celery.errors import NotFoundError, StateError, ValidationError, did_you_mean
+from jqm_celery.paging import NEWEST, Window, keyset
 from jqm_celery.queue_records import AuditAction, QueueState
 from jqm_celery.records import Job
 from jqm_celery.statuses import (
@@ -74,7 +75,9 @@ class JobStore(StaleJobStore):
         """Defined queues, and queues that jobs name, with their jobs counted by status."""
         counted = [*_WAITING, JobStatus.RUNNING, JobStatus.ERROR]
         with self.store.transaction() as s:
-            sizes = dict(s.execute(select(QueueRow.name, QueueRow.pool_size)).all())
+            defined = s.execute(select(QueueRow.name, QueueRow.pool_size, QueueRow.paused)).all()
+            sizes = {name: size for name, size, _ in defined}
+            paused = {name for name, _, is_paused in defined if is_paused}
             rows = s.execute(
                 select(JobRow.queue, JobRow.status, func.count())
                 .where(JobRow.status.in_(counted), JobRow.queue.is_not(None))
@@ -92,6 +95,7 @@ class JobStore(StaleJobStore):
                 running=counts.get(name, {}).get(JobStatus.RUNNING, 0),
                 retrying=counts.get(name, {}).get(JobStatus.RETRYING, 0),
                 failed=counts.get(name, {}).get(JobStatus.ERROR, 0),
+                paused=name in paused,
             )
             for name in sorted(set(sizes) | set(counts))
         ]
@@ -150,9 +154,17 @@ class JobStore(StaleJobStore):
         status: JobStatus | None = None,
         stand_alone: bool = True,
         limit: int = 100,
+        worker: str | None = None,
+        package: str | None = None,
+        window: Window = NEWEST,
     ) -> list[Job]:
         """Newest first."""
         query = select(JobRow).order_by(JobRow.id.desc()).limit(limit)
+        query = keyset(query, window, JobRow.id, JobRow.created_at)
+        if worker is not None:
+            query = query.where(JobRow.worker == worker)
+        if package is not None:
+            query = query.where(JobRow.package_name == package)
         if stand_alone:
             query = query.where(JobRow.run_id.is_(None))
         if queue is not None:
@@ -285,13 +297,19 @@ class JobStore(StaleJobStore):
 
     def clean_batch(self, before: datetime, batch_size: int) -> tuple[int, int]:
         """Delete up to ``batch_size`` finished stand-alone jobs and their log entries; (jobs, entries)."""
+        batch = select(JobRow.id).where(*_cleanable(before)).limit(batch_size).scalar_subquery()
         with self.store.transaction() as s:
-            ids = list(s.scalars(select(JobRow.id).where(*_cleanable(before)).limit(batch_size)))
+            # The conditions are checked again by the statement that deletes: a job re-added or started
+            # since the batch was chosen is left alone.
+            ids = list(
+                s.scalars(
+                    delete(JobRow).where(JobRow.id.in_(batch), *_cleanable(before)).returning(JobRow.id)
+                )
+            )
             if not ids:
                 return 0, 0
             logs = _count(s.execute(delete(LogEntryRow).where(LogEntryRow.job_id.in_(ids))))
-            jobs = _count(s.execute(delete(JobRow).where(JobRow.id.in_(ids))))
-            return jobs, logs
+            return len(ids), logs
 
 
 def _count(result: Any) -> int:

@@ -125,7 +125,10 @@ class RecurrenceRow(Base):
 
 class RunRow(Base):
     __tablename__ = "jqm_run"
-    __table_args__ = (Index("ix_jqm_run_package_status", "package_name", "status"),)
+    __table_args__ = (
+        Index("ix_jqm_run_package_status", "package_name", "status"),
+        Index("ix_jqm_run_finished_at", "finished_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     package_name: Mapped[str] = mapped_column(String(100))
@@ -145,6 +148,13 @@ class JobRow(Base):
         Index("ix_jqm_job_run_status", "run_id", "status"),
         Index("ix_jqm_job_status_queue", "status", "queue"),
         Index("ix_jqm_job_finished_at", "finished_at"),
+        Index("ix_jqm_job_package_id", "package_name", "id"),
+        Index(
+            "ix_jqm_job_queue_deferred",
+            "queue",
+            postgresql_where=text("deferred_at IS NOT NULL"),
+            sqlite_where=text("deferred_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -173,6 +183,8 @@ class JobRow(Base):
     finished_at: Mapped[datetime | None]
     #: A delayed stand-alone job does not start before this.
     not_before: Mapped[datetime | None]
+    #: When its message was refused because its queue was paused; it is sent again on resume.
+    deferred_at: Mapped[datetime | None]
 
 
 class LogEntryRow(Base):

@@ -1,10 +1,11 @@
-"""The job queue's tables: defined queues, the audit trail, and the heartbeat of every worker."""
+"""The job queue's tables: defined queues, the audit trail, the heartbeat of every worker, and when the
+workers' daily chores last ran."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Index, Integer, String, Text
+from sqlalchemy import Boolean, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from jqm_celery.store.models import Base, defaulted
@@ -17,6 +18,8 @@ class QueueRow(Base):
 
     name: Mapped[str] = mapped_column(String(255), primary_key=True)
     pool_size: Mapped[int] = mapped_column(Integer)
+    #: No job of a paused queue starts (its claim is refused); running ones finish.
+    paused: Mapped[bool] = defaulted(Boolean, False)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -44,3 +47,14 @@ class WorkerRow(Base):
     hostname: Mapped[str] = mapped_column(String(255), primary_key=True)
     started_at: Mapped[datetime]
     last_seen_at: Mapped[datetime]
+    #: The queues it consumes, comma-separated, as of its last heartbeat.
+    queues: Mapped[str] = defaulted(Text, "")
+
+
+class ChoreRow(Base):
+    """When a daily chore of the workers (run retention) last ran: one worker of many claims each day's."""
+
+    __tablename__ = "jqm_chore"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_run_at: Mapped[datetime]

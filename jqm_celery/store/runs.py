@@ -10,6 +10,7 @@ from sqlalchemy import and_, func, select
 
 from jqm_celery.definitions import Package
 from jqm_celery.errors import NotFoundError, StateError
+from jqm_celery.paging import NEWEST, Window, keyset
 from jqm_celery.plans import RunClosed, RunPlan
 from jqm_celery.records import LogEntry, Run
 from jqm_celery.statuses import FINISHED_JOB, LogKind, OnError, RunStatus
@@ -85,9 +86,17 @@ class RunStore(StoreBase):
             raise NotFoundError(f"run {run_id} does not exist; list runs with `jqm runs list`")
         return RunStatus(status)
 
-    def runs(self, package: str | None = None, status: RunStatus | None = None, limit: int = 50) -> list[Run]:
+    def runs(
+        self,
+        package: str | None = None,
+        status: RunStatus | None = None,
+        limit: int = 50,
+        window: Window = NEWEST,
+    ) -> list[Run]:
         with self.transaction() as s:
-            query = select(RunRow).order_by(RunRow.id.desc()).limit(limit)
+            query = keyset(
+                select(RunRow).order_by(RunRow.id.desc()).limit(limit), window, RunRow.id, RunRow.created_at
+            )
             if package is not None:
                 query = query.where(RunRow.package_name == package)
             if status is not None:

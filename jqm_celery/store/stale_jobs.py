@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -20,12 +21,16 @@ class StaleJobStore:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def heartbeat(self, hostname: str, started_at: datetime, now: datetime) -> None:
+    def heartbeat(
+        self, hostname: str, started_at: datetime, now: datetime, queues: Sequence[str] = ()
+    ) -> None:
+        consumed = ",".join(queues)
         with self.store.transaction() as s:
             beat = update(WorkerRow).where(WorkerRow.hostname == hostname)
-            updated = s.connection().execute(beat.values(last_seen_at=now, started_at=started_at)).rowcount
+            values = {"last_seen_at": now, "started_at": started_at, "queues": consumed}
+            updated = s.connection().execute(beat.values(**values)).rowcount
             if not updated:
-                s.add(WorkerRow(hostname=hostname, started_at=started_at, last_seen_at=now))
+                s.add(WorkerRow(hostname=hostname, started_at=started_at, last_seen_at=now, queues=consumed))
 
     def workers_seen_since(self, since: datetime) -> dict[str, datetime]:
         """Hostnames of workers that have beaten since ``since``, with the time they started."""

@@ -18,6 +18,7 @@ from jqm_celery.statuses import FINISHED_JOB, WAITING_JOB, AttemptStatus, JobSta
 from jqm_celery.store import one_statement
 from jqm_celery.store.models import JobRow, LogEntryRow, PackageRow, RunRow
 from jqm_celery.store.notification_models import NotificationRuleRow
+from jqm_celery.store.queue_models import QueueRow
 
 _WAITING = [s.value for s in WAITING_JOB]
 _FINISHED = [s.value for s in FINISHED_JOB]
@@ -49,9 +50,11 @@ def claim(redelivered: bool) -> Update:
             ),
         ),
     )
+    # No job of a paused queue starts: refused here, every worker honours it, whenever it started.
+    queue_open = ~exists().where(QueueRow.name == JobRow.queue, QueueRow.paused)
     return (
         update(JobRow)
-        .where(JobRow.id == job_id, claimable, own_message, run_open)
+        .where(JobRow.id == job_id, claimable, own_message, run_open, queue_open)
         .values(
             status=JobStatus.RUNNING,
             attempts=JobRow.attempts + 1,

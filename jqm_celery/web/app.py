@@ -16,7 +16,7 @@ from swagger_ui_bundle import swagger_ui_path
 
 from jqm_celery.errors import JQMError, NotFoundError, StateError, ValidationError
 from jqm_celery.manager import JobQueueManager
-from jqm_celery.web.routes import api, audit, jobs, log, login, packages, runs, timeline
+from jqm_celery.web.routes import api, audit, jobs, log, login, packages, queues, runs, timeline
 from jqm_celery.web.security import NotSignedIn, signed_in_user
 from jqm_celery.web.templating import page, query
 
@@ -47,7 +47,7 @@ def create_app(jqm: JobQueueManager) -> FastAPI:
     )
     app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static")
     _serve_api_docs(app)
-    for module in (login, packages, timeline, runs, log, jobs, audit):
+    for module in (login, packages, timeline, runs, log, jobs, queues, audit):
         app.include_router(module.router, include_in_schema=False)
     app.include_router(api.router, prefix=API_PREFIX)
     app.add_exception_handler(NotSignedIn, _not_signed_in)

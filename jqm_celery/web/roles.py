@@ -1,7 +1,8 @@
 """Who may do what: the one table every page and API endpoint checks (the Mendix seed's roles, plus Viewer).
 
 Administrator may do everything. User may not delete packages, abort running jobs (cancelling a run
-aborts its running job) or clean jobs. Viewer only reads.
+aborts its running job, shutting a queue down aborts its running jobs) or clean jobs and runs; User may
+pause and resume queues. Viewer only reads.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ class Action(StrEnum):
     REQUEUE_JOB = "requeue_job"
     ENQUEUE_JOB = "enqueue_job"
     CLEAN_JOBS = "clean_jobs"
+    PAUSE_QUEUE = "pause_queue"
+    SHUT_DOWN_QUEUE = "shut_down_queue"
+    CLEAN_RUNS = "clean_runs"
 
 
 _EVERYONE = frozenset(Role)
@@ -56,6 +60,9 @@ PERMISSIONS: Mapping[Action, frozenset[Role]] = {
     Action.REQUEUE_JOB: _OPERATORS,
     Action.ENQUEUE_JOB: _OPERATORS,
     Action.CLEAN_JOBS: _ADMIN,
+    Action.PAUSE_QUEUE: _OPERATORS,
+    Action.SHUT_DOWN_QUEUE: _ADMIN,
+    Action.CLEAN_RUNS: _ADMIN,
 }
 
 

@@ -167,6 +167,28 @@ def jqm(backend: Backend, worker: Worker) -> JobQueueManager:
     return JobQueueManager.of(backend.app())
 
 
+@pytest.fixture
+def own_queue(jqm: JobQueueManager) -> str:
+    name = f"ctl-{uuid.uuid4().hex[:8]}"
+    jqm.define_queue(name, pool_size=1)
+    return name
+
+
+@pytest.fixture
+def queue_workers(backend: Backend, own_queue: str) -> Iterator[list[Worker]]:
+    """Two workers that consume ``own_queue``; the second one is started by the test, when it says."""
+    started: list[Worker] = []
+    first = Worker(backend, ["--pool=prefork", "--concurrency=1", "-Q", own_queue, "--prefetch-multiplier=1"])
+    second = Worker(
+        backend, ["--pool=prefork", "--concurrency=1", "-Q", own_queue, "--prefetch-multiplier=1"]
+    )
+    started.append(first.start())
+    started.append(second)
+    yield started
+    for worker in started:
+        worker.stop()
+
+
 @pytest.fixture(scope="module")
 def mail() -> Iterator[MailServer]:
     """A real SMTP server on loopback for the module's tests."""

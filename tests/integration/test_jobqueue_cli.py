@@ -27,7 +27,7 @@ def test_jobs_are_listed_shown_cancelled_and_counted_per_queue(
     assert "DELAYED" in listed.stdout
     queues = jqm_cli(backend, "queues", "list").stdout
     (row,) = [line for line in queues.splitlines() if "cli-reports" in line]
-    assert [cell.strip() for cell in row.split("│")[1:5]] == ["cli-reports", "3", "0", "1"]
+    assert [cell.strip() for cell in row.split("│")[1:6]] == ["cli-reports", "3", "open", "0", "1"]
     cancelled = jqm_cli(backend, "jobs", "cancel", str(job.id))
     assert (cancelled.returncode, cancelled.stdout.strip()) == (0, f"job {job.id}: CANCELLED")
     again = jqm_cli(backend, "jobs", "cancel", str(job.id))
@@ -36,6 +36,43 @@ def test_jobs_are_listed_shown_cancelled_and_counted_per_queue(
     shown = jqm_cli(backend, "jobs", "show", str(job.id)).stdout
     assert "retry / max retries" in shown
     assert jqm.job(job.id).status is JobStatus.CANCELLED
+
+
+def test_a_queue_is_paused_resumed_and_shut_down_from_the_command_line(
+    backend: Backend, jqm: JobQueueManager
+) -> None:
+    jqm.define_queue("cli-paused", pool_size=1)
+
+    paused = jqm_cli(backend, "queues", "pause", "cli-paused")
+    assert (paused.returncode, paused.stdout.split(";")[0]) == (0, "queue cli-paused: paused")
+    (row,) = [line for line in jqm_cli(backend, "queues", "list").stdout.splitlines() if "cli-paused" in line]
+    assert row.split("│")[3].strip() == "paused"
+    assert jqm_cli(backend, "queues", "resume", "cli-paused").stdout.strip() == "queue cli-paused: resumed"
+    assert not next(q for q in jqm.queues() if q.name == "cli-paused").paused
+    refused = jqm_cli(backend, "queues", "shutdown", "cli-paused")
+    assert refused.returncode == 2
+    assert "--force" in refused.stderr
+    forced = jqm_cli(backend, "queues", "shutdown", "cli-paused", "--force")
+    assert forced.stdout.strip() == "queue cli-paused: paused, its running jobs aborted"
+    unknown = jqm_cli(backend, "queues", "pause", "cli-pasued")
+    assert "queue 'cli-pasued' is not defined; did you mean 'cli-paused'?" in unknown.stderr
+
+
+def test_finished_runs_are_cleaned_from_the_command_line(
+    backend: Backend, jqm: JobQueueManager, name: str
+) -> None:
+    jqm.save(Package(name, entries=[Entry("tests.noop")]))
+    run = jqm.run_now(name)
+    assert run.wait(timeout=60).status is RunStatus.SUCCEEDED
+
+    cleaned = jqm_cli(backend, "runs", "clean", "--older-than", "0s")
+    assert cleaned.returncode == 0
+    assert cleaned.stdout.strip().startswith("deleted ")
+    assert "finished run(s)" in cleaned.stdout
+    assert jqm.runs(name) == []
+    bad = jqm_cli(backend, "runs", "clean", "--older-than", "ninety days")
+    assert bad.returncode == 2
+    assert "use a number and a unit (s, m, h, d, w), e.g. 30d" in bad.stderr
 
 
 def test_clean_from_the_command_line_reports_what_it_deleted(backend: Backend, jqm: JobQueueManager) -> None:

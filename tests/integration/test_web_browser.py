@@ -7,17 +7,21 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from jqm_celery import Entry, JobQueueManager, OnError, Package, Recurrence, RunStatus
+from jqm_celery import Entry, JobQueueManager, JobStatus, OnError, Package, Recurrence, RunStatus
 from jqm_celery.errors import NotFoundError
 from jqm_celery.notifications.rules import Notify
+from jqm_celery.queue_records import AuditAction
 from tests.definitions_strategies import packages
 from tests.integration.conftest import Backend, Worker
+from tests.integration.test_jobqueue import labels, wait_for, wait_job
+from tests.integration.test_queue_control import deferred
 from tests.integration.webserver import CHROMIUM_ARGS, SCREENSHOTS, require_chromium, serve
 
 pytestmark = pytest.mark.parametrize("backend", ["redis-pg"], indirect=True)
@@ -385,6 +389,8 @@ def test_the_run_picture_draws_stages_side_by_side_and_changes_live(
 def test_every_page_opens_for_each_role_with_only_its_buttons_and_is_photographed(
     browser: Browser, base_url: str, jqm: JobQueueManager, name: str, role: str
 ) -> None:
+    queue = f"photo-{role}"
+    jqm.define_queue(queue, pool_size=2)
     jqm.save(
         Package(
             name,
@@ -412,6 +418,7 @@ def test_every_page_opens_for_each_role_with_only_its_buttons_and_is_photographe
         ("timeline", "/timeline", "h1"),
         ("audit", "/audit", "h1"),
         ("profile", "/profile", "#profile-form"),
+        ("queues", "/queues", "#queue-list"),
     ]
     if operator:
         pages += [
@@ -432,6 +439,10 @@ def test_every_page_opens_for_each_role_with_only_its_buttons_and_is_photographe
     expect(page.locator("#actions button:has-text('Delete')")).to_have_count(1 if role == "admin" else 0)
     page.goto("/jobs")
     expect(page.locator("#job-form")).to_have_count(1 if operator else 0)
+    page.goto("/queues")
+    row = page.locator(f"#queue-{queue}")
+    expect(row.locator("button:has-text('Pause')")).to_have_count(1 if operator else 0)
+    expect(row.locator("button:has-text('Shut down')")).to_have_count(1 if role == "admin" else 0)
     if not operator:
         refused = page.goto(f"/packages/{name}/entries/1")
         assert refused is not None
@@ -466,3 +477,89 @@ def test_the_recurrence_form_shows_only_the_fields_of_the_chosen_kind(
         "Mon, Wed, Fri 08:00–18:00 every 30 min (Europe/Amsterdam), "
         "from 2031-01-06 00:00, until 2031-12-31 23:59"
     )
+
+
+def test_a_queue_is_paused_and_resumed_by_a_user_and_shut_down_by_an_administrator_in_the_browser(
+    browser: Browser,
+    base_url: str,
+    jqm: JobQueueManager,
+    own_queue: str,
+    queue_workers: list[Worker],
+    marks: Path,
+) -> None:
+    page = _sign_in(browser, base_url, _user(jqm, "user"))
+    page.click("nav >> text=Queues")
+    row = page.locator(f"#queue-{own_queue}")
+    expect(row.locator(".workers div")).to_have_count(1)
+    queue_workers[1].start()
+    page.reload()
+    expect(row.locator(".workers div")).to_have_count(2)
+    expect(row.locator("button:has-text('Shut down')")).to_have_count(0)
+
+    row.locator("button:has-text('Pause')").click()
+    expect(row.locator(".state")).to_have_text("paused")
+    job = jqm.enqueue("tests.record", args=[str(marks), "waits"], queue=own_queue)
+    wait_for(lambda: deferred(jqm, [job.id]) == {job.id})
+    assert jqm.job(job.id).status is JobStatus.QUEUED
+    assert labels(marks, "start") == []
+    page.reload()
+    expect(row.locator("td").nth(4)).to_have_text("1")
+    _shot(page, "22-queue-paused")
+    row.locator("button:has-text('Resume')").click()
+    expect(row.locator(".state")).to_have_text("open")
+    assert wait_job(jqm, job.id).status is JobStatus.DONE
+
+    long = jqm.enqueue("tests.record", args=[str(marks), "long", 60.0], queue=own_queue)
+    wait_for(lambda: jqm.job(long.id).status is JobStatus.RUNNING)
+    admin = _sign_in(browser, base_url, _user(jqm, "admin"))
+    admin.goto("/queues")
+    admin.once("dialog", lambda dialog: dialog.accept())
+    admin.locator(f"#queue-{own_queue} button:has-text('Shut down')").click()
+    expect(admin.locator(f"#queue-{own_queue} .state")).to_have_text("paused")
+    assert jqm.job(long.id).status is JobStatus.ABORTED
+    _shot(admin, "23-queue-shut-down")
+    admin.goto("/audit")
+    expect(admin.locator("#audit")).to_contain_text("shut down queue")
+
+
+def test_an_administrator_deletes_finished_runs_from_the_runs_page_and_a_user_sees_no_button(
+    browser: Browser, base_url: str, jqm: JobQueueManager, name: str
+) -> None:
+    jqm.save(Package(name, entries=[Entry("tests.noop")]))
+    finished = jqm.run_now(name).wait(timeout=30)
+    user = _sign_in(browser, base_url, _user(jqm, "user"))
+    user.goto("/runs")
+    expect(user.locator("#clean-runs-form")).to_have_count(0)
+
+    admin = _sign_in(browser, base_url, _user(jqm, "admin"))
+    admin.goto(f"/runs?package={name}")
+    expect(admin.locator("#runs")).to_contain_text(f"#{finished.id}")
+    admin.fill("#clean-runs-form input[name=older_than_days]", "0")
+    _shot(admin, "24-clean-runs")
+    admin.once("dialog", lambda dialog: dialog.accept())
+    admin.click("#clean-runs-form button")
+    expect(admin.locator(".flash")).to_contain_text("finished run(s)")
+    assert jqm.runs(name) == []
+
+
+def test_the_audit_page_pages_to_the_last_page_of_a_large_list_and_keeps_its_filter(
+    browser: Browser, base_url: str, jqm: JobQueueManager, name: str
+) -> None:
+    for n in range(250):
+        jqm._job_queue.record("ann", AuditAction.SAVE, f"package '{name}'", package=name, detail=f"v{n}")
+    page = _sign_in(browser, base_url, _user(jqm, "viewer"))
+    page.goto(f"/audit?package={name}")
+    expect(page.locator("#audit tbody tr")).to_have_count(100)
+    expect(page.locator("#more")).to_be_visible()
+
+    page.click("#older")
+    expect(page.locator("#audit tbody tr")).to_have_count(100)
+    page.click("#older")
+    expect(page.locator("#audit tbody tr")).to_have_count(50)
+    expect(page.locator("#older")).to_have_count(0)
+    expect(page.locator("#last-page")).to_have_text("the oldest page")
+    expect(page.locator("#audit tbody tr").last).to_contain_text("v0")
+    assert f"package={name}" in page.url
+    _shot(page, "25-audit-last-page")
+    page.click("#newest")
+    expect(page.locator("#audit tbody tr").first).to_contain_text("v249")

@@ -1,4 +1,5 @@
-"""A store at revision 0005 upgrades to the column defaults of 0006, and a run in flight then finishes."""
+"""A store at revision 0005 upgrades to the column defaults of 0006, and a run in flight then finishes; one
+at 0006 upgrades to queues that can be paused (0007)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,14 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine, insert, inspect
 
 from jqm_celery import RunStatus
+from jqm_celery.queue_records import AuditAction
 from jqm_celery.statuses import AttemptStatus, JobStatus
 from jqm_celery.store import Store, migrate
 from jqm_celery.store.engine import make_engine
 from jqm_celery.store.jobs import JobStore, NewJob
 from jqm_celery.store.models import JobRow, PackageRow, RunRow
+from jqm_celery.store.queue_control import QueueControlStore
+from jqm_celery.store.queue_models import QueueRow
 
 NOW = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
 
@@ -88,4 +92,28 @@ def test_after_the_upgrade_the_database_gives_a_new_job_its_counters(database_ur
     defaults = {c["name"]: c["default"] for c in inspect(store.engine).get_columns("jqm_job")}
     assert defaults["retry"] is not None
     assert defaults["attempts"] is not None
+    store.dispose()
+
+
+def test_a_store_at_0006_upgrades_to_queues_that_can_be_paused(database_url: str) -> None:
+    engine = make_engine(database_url)
+    migrate.upgrade(engine, "0006")
+    with engine.begin() as conn:
+        conn.execute(
+            insert(QueueRow.__table__).values(name="reports", pool_size=2, created_at=NOW, updated_at=NOW)
+        )
+    engine.dispose()
+    store = Store(database_url, auto_migrate=False)
+    assert store.upgrade() == ("0006", migrate.head_revision(store.engine))
+    job = NewJob("t.a", [], {}, "reports", {}, 0, None, None, "", "task-1", None)
+    [job_id] = JobStore(store).add_jobs([job], NOW)
+    control = QueueControlStore(store)
+
+    assert control.pause("reports", NOW, "ann", AuditAction.PAUSE_QUEUE)
+    assert store.claim_job(job_id, "w", "task-1", NOW, redelivered=False) is None
+    assert store.defer_if_paused(job_id, "task-1", NOW)
+    [message] = control.resume("reports", NOW, "ann", lambda: "task-2")
+    assert (message.job_id, message.celery_task_id) == (job_id, "task-2")
+    assert store.claim_job(job_id, "w", "task-1", NOW, redelivered=False) is None, "the refused message"
+    assert store.claim_job(job_id, "w", "task-2", NOW, redelivered=False) is not None
     store.dispose()

@@ -9,7 +9,8 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from jqm_celery import JobQueueManager
+from jqm_celery import Entry, JobQueueManager, Package, ValidationError
+from jqm_celery.queue_records import AuditAction
 from jqm_celery.web.roles import Role
 from tests.store.conftest import FakeClock
 
@@ -117,3 +118,93 @@ def test_the_cues_and_one_log_entry_are_read_through_the_api(api: TestClient, jq
         404,
         "log entry 999999 does not exist; it may have been cleaned",
     )
+
+
+def test_a_queue_is_paused_resumed_and_shut_down_through_the_api_and_a_user_may_not_shut_it_down(
+    api: TestClient, web: FastAPI, jqm: JobQueueManager, token_for: Callable[[Role], str]
+) -> None:
+    jqm.define_queue("reports", 2)
+    user = TestClient(web)
+    user.headers["Authorization"] = f"Bearer {token_for(Role.USER)}"
+
+    paused = user.post("/api/queues/reports/pause")
+    assert (paused.status_code, paused.json()["paused"]) == (200, True)
+    assert api.get("/api/queues").json()[0] | {"workers": []} == {
+        "name": "reports", "pool_size": 2, "queued": 0, "delayed": 0, "running": 0, "retrying": 0,
+        "failed": 0, "paused": True, "workers": [],
+    }  # fmt: skip
+    assert user.post("/api/queues/reports/resume").json()["paused"] is False
+    assert user.post("/api/queues/reports/shutdown").status_code == 403
+    assert api.post("/api/queues/reports/shutdown").json()["paused"] is True
+    unknown = api.post("/api/queues/reprots/pause")
+    assert (unknown.status_code, unknown.json()["detail"]) == (
+        422,
+        "queue 'reprots' is not defined; did you mean 'reports'?; define it first: "
+        "jqm.define_queue('reprots', pool_size=4)",
+    )
+    actions = [e["action"] for e in api.get("/api/audit").json()[:3]]
+    assert actions == ["SHUT_DOWN_QUEUE", "RESUME_QUEUE", "PAUSE_QUEUE"]
+
+
+def test_finished_runs_are_cleaned_through_the_api_and_a_run_in_flight_stays(
+    api: TestClient, jqm: JobQueueManager, clock: FakeClock
+) -> None:
+    jqm.save(Package("p", entries=[Entry("billing.export")]))
+    _, finished, _ = jqm._store.start_run("p", "test", clock.now(), queue_if_busy=False)
+    jqm._store.fail_dispatch(finished.id, clock.now(), "the broker refused it")
+    _, in_flight, _ = jqm._store.start_run("p", "test", clock.now(), queue_if_busy=False)
+    clock.advance(timedelta(days=2))
+
+    cleaned = api.post("/api/runs/clean", json={"older_than_s": 86400})
+    assert cleaned.status_code == 200
+    assert cleaned.json()["runs"] == 1
+    assert api.get(f"/api/runs/{finished.id}").status_code == 404
+    assert api.get(f"/api/runs/{in_flight.id}").status_code == 200
+    assert api.post("/api/runs/clean", json={"older_than_s": -1}).status_code == 422
+
+
+def test_runs_jobs_and_audit_page_back_to_their_last_page_with_the_next_cursor_header(
+    api: TestClient, jqm: JobQueueManager, clock: FakeClock
+) -> None:
+    jqm.save(Package("p", entries=[Entry("billing.export")]))
+    for _ in range(7):
+        _, run, _ = jqm._store.start_run("p", "test", clock.now(), queue_if_busy=False)
+        jqm._store.fail_dispatch(run.id, clock.now(), "the broker refused it")
+    for n in range(7):
+        jqm._job_queue.record("ann", AuditAction.SAVE, "package 'p'", package="p", detail=f"version {n}")
+
+    lists = [
+        ("/api/runs", {"package": "p"}, 7),
+        ("/api/jobs", {"include_runs": "true"}, 7),
+        ("/api/audit", {"package": "p"}, 8),  # and the package's CREATE
+    ]
+    for path, filters, count in lists:
+        seen: list[int] = []
+        cursor: str | None = None
+        pages = 0
+        while True:
+            cursor_param = {"before_id": cursor} if cursor else {}
+            answer = api.get(path, params={**filters, "limit": 3, **cursor_param})
+            assert answer.status_code == 200, answer.text
+            seen += [row["id"] for row in answer.json()]
+            pages += 1
+            cursor = answer.headers.get("X-Next-Before-Id")
+            if cursor is None:
+                break
+        assert (len(seen), pages) == (count, 3), path
+        assert seen == sorted(seen, reverse=True)
+
+
+def test_a_bad_cursor_or_time_range_is_refused_with_what_to_pass(
+    api: TestClient, jqm: JobQueueManager
+) -> None:
+    assert api.get("/api/runs", params={"before_id": "abc"}).status_code == 422
+    assert api.get("/api/jobs", params={"before_id": 0}).status_code == 422
+    backwards = api.get("/api/audit", params={"since": "2026-12-02", "until": "2026-12-01"})
+    assert backwards.status_code == 422
+    assert "since (2026-12-02 00:00) must be before until" in backwards.json()["detail"]
+    assert api.get("/api/runs", params={"until": "9999-12-31"}).status_code == 200, "the last day: no bound"
+    with pytest.raises(
+        ValidationError, match=r"before_id must be a whole number ≥ 1 — the id of the last row"
+    ):
+        jqm.runs(before_id=-5)

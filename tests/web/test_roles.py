@@ -49,6 +49,7 @@ EXPECTED = {
     ("GET", "/runs/{run_id}"): Action.VIEW,
     ("GET", "/runs/{run_id}/jobs"): Action.VIEW,
     ("POST", "/runs/{run_id}/cancel"): Action.CANCEL_RUN,
+    ("POST", "/runs/clean"): Action.CLEAN_RUNS,
     ("GET", "/log"): Action.VIEW,
     ("GET", "/log/{entry_id}"): Action.VIEW,
     ("GET", "/jobs"): Action.VIEW,
@@ -58,6 +59,10 @@ EXPECTED = {
     ("POST", "/jobs/{job_id}/requeue"): Action.REQUEUE_JOB,
     ("POST", "/jobs/clean"): Action.CLEAN_JOBS,
     ("POST", "/jobs"): Action.ENQUEUE_JOB,
+    ("GET", "/queues"): Action.VIEW,
+    ("POST", "/queues/{name}/pause"): Action.PAUSE_QUEUE,
+    ("POST", "/queues/{name}/resume"): Action.PAUSE_QUEUE,
+    ("POST", "/queues/{name}/shutdown"): Action.SHUT_DOWN_QUEUE,
     ("GET", "/audit"): Action.VIEW,
     ("GET", "/api/me"): Action.VIEW,
     ("GET", "/api/packages"): Action.VIEW,
@@ -71,10 +76,14 @@ EXPECTED = {
     ("GET", "/api/runs"): Action.VIEW,
     ("GET", "/api/runs/{run_id}"): Action.VIEW,
     ("POST", "/api/runs/{run_id}/cancel"): Action.CANCEL_RUN,
+    ("POST", "/api/runs/clean"): Action.CLEAN_RUNS,
     ("GET", "/api/log-entries"): Action.VIEW,
     ("GET", "/api/log-entries/{entry_id}"): Action.VIEW,
     ("GET", "/api/cues"): Action.VIEW,
     ("GET", "/api/queues"): Action.VIEW,
+    ("POST", "/api/queues/{name}/pause"): Action.PAUSE_QUEUE,
+    ("POST", "/api/queues/{name}/resume"): Action.PAUSE_QUEUE,
+    ("POST", "/api/queues/{name}/shutdown"): Action.SHUT_DOWN_QUEUE,
     ("GET", "/api/jobs"): Action.VIEW,
     ("GET", "/api/jobs/{job_id}"): Action.VIEW,
     ("POST", "/api/jobs/{job_id}/cancel"): Action.CANCEL_JOB,
@@ -125,7 +134,14 @@ def test_every_route_is_public_or_checks_the_action_it_is_expected_to(web: FastA
 
 def test_the_role_table_matches_the_seed(web: FastAPI) -> None:
     admin_only = {action for action, roles in PERMISSIONS.items() if roles == {Role.ADMIN}}
-    assert admin_only == {Action.DELETE_PACKAGE, Action.ABORT_JOB, Action.CLEAN_JOBS, Action.CANCEL_RUN}
+    assert admin_only == {
+        Action.DELETE_PACKAGE,
+        Action.ABORT_JOB,
+        Action.CLEAN_JOBS,
+        Action.CANCEL_RUN,
+        Action.SHUT_DOWN_QUEUE,
+        Action.CLEAN_RUNS,
+    }
     assert {a for a, roles in PERMISSIONS.items() if Role.VIEWER in roles} == {Action.VIEW}
 
 

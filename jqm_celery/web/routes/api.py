@@ -10,19 +10,23 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from jqm_celery.statuses import JobStatus, LogKind, PackageStatus, RunStatus
 from jqm_celery.web.params import (
     MAX_ID,
+    NEXT_HEADER,
     PACKAGE_NAME,
+    BeforeId,
     JobId,
     PackageName,
+    QueueName,
     RunId,
     day_end,
     day_start,
     manager,
+    split_page,
 )
 from jqm_celery.web.permits import (
     Aborter,
@@ -34,8 +38,11 @@ from jqm_celery.web.permits import (
     Enqueuer,
     Holder,
     JobCanceller,
+    QueuePauser,
+    QueueShutter,
     Requeuer,
     RunCanceller,
+    RunCleaner,
     Runner,
     Viewer,
 )
@@ -53,6 +60,17 @@ Json = dict[str, Any]
 Limit = Annotated[int, Query(ge=1, le=1000)]
 OptionalPackage = Annotated[str | None, Query(pattern=PACKAGE_NAME, max_length=100)]
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such package, run or job"}}
+_PAGED: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "One page, newest first",
+        "headers": {
+            NEXT_HEADER: {
+                "description": "Set when there are older rows: pass it as before_id for the next page",
+                "schema": {"type": "integer"},
+            }
+        },
+    }
+}
 _CHANGE: dict[int | str, dict[str, Any]] = {
     **_NOT_FOUND,
     409: {"description": "Not allowed in the current status"},
@@ -147,16 +165,31 @@ def run_now(
 # -- runs and log entries --------------------------------------------------------------------
 
 
-@router.get("/runs", tags=["runs"], responses=_NOT_FOUND)
+@router.get("/runs", tags=["runs"], responses={**_NOT_FOUND, **_PAGED})
 def runs(
     request: Request,
+    response: Response,
     user: Viewer,
     package: OptionalPackage = None,
     status: RunStatus | None = None,
+    since: date | None = None,
+    until: date | None = None,
+    before_id: BeforeId = None,
     limit: Limit = 50,
 ) -> list[Json]:
-    """Runs, newest first."""
-    return [plain(run) for run in manager(request).runs(package, status, limit)]
+    """Runs, newest first, created on or after ``since`` and up to the end of ``until`` (UTC days); page
+    back with ``before_id`` = the ``X-Next-Before-Id`` header of the page before."""
+    found = manager(request).runs(
+        package, status, limit + 1, before_id=before_id, since=day_start(since), until=day_end(until)
+    )
+    return _paged(response, found, limit)
+
+
+def _paged(response: Response, rows: list[Any], limit: int) -> list[Json]:
+    shown, following = split_page(rows, limit)
+    if following is not None:
+        response.headers[NEXT_HEADER] = str(following)
+    return [plain(row) for row in shown]
 
 
 @router.get("/runs/{run_id}", tags=["runs"], responses=_NOT_FOUND)
@@ -218,22 +251,58 @@ def cues(request: Request, user: Viewer) -> Json:
 
 @router.get("/queues", tags=["job queue"])
 def queues(request: Request, user: Viewer) -> list[Json]:
-    """Queues with their pool size and job counts by status."""
+    """Queues with their pool size, paused state, job counts by status and the live workers consuming
+    them (from their heartbeats)."""
     return [plain(queue) for queue in manager(request).queues()]
 
 
-@router.get("/jobs", tags=["job queue"])
+@router.post("/queues/{name}/pause", tags=["job queue"], responses=_CHANGE)
+def pause_queue(request: Request, name: QueueName, user: QueuePauser) -> Json:
+    """No new job of the queue starts on any worker until it is resumed; running jobs finish."""
+    return record(manager(request).pause_queue(name, actor=user.name))
+
+
+@router.post("/queues/{name}/resume", tags=["job queue"], responses=_CHANGE)
+def resume_queue(request: Request, name: QueueName, user: QueuePauser) -> Json:
+    """Jobs of a paused queue start again, those that waited first."""
+    return record(manager(request).resume_queue(name, actor=user.name))
+
+
+@router.post("/queues/{name}/shutdown", tags=["job queue"], responses=_CHANGE)
+def shut_down_queue(request: Request, name: QueueName, user: QueueShutter) -> Json:
+    """Pause the queue and abort its running jobs (Administrator only)."""
+    return record(manager(request).shut_down_queue(name, actor=user.name))
+
+
+@router.get("/jobs", tags=["job queue"], responses=_PAGED)
 def jobs(
     request: Request,
+    response: Response,
     user: Viewer,
     queue: Annotated[str | None, Query(max_length=255, pattern=r"^[^\x00]*$")] = None,
     status: JobStatus | None = None,
     include_runs: bool = False,
+    worker: Annotated[str | None, Query(max_length=255, pattern=r"^[^\x00]*$")] = None,
+    package: OptionalPackage = None,
+    since: date | None = None,
+    until: date | None = None,
+    before_id: BeforeId = None,
     limit: Limit = 100,
 ) -> list[Json]:
-    """Jobs, newest first: stand-alone ones, or all (``include_runs=true``)."""
-    found = manager(request).jobs(queue=queue, status=status, stand_alone=not include_runs, limit=limit)
-    return [plain(job) for job in found]
+    """Jobs, newest first: stand-alone ones, or all (``include_runs=true``); filtered by queue, status,
+    worker, package and creation day (UTC); paged as ``/api/runs``."""
+    found = manager(request).jobs(
+        queue=queue,
+        status=status,
+        stand_alone=not include_runs,
+        limit=limit + 1,
+        worker=worker,
+        package=package,
+        before_id=before_id,
+        since=day_start(since),
+        until=day_end(until),
+    )
+    return _paged(response, found, limit)
 
 
 @router.get("/jobs/{job_id}", tags=["job queue"], responses=_NOT_FOUND)
@@ -293,7 +362,28 @@ async def clean_jobs(request: Request, user: Cleaner, body: CleanIn) -> Json:
     return record(cleaned)
 
 
-@router.get("/audit", tags=["job queue"])
-def audit(request: Request, user: Viewer, package: OptionalPackage = None, limit: Limit = 200) -> list[Json]:
-    """The audit trail, newest first."""
-    return [plain(entry) for entry in reversed(manager(request).audit(package=package, limit=limit))]
+@router.post("/runs/clean", tags=["runs"], responses=_CHANGE)
+async def clean_runs(request: Request, user: RunCleaner, body: CleanIn) -> Json:
+    """Delete finished package runs older than ``older_than_s`` seconds, with their jobs and log entries
+    (runs in flight are never touched)."""
+    jqm = manager(request)
+    cleaned = await run_in_threadpool(jqm.clean_runs, timedelta(seconds=body.older_than_s), actor=user.name)
+    return record(cleaned)
+
+
+@router.get("/audit", tags=["job queue"], responses=_PAGED)
+def audit(
+    request: Request,
+    response: Response,
+    user: Viewer,
+    package: OptionalPackage = None,
+    since: date | None = None,
+    until: date | None = None,
+    before_id: BeforeId = None,
+    limit: Limit = 200,
+) -> list[Json]:
+    """The audit trail, newest first, by package and day (UTC); paged as ``/api/runs``."""
+    found = manager(request).audit(
+        package=package, limit=limit + 1, before_id=before_id, since=day_start(since), until=day_end(until)
+    )
+    return _paged(response, found[::-1], limit)

@@ -4,7 +4,8 @@ clean."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
@@ -15,13 +16,13 @@ from jqm_celery.errors import JQMError, NotFoundError, ValidationError
 from jqm_celery.records import Job
 from jqm_celery.statuses import JobStatus
 from jqm_celery.web import forms
-from jqm_celery.web.params import JobId, OptionalText, manager
+from jqm_celery.web.params import BeforeId, JobId, OptionalText, day_end, day_start, days, manager, split_page
 from jqm_celery.web.permits import Aborter, Cleaner, Enqueuer, JobCanceller, Requeuer, Viewer
-from jqm_celery.web.templating import flash, page, redirect
+from jqm_celery.web.templating import flash, page, redirect, viewer_zone
 from jqm_celery.web.users import WebUser
 
 router = APIRouter()
-LIMIT = 200
+PAGE_SIZE = 100
 
 
 @router.get("/jobs")
@@ -31,30 +32,80 @@ def jobs(
     queue: OptionalText = "",
     status: OptionalText = "",
     all: bool = False,
+    worker: OptionalText = "",
+    package: OptionalText = "",
+    since: date | None = None,
+    until: date | None = None,
+    before_id: BeforeId = None,
 ) -> HTMLResponse:
-    return _jobs_page(request, user, queue, status, all, {}, {})
+    shown = JobFilters(queue, status, all, worker, package, since, until, before_id)
+    return _jobs_page(request, user, shown, {}, {})
+
+
+@dataclass(frozen=True)
+class JobFilters:
+    queue: str = ""
+    status: str = ""
+    all: bool = False
+    worker: str = ""
+    package: str = ""
+    since: date | None = None
+    until: date | None = None
+    before_id: int | None = None
+
+    def query(self) -> dict[str, object]:
+        """The filters as the page's links repeat them (the cursor apart)."""
+        return {
+            "queue": self.queue,
+            "status": self.status,
+            "all": "true" if self.all else "",
+            "worker": self.worker,
+            "package": self.package,
+            "since": self.since and self.since.isoformat(),
+            "until": self.until and self.until.isoformat(),
+        }
 
 
 def _jobs_page(
     request: Request,
     user: WebUser,
-    queue: str,
-    status: str,
-    all: bool,
+    filters: JobFilters,
     values: dict[str, str],
     errors: dict[str, str],
 ) -> HTMLResponse:
     jqm = manager(request)
-    chosen = status if status in JobStatus.__members__ else ""
+    chosen = filters.status if filters.status in JobStatus.__members__ else ""
+    zone = viewer_zone(request)
+    error = None
+    found: list[Job] = []
+    try:
+        found = jqm.jobs(
+            queue=filters.queue or None,
+            status=chosen or None,
+            stand_alone=not filters.all,
+            limit=PAGE_SIZE + 1,
+            worker=filters.worker or None,
+            package=filters.package or None,
+            before_id=filters.before_id,
+            since=day_start(filters.since, zone),
+            until=day_end(filters.until, zone),
+        )
+    except JQMError as exc:
+        error = str(exc)
+    shown, older = split_page(found, PAGE_SIZE)
     return page(
         request,
         user,
         "jobs.html",
         queues=jqm.queues(),
-        jobs=jqm.jobs(queue=queue or None, status=chosen or None, stand_alone=not all, limit=LIMIT),
-        queue=queue,
+        jobs=shown,
+        queue=filters.queue,
         status=chosen,
-        include_runs=all,
+        include_runs=filters.all,
+        filters=filters.query(),
+        older=older,
+        paged=filters.before_id is not None,
+        list_error=error,
         statuses=list(JobStatus),
         tasks=jqm.registered_tasks(),
         queue_names=jqm.known_queues(),
@@ -73,7 +124,7 @@ async def add_job(request: Request, user: Enqueuer) -> Response:
 def _add_job(request: Request, user: WebUser, data: dict[str, str]) -> Response:
     parsed = forms.parse_job(data)
     if not parsed.ok or parsed.value is None:
-        return _jobs_page(request, user, "", "", False, data, parsed.errors)
+        return _jobs_page(request, user, JobFilters(), data, parsed.errors)
     new = parsed.value
     try:
         job = manager(request).enqueue(
@@ -86,7 +137,7 @@ def _add_job(request: Request, user: WebUser, data: dict[str, str]) -> Response:
             delay=new.delay,
         )
     except ValidationError as exc:
-        return _jobs_page(request, user, "", "", False, data, {forms.job_error_field(str(exc)): str(exc)})
+        return _jobs_page(request, user, JobFilters(), data, {forms.job_error_field(str(exc)): str(exc)})
     flash(request, f"job {job.id} added to queue '{job.queue}' as {job.status}")
     return redirect(f"/jobs/{job.id}")
 
@@ -113,14 +164,11 @@ def requeue(request: Request, user: Requeuer, job_id: JobId) -> RedirectResponse
 
 @router.post("/jobs/clean")
 def clean(request: Request, user: Cleaner, older_than_days: Annotated[str, Form()] = "") -> RedirectResponse:
-    try:
-        days = float(older_than_days)
-        if not 0 <= days <= 36_500:
-            raise ValueError
-    except ValueError:
+    older_than = days(older_than_days)
+    if older_than is None:
         flash(request, f"clean: older than {older_than_days!r} days is not a number from 0 to 36500", "error")
         return redirect("/jobs")
-    cleaned = manager(request).clean(timedelta(days=days), actor=user.name)
+    cleaned = manager(request).clean(older_than, actor=user.name)
     flash(request, f"deleted {cleaned.jobs} job(s) and {cleaned.log_entries} log entries")
     return redirect("/jobs")
 

@@ -2,37 +2,67 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from jqm_celery.errors import JQMError, NotFoundError
+from jqm_celery.records import Run
 from jqm_celery.statuses import RunStatus
-from jqm_celery.web.params import OptionalText, RunId, manager
-from jqm_celery.web.permits import RunCanceller, Viewer
-from jqm_celery.web.templating import flash, page, redirect
+from jqm_celery.web.params import BeforeId, OptionalText, RunId, day_end, day_start, days, manager, split_page
+from jqm_celery.web.permits import RunCanceller, RunCleaner, Viewer
+from jqm_celery.web.templating import flash, page, redirect, viewer_zone
 from jqm_celery.web.users import WebUser
 
 router = APIRouter()
+PAGE_SIZE = 100
 
 
 @router.get("/runs")
 def runs(
-    request: Request, user: Viewer, package: OptionalText = "", status: OptionalText = ""
+    request: Request,
+    user: Viewer,
+    package: OptionalText = "",
+    status: OptionalText = "",
+    since: date | None = None,
+    until: date | None = None,
+    before_id: BeforeId = None,
 ) -> HTMLResponse:
     chosen = status if status in RunStatus.__members__ else ""
     error = None
+    found: list[Run] = []
+    zone = viewer_zone(request)
     try:
-        found = manager(request).runs(package or None, chosen or None, limit=200)
-    except NotFoundError as exc:
-        found, error = [], str(exc)
+        found = manager(request).runs(
+            package or None,
+            chosen or None,
+            limit=PAGE_SIZE + 1,
+            before_id=before_id,
+            since=day_start(since, zone),
+            until=day_end(until, zone),
+        )
+    except JQMError as exc:
+        error = str(exc)
+    shown, older = split_page(found, PAGE_SIZE)
+    filters = {
+        "package": package,
+        "status": chosen,
+        "since": since and since.isoformat(),
+        "until": until and until.isoformat(),
+    }
     return page(
         request,
         user,
         "runs.html",
-        runs=found,
+        runs=shown,
+        filters=filters,
         package=package,
         status=chosen,
         statuses=list(RunStatus),
+        older=older,
+        paged=before_id is not None,
         error=error,
     )
 
@@ -72,3 +102,16 @@ def cancel(request: Request, user: RunCanceller, run_id: RunId) -> RedirectRespo
     except JQMError as exc:
         flash(request, str(exc), "error")
     return redirect(f"/runs/{run_id}")
+
+
+@router.post("/runs/clean")
+def clean_runs(
+    request: Request, user: RunCleaner, older_than_days: Annotated[str, Form()] = ""
+) -> RedirectResponse:
+    older_than = days(older_than_days)
+    if older_than is None:
+        flash(request, f"clean: older than {older_than_days!r} days is not a number from 0 to 36500", "error")
+        return redirect("/runs")
+    cleaned = manager(request).clean_runs(older_than, actor=user.name)
+    flash(request, f"deleted {cleaned.runs} finished run(s) and {cleaned.log_entries} log entries")
+    return redirect("/runs")
