@@ -105,7 +105,8 @@ def package_runner(
 def _register(app: Celery, tasks: Tasks) -> None:
     """Each task under its own name on ``app``, calling the user's task as a direct call does.
 
-    A ``shared_task`` is on every app already, and stays as it is.
+    The tasks given win over a task of the same name that the app got from elsewhere (another module's
+    shared task, which Celery puts on every app).
     """
     named: dict[str, Callable[..., Any]] = {}
     if isinstance(tasks, Mapping):
@@ -113,8 +114,9 @@ def _register(app: Celery, tasks: Tasks) -> None:
     else:
         named.update((task.name, task) for task in cast("Iterable[Task]", tasks))
     for name, call in named.items():
-        if name not in app.tasks:
-            app.task(name=name, shared=False)(_calling(call))
+        if name in app.tasks:
+            app.tasks.unregister(name)
+        app.task(name=name, shared=False)(_calling(call))
 
 
 def _calling(call: Callable[..., Any]) -> Callable[..., Any]:
