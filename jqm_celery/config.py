@@ -36,7 +36,6 @@ SECRET_SETTINGS = ("jqm_smtp_url",)
 
 
 def configure_app(app: Celery, settings: Settings) -> None:
-    hide_secret_settings()
     conf = app.conf
     for key, (celery_default, wanted) in _EVENTS.items():
         if conf.get(key) == celery_default:

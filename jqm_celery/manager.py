@@ -10,7 +10,7 @@ from celery import Celery
 
 from jqm_celery import firing
 from jqm_celery.clock import Clock, SystemClock
-from jqm_celery.config import configure_app
+from jqm_celery.config import configure_app, hide_secret_settings
 from jqm_celery.definitions import Package
 from jqm_celery.events import Event
 from jqm_celery.flower import name_sent_events_by_shadow
@@ -56,6 +56,7 @@ class JobQueueManager(JobQueueMethods):
         self.settings = Settings.from_conf(app.conf)
         self.clock: Clock = clock or SystemClock()
         self._store = Store(self.settings.database_url, auto_migrate=self.settings.auto_migrate)
+        hide_secret_settings()
         if configure:
             configure_app(app, self.settings)
             name_sent_events_by_shadow(app)
