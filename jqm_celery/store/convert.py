@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from jqm_celery.definitions import Entry, Package
+from jqm_celery.errors import ValidationError
 from jqm_celery.notifications.rules import rule_from_dict
 from jqm_celery.records import Job, LogEntry
 from jqm_celery.recurrence import CatchUp, Recurrence
@@ -20,6 +21,23 @@ def package_definition(
     entries: Sequence[EntryRow],
     recurrences: Sequence[RecurrenceRow],
     rules: Sequence[NotificationRuleRow] = (),
+) -> Package:
+    """The package as stored; a definition stored before today's checks that they refuse raises a
+    ``ValidationError`` naming the package, the bad value and the way out."""
+    try:
+        return _definition(row, entries, recurrences, rules)
+    except ValidationError as e:
+        raise ValidationError(
+            f"package {row.name!r} as stored cannot be read: {e}. Save a corrected definition under the "
+            "same name (it replaces this one), or delete the package"
+        ) from e
+
+
+def _definition(
+    row: PackageRow,
+    entries: Sequence[EntryRow],
+    recurrences: Sequence[RecurrenceRow],
+    rules: Sequence[NotificationRuleRow],
 ) -> Package:
     return Package(
         row.name,

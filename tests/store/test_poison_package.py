@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from jqm_celery import Entry, JobQueueManager, Package, PackageStatus, Recurrence
+from jqm_celery.errors import ValidationError
 from jqm_celery.events import Event
 from jqm_celery.statuses import LogKind
 from jqm_celery.store.models import EntryRow, PackageRow, RecurrenceRow, RunRow
@@ -137,3 +138,32 @@ def test_a_stopped_bad_package_is_fixed_by_saving_its_definition_again(jqm: JobQ
     jqm.activate("bad")
 
     assert jqm.package("bad").status is PackageStatus.ACTIVE
+
+
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [({"args": ["\u0000"]}, "NUL character"), ({"run_order": 2**40}, "out of range")],
+    ids=["nul", "run order"],
+)
+def test_reading_a_bad_package_names_it_the_bad_value_and_the_way_out(
+    jqm: JobQueueManager, changes: dict[str, Any], named: str
+) -> None:
+    _active(jqm, "bad")
+    _poison(jqm, "bad", **changes)
+
+    with pytest.raises(ValidationError) as refused:
+        jqm.package("bad")
+
+    message = str(refused.value)
+    assert message.startswith("package 'bad' as stored cannot be read")
+    assert named in message
+    assert "Save a corrected definition" in message
+
+
+def test_a_bad_package_that_cannot_be_read_can_be_deleted(jqm: JobQueueManager) -> None:
+    jqm.save(Package("bad", entries=[Entry("billing.export", args=[7])]))
+    _poison(jqm, "bad", args=["\u0000"])
+
+    jqm.delete("bad")
+
+    assert "bad" not in jqm.package_names()
