@@ -22,7 +22,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -70,13 +70,20 @@ def _append(path: str, record: dict[str, Any]) -> None:
 
 @dataclass
 class Setup:
-    """One scenario's world: its PostgreSQL server and database, broker, app, marks and gate files."""
+    """A broker's world, shared by the module's scenarios: the PostgreSQL server and a database on it,
+    the app, and one worker (prefork, one process) consuming ``queue``. ``tmp``: the scenario's folder,
+    for its marks and gate files (see ``scenario``)."""
 
     server: PostgresServer
     conf: dict[str, Any]
     tmp: Path
     broker: str
-    app: Celery | None = None
+    worker_name: str
+    app: Celery
+
+    @property
+    def queue(self) -> str:
+        return str(self.conf["task_default_queue"])
 
     @property
     def marks(self) -> Path:
@@ -87,33 +94,13 @@ class Setup:
         return self.tmp / "gate"
 
     def jqm(self) -> JobQueueManager:
-        if self.app is None:
-            self.app = make_worker_app(self.conf)
         return JobQueueManager.of(self.app)
 
-    def worker(self) -> Process:
-        command = [
-            sys.executable,
-            "-m",
-            "tests.fault.test_database_faults",
-            json.dumps(self.conf),
-            "--loglevel=INFO",
-            "-n",
-            f"fault{uuid.uuid4().hex[:6]}@%h",
-            "--without-mingle",
-            "--without-gossip",
-            "--pool=prefork",
-            "--concurrency=1",
-        ]
-        log = self.tmp / f"worker-{uuid.uuid4().hex[:6]}.log"
-        return Process(command, log, cwd=ROOT).wait_for(" ready.")
-
-    def package(self, name: str, entries: list[tuple[str, list[Any]]]) -> Package:
-        queue = str(self.conf["task_default_queue"])
+    def package(self, name: str, entries: list[tuple[str, list[Any]]], queue: str | None = None) -> Package:
         return Package(
             name,
             entries=[
-                Entry(task, args=args, run_order=10 * (i + 1), queue=queue)
+                Entry(task, args=args, run_order=10 * (i + 1), queue=queue or self.queue)
                 for i, (task, args) in enumerate(entries)
             ],
         )
@@ -138,11 +125,12 @@ def server() -> Iterator[PostgresServer]:
         yield server
 
 
-@pytest.fixture(params=["redis", "rabbitmq"])
-def setup(request: pytest.FixtureRequest, server: PostgresServer, tmp_path: Path) -> Iterator[Setup]:
+@pytest.fixture(scope="module", params=["redis", "rabbitmq"])
+def world(
+    request: pytest.FixtureRequest, server: PostgresServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Setup]:
     require(request.param)
-    if not server.accepts_connections():
-        server.start()
+    tmp = tmp_path_factory.mktemp(f"fault-{request.param}")
     database = f"jqm_fault_{uuid.uuid4().hex[:10]}"
     conf: dict[str, Any] = {
         "task_default_queue": f"jqm-fault-{uuid.uuid4().hex[:10]}",
@@ -151,15 +139,27 @@ def setup(request: pytest.FixtureRequest, server: PostgresServer, tmp_path: Path
         "jqm_store_retry_s": RETRY_S,
         "jqm_retry_delays": "skip",
         "result_backend": redis_url(REDIS_RESULTS_DB),
+        "broker_url": redis_url(REDIS_BROKER_DB) if request.param == "redis" else RABBITMQ_URL,
     }
-    if request.param == "redis":
-        conf["broker_url"] = redis_url(REDIS_BROKER_DB)
-    else:
-        conf["broker_url"] = RABBITMQ_URL
-    setup = Setup(server, conf, tmp_path, request.param)
-    yield setup
-    if setup.app is not None:
-        JobQueueManager.of(setup.app)._store.dispose()
+    name = f"fault{uuid.uuid4().hex[:6]}@localhost"
+    app = make_worker_app(conf)
+    JobQueueManager.of(app).upgrade_db()
+    command = [
+        sys.executable, "-m", "tests.fault.test_database_faults", json.dumps(conf), "--loglevel=INFO",
+        "-n", name, "--without-mingle", "--without-gossip", "--pool=prefork", "--concurrency=1",
+    ]  # fmt: skip
+    with Process(command, tmp / "worker.log", cwd=ROOT) as worker:
+        worker.wait_for(" ready.")
+        yield Setup(server, conf, tmp, request.param, name, app)
+    JobQueueManager.of(app)._store.dispose()
+
+
+@pytest.fixture
+def setup(world: Setup, tmp_path: Path) -> Setup:
+    """The world, with this scenario's folder; the server is up when a scenario starts."""
+    if not world.server.accepts_connections():
+        world.server.start()
+    return replace(world, tmp=tmp_path)
 
 
 def _finished(setup: Setup, run_id: int) -> Run:
@@ -211,16 +211,18 @@ def _job_of(setup: Setup, label: str) -> int:
 
 def test_postgres_down_when_the_jobs_messages_arrive(setup: Setup) -> None:
     jqm = setup.jqm()
-    jqm.save(setup.package("down-on-arrival", [setup.record(f"job{i}") for i in range(4)]))
+    later = f"{setup.queue}-later"
+    jqm.save(setup.package("down-on-arrival", [setup.record(f"job{i}") for i in range(4)], later))
     run = jqm.run_now("down-on-arrival")
     setup.server.stop()
-    with setup.worker():
-        # The outage itself: the worker has its messages, and no database for their claims.
-        time.sleep(OUTAGE_S)
-        setup.server.start()
-        up = time.monotonic()
-        finished = _finished(setup, run.id)
-        recovered_s = time.monotonic() - up
+    # The worker takes the run's messages while the database is out.
+    replies = setup.app.control.add_consumer(later, destination=[setup.worker_name], reply=True)
+    assert replies, "the worker did not answer add_consumer"
+    time.sleep(OUTAGE_S)  # the outage itself
+    setup.server.start()
+    up = time.monotonic()
+    finished = _finished(setup, run.id)
+    recovered_s = time.monotonic() - up
     _report(setup, "PostgreSQL down when the messages arrive", finished, {}, recovered_s)
 
 
@@ -228,17 +230,16 @@ def test_postgres_down_while_a_job_runs(setup: Setup) -> None:
     jqm = setup.jqm()
     entries = [setup.gated("long"), *(setup.record(f"after{i}") for i in range(3))]
     jqm.save(setup.package("down-while-running", entries))
-    with setup.worker():
-        run = jqm.run_now("down-while-running")
-        wait_until(lambda: setup.started("long"), 60, "the long job never started")
-        setup.server.stop()
-        setup.gate.touch()
-        wait_until(lambda: setup.ended("long"), 60, "the long job's body never returned")
-        time.sleep(OUTAGE_S)
-        setup.server.start()
-        up = time.monotonic()
-        finished = _finished(setup, run.id)
-        recovered_s = time.monotonic() - up
+    run = jqm.run_now("down-while-running")
+    wait_until(lambda: setup.started("long"), 60, "the long job never started")
+    setup.server.stop()
+    setup.gate.touch()
+    wait_until(lambda: setup.ended("long"), 60, "the long job's body never returned")
+    time.sleep(OUTAGE_S)
+    setup.server.start()
+    up = time.monotonic()
+    finished = _finished(setup, run.id)
+    recovered_s = time.monotonic() - up
     _report(setup, "PostgreSQL down while a job runs", finished, {}, recovered_s)
 
 
@@ -246,15 +247,14 @@ def test_postgres_crash_right_after_a_claim(setup: Setup) -> None:
     jqm = setup.jqm()
     entries = [setup.gated("claimed"), setup.record("after")]
     jqm.save(setup.package("crash-after-claim", entries))
-    with setup.worker():
-        run = jqm.run_now("crash-after-claim")
-        wait_until(lambda: setup.started("claimed"), 60, "the job never started")
-        setup.server.stop("immediate")
-        setup.server.start()
-        up = time.monotonic()
-        setup.gate.touch()
-        finished = _finished(setup, run.id)
-        recovered_s = time.monotonic() - up
+    run = jqm.run_now("crash-after-claim")
+    wait_until(lambda: setup.started("claimed"), 60, "the job never started")
+    setup.server.stop("immediate")
+    setup.server.start()
+    up = time.monotonic()
+    setup.gate.touch()
+    finished = _finished(setup, run.id)
+    recovered_s = time.monotonic() - up
     _report(setup, "PostgreSQL crashed right after a claim", finished, {}, recovered_s)
 
 
@@ -262,7 +262,7 @@ def test_a_process_killed_after_the_body_returned_before_the_end(setup: Setup) -
     jqm = setup.jqm()
     entries = [setup.gated("victim"), setup.record("after")]
     jqm.save(setup.package("killed-before-end", entries))
-    with setup.worker(), psycopg.connect(_plain(setup.conf["jqm_database_url"])) as lock:
+    with psycopg.connect(_plain(setup.conf["jqm_database_url"])) as lock:
         run = jqm.run_now("killed-before-end")
         wait_until(lambda: setup.started("victim"), 60, "the job never started")
         victim = _job_of(setup, "victim")
