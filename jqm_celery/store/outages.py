@@ -72,11 +72,17 @@ def retry_write(write: Callable[[bool], T], within_s: float, what: str) -> T:
             left_s = deadline - time.monotonic()
             if left_s <= 0:
                 raise StoreUnavailable(
-                    f"{what}: the database could not be reached for {within_s:g} s ({error}); "
+                    f"{what}: the database could not be reached for {within_s:g} s ({_said(error)}); "
                     "is it running? (jqm_store_retry_s sets how long a write is retried)"
                 ) from error
             if not retried:
-                logger.warning("jqm: %s failed (%s); retrying for up to %g s", what, error, within_s)
+                logger.warning("jqm: %s failed (%s); retrying for up to %g s", what, _said(error), within_s)
             time.sleep(min(pause_s, left_s))
             pause_s = min(pause_s * 2, MAX_PAUSE_S)
             retried = True
+
+
+def _said(error: BaseException) -> str:
+    """The first line of what the driver said (SQLAlchemy adds the statement and a link)."""
+    text = str(getattr(error, "orig", None) or error)
+    return text.splitlines()[0] if text else type(error).__name__
