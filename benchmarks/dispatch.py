@@ -294,26 +294,34 @@ def report(backend: str, description: str, rows: list[Row], concurrency: int, re
 
 def run_backend(name: str, args: argparse.Namespace) -> str:
     with ExitStack() as stack:
-        folder = stack.enter_context(scratch_dir())
-        conf, description = stack.enter_context(backend_conf(name, folder))
-        app = make_app(conf)
-        bench = Bench(app, args.n, args.burst, args.timeout)
-        stack.callback(bench.dispose)
-        if name != "embedded":
-            stack.callback(delete_queues, app, [conf["task_default_queue"]])
-        bench.jqm.upgrade_db()
-        worker = Worker(
-            "benchmarks.dispatch:make_app",
-            conf,
-            ["--pool=prefork", f"--concurrency={args.concurrency}", "--loglevel=WARNING"],
-            folder=folder,
-        )
-        stack.enter_context(worker)
+        bench, worker, description = _bench_and_worker(stack, name, args, {})
         started = time.monotonic()
         bench.prepare()
         rows = measure(bench, worker, args.repeat)
         text = report(name, description, rows, args.concurrency, args.repeat)
         return f"{text}\n(measured in {time.monotonic() - started:.0f} s)"
+
+
+def _bench_and_worker(
+    stack: ExitStack, name: str, args: argparse.Namespace, extra: dict[str, Any]
+) -> tuple[Bench, Worker, str]:
+    """A backend's bench and its running worker (``extra``: the worker's own conf keys), for ``stack``."""
+    folder = stack.enter_context(scratch_dir())
+    conf, description = stack.enter_context(backend_conf(name, folder))
+    app = make_app(conf)
+    bench = Bench(app, args.n, args.burst, args.timeout)
+    stack.callback(bench.dispose)
+    if name != "embedded":
+        stack.callback(delete_queues, app, [conf["task_default_queue"]])
+    bench.jqm.upgrade_db()
+    worker = Worker(
+        "benchmarks.dispatch:make_app",
+        {**conf, **extra},
+        ["--pool=prefork", f"--concurrency={args.concurrency}", "--loglevel=WARNING"],
+        folder=folder,
+    )
+    stack.enter_context(worker)
+    return bench, worker, description
 
 
 def claim_commit_cost(name: str, args: argparse.Namespace) -> str:
@@ -322,25 +330,10 @@ def claim_commit_cost(name: str, args: argparse.Namespace) -> str:
     variants = ("durable", "async")
     with ExitStack() as stack:
         benches: dict[str, Bench] = {}
-        workers: dict[str, Worker] = {}
         for variant in variants:
-            folder = stack.enter_context(scratch_dir())
-            conf, description = stack.enter_context(backend_conf(name, folder))
-            conf = {**conf, CLAIM_COMMIT: variant}
-            app = _plain_app(conf)
-            bench = Bench(app, args.n, args.burst, args.timeout)
-            stack.callback(bench.dispose)
-            stack.callback(delete_queues, app, [conf["task_default_queue"]])
-            bench.jqm.upgrade_db()
-            worker = Worker(
-                "benchmarks.dispatch:make_app",
-                conf,
-                ["--pool=prefork", f"--concurrency={args.concurrency}", "--loglevel=WARNING"],
-                folder=folder,
-            )
-            stack.enter_context(worker)
+            bench, _, description = _bench_and_worker(stack, name, args, {CLAIM_COMMIT: variant})
             bench.prepare()
-            benches[variant], workers[variant] = bench, worker
+            benches[variant] = bench
         samples: dict[tuple[str, str], list[float]] = {}
         loads = [os.getloadavg()[0]]
         for rep in range(args.repeat):
@@ -372,11 +365,6 @@ def claim_commit_cost(name: str, args: argparse.Namespace) -> str:
             ratio = spreads["durable"].median / spreads["async"].median
             lines.append(f"{label}: durable/async {ratio:.3f} (per repetition {paired.range_text('{:.3f}')})")
         return "\n".join(lines)
-
-
-def _plain_app(conf: dict[str, Any]) -> Celery:
-    """This process's app for a variant's worker: the same, without patching this process's claims."""
-    return make_app({k: v for k, v in conf.items() if k != CLAIM_COMMIT})
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:

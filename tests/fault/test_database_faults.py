@@ -162,8 +162,9 @@ def setup(world: Setup, tmp_path: Path) -> Setup:
     return replace(world, tmp=tmp_path)
 
 
-def _finished(setup: Setup, run_id: int) -> Run:
-    """The run once it has finished; reads through the database's own restart."""
+def _finished(setup: Setup, run_id: int, since: float) -> tuple[Run, float]:
+    """The run once it has finished, and the seconds from ``since`` (monotonic) to then; reads through
+    the database's own restart."""
 
     def read() -> Run | None:
         try:
@@ -174,7 +175,7 @@ def _finished(setup: Setup, run_id: int) -> Run:
 
     run = wait_until(read, RUN_TIMEOUT_S, f"run {run_id} never finished")
     assert isinstance(run, Run)
-    return run
+    return run, time.monotonic() - since
 
 
 def _report(setup: Setup, scenario: str, run: Run, allowed: dict[int, int], recovered_s: float) -> None:
@@ -220,9 +221,7 @@ def test_postgres_down_when_the_jobs_messages_arrive(setup: Setup) -> None:
     assert replies, "the worker did not answer add_consumer"
     time.sleep(OUTAGE_S)  # the outage itself
     setup.server.start()
-    up = time.monotonic()
-    finished = _finished(setup, run.id)
-    recovered_s = time.monotonic() - up
+    finished, recovered_s = _finished(setup, run.id, since=time.monotonic())
     _report(setup, "PostgreSQL down when the messages arrive", finished, {}, recovered_s)
 
 
@@ -237,9 +236,7 @@ def test_postgres_down_while_a_job_runs(setup: Setup) -> None:
     wait_until(lambda: setup.ended("long"), 60, "the long job's body never returned")
     time.sleep(OUTAGE_S)
     setup.server.start()
-    up = time.monotonic()
-    finished = _finished(setup, run.id)
-    recovered_s = time.monotonic() - up
+    finished, recovered_s = _finished(setup, run.id, since=time.monotonic())
     _report(setup, "PostgreSQL down while a job runs", finished, {}, recovered_s)
 
 
@@ -253,8 +250,7 @@ def test_postgres_crash_right_after_a_claim(setup: Setup) -> None:
     setup.server.start()
     up = time.monotonic()
     setup.gate.touch()
-    finished = _finished(setup, run.id)
-    recovered_s = time.monotonic() - up
+    finished, recovered_s = _finished(setup, run.id, since=up)
     _report(setup, "PostgreSQL crashed right after a claim", finished, {}, recovered_s)
 
 
@@ -278,8 +274,7 @@ def test_a_process_killed_after_the_body_returned_before_the_end(setup: Setup) -
             admin.execute("SELECT pg_terminate_backend(%s)", [waiting])
         killed = time.monotonic()
         lock.rollback()
-        finished = _finished(setup, run.id)
-        recovered_s = time.monotonic() - killed
+        finished, recovered_s = _finished(setup, run.id, since=killed)
     _report(setup, "process killed after the body returned", finished, {victim: 2}, recovered_s)
     first = finished.jobs[0].attempts[0]
     assert first.status == AttemptStatus.INTERRUPTED
