@@ -1,7 +1,7 @@
 """What tracking costs: plain Celery against jqm packages, on the same broker and the same workers.
 
 ``python -m benchmarks.dispatch [--backend redis-pg|embedded|rabbitmq-pg|all] [--n 200] [--burst 1000]
-[--repeat 3] [--concurrency 2]``
+[--repeat 3] [--concurrency 2] [--claim-commit]``
 
 Per backend, one worker subprocess (prefork) runs one app that has a trivial task and a
 JobQueueManager, and this process measures, from sending to completion:
@@ -10,6 +10,9 @@ JobQueueManager, and this process measures, from sending to completion:
 (b) the same N tasks as the entries of one package, run in run order (waits on the run's status);
 (c) BURST trivial tasks sent at once with ``apply_async`` (waits on all their results);
 (d) BURST one-entry packages, created beforehand, each started with ``run_now`` (waits on all runs).
+
+``--claim-commit`` measures (b) and (d) instead with durable claims against claims that do not wait for
+their WAL flush, two workers measured in turn (see docs/benchmarks.md).
 
 Baseline and package measurements alternate within each repetition; the table shows the median of
 the repetitions and their spread, the CPU time the worker's processes spent per entry, and the ratios
