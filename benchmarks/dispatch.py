@@ -1,7 +1,7 @@
 """What tracking costs: plain Celery against jqm packages, on the same broker and the same workers.
 
 ``python -m benchmarks.dispatch [--backend redis-pg|embedded|rabbitmq-pg|all] [--n 200] [--burst 1000]
-[--repeat 3] [--concurrency 2]``
+[--repeat 3] [--concurrency 2] [--claim-commit]``
 
 Per backend, one worker subprocess (prefork) runs one app that has a trivial task and a
 JobQueueManager, and this process measures, from sending to completion:
@@ -11,6 +11,9 @@ JobQueueManager, and this process measures, from sending to completion:
 (c) BURST trivial tasks sent at once with ``apply_async`` (waits on all their results);
 (d) BURST one-entry packages, created beforehand, each started with ``run_now`` (waits on all runs).
 
+``--claim-commit`` measures (b) and (d) instead with durable claims against claims that do not wait for
+their WAL flush, two workers measured in turn (see docs/benchmarks.md).
+
 Baseline and package measurements alternate within each repetition; the table shows the median of
 the repetitions and their spread, the CPU time the worker's processes spent per entry, and the ratios
 (b)/(a) in time per entry and (d)/(c) in throughput. See docs/benchmarks.md.
@@ -19,6 +22,8 @@ the repetitions and their spread, the CPU time the worker's processes spent per 
 from __future__ import annotations
 
 import argparse
+import functools
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -47,6 +52,7 @@ from benchmarks.harness import (
 from jqm_celery import Entry, JobQueueManager, OnError, Package
 from jqm_celery.embedded import embedded_conf
 from jqm_celery.statuses import RunStatus
+from jqm_celery.store import statements
 from jqm_celery.store.models import RunRow
 
 BACKENDS = ("redis-pg", "embedded", "rabbitmq-pg")
@@ -58,10 +64,17 @@ ONE_ENTRY_PREFIX = "bench-one-"
 WARM_UP_SIZE = 20
 
 
+#: A conf key of this benchmark only: "async" makes the worker commit claims without waiting for their
+#: WAL flush, as jqm did before claims were durable (``--claim-commit``).
+CLAIM_COMMIT = "bench_claim_commit"
+
+
 def make_app(conf: dict[str, Any]) -> Celery:
     """The app of the worker and of this process: one trivial task, and jqm."""
     app = Celery("jqm-bench")
     app.conf.update(conf)
+    if conf.get(CLAIM_COMMIT) == "async":
+        _claims_without_flush_wait()
 
     app.task(name=NOOP, shared=False)(_noop)
     JobQueueManager(app)
@@ -70,6 +83,18 @@ def make_app(conf: dict[str, Any]) -> Celery:
 
 def _noop() -> None:
     return None
+
+
+def _claims_without_flush_wait() -> None:
+    """Claims as they were: the claim's own transaction sets ``synchronous_commit`` off."""
+    durable = statements.claim_and_log
+
+    @functools.cache
+    def claim_and_log() -> Any:
+        no_wait = func.set_config("synchronous_commit", "off", True).label("synchronous_commit")
+        return durable().add_columns(no_wait)
+
+    statements.claim_and_log = claim_and_log
 
 
 @contextmanager
@@ -272,26 +297,77 @@ def report(backend: str, description: str, rows: list[Row], concurrency: int, re
 
 def run_backend(name: str, args: argparse.Namespace) -> str:
     with ExitStack() as stack:
-        folder = stack.enter_context(scratch_dir())
-        conf, description = stack.enter_context(backend_conf(name, folder))
-        app = make_app(conf)
-        bench = Bench(app, args.n, args.burst, args.timeout)
-        stack.callback(bench.dispose)
-        if name != "embedded":
-            stack.callback(delete_queues, app, [conf["task_default_queue"]])
-        bench.jqm.upgrade_db()
-        worker = Worker(
-            "benchmarks.dispatch:make_app",
-            conf,
-            ["--pool=prefork", f"--concurrency={args.concurrency}", "--loglevel=WARNING"],
-            folder=folder,
-        )
-        stack.enter_context(worker)
+        bench, worker, description = _bench_and_worker(stack, name, args, {})
         started = time.monotonic()
         bench.prepare()
         rows = measure(bench, worker, args.repeat)
         text = report(name, description, rows, args.concurrency, args.repeat)
         return f"{text}\n(measured in {time.monotonic() - started:.0f} s)"
+
+
+def _bench_and_worker(
+    stack: ExitStack, name: str, args: argparse.Namespace, extra: dict[str, Any]
+) -> tuple[Bench, Worker, str]:
+    """A backend's bench and its running worker (``extra``: the worker's own conf keys), for ``stack``."""
+    folder = stack.enter_context(scratch_dir())
+    conf, description = stack.enter_context(backend_conf(name, folder))
+    app = make_app(conf)
+    bench = Bench(app, args.n, args.burst, args.timeout)
+    stack.callback(bench.dispose)
+    if name != "embedded":
+        stack.callback(delete_queues, app, [conf["task_default_queue"]])
+    bench.jqm.upgrade_db()
+    worker = Worker(
+        "benchmarks.dispatch:make_app",
+        {**conf, **extra},
+        ["--pool=prefork", f"--concurrency={args.concurrency}", "--loglevel=WARNING"],
+        folder=folder,
+    )
+    stack.enter_context(worker)
+    return bench, worker, description
+
+
+def claim_commit_cost(name: str, args: argparse.Namespace) -> str:
+    """(b) and (d) with durable claims against claims that do not wait for their flush: two workers,
+    each on its own database and queue, measured in turn (a b / b a / …)."""
+    variants = ("durable", "async")
+    with ExitStack() as stack:
+        benches: dict[str, Bench] = {}
+        for variant in variants:
+            bench, _, description = _bench_and_worker(stack, name, args, {CLAIM_COMMIT: variant})
+            bench.prepare()
+            benches[variant] = bench
+        samples: dict[tuple[str, str], list[float]] = {}
+        loads = [os.getloadavg()[0]]
+        for rep in range(args.repeat):
+            order = list(variants) if rep % 2 == 0 else list(reversed(variants))
+            for step in ("package_chain", "package_burst"):
+                for variant in order:
+                    seconds = getattr(benches[variant], step)()
+                    samples.setdefault((step, variant), []).append(seconds)
+            loads.append(os.getloadavg()[0])
+        lines = [
+            f"backend {name}: {description}; worker prefork ×{args.concurrency}; median of {args.repeat}; "
+            f"load average {min(loads):.1f}–{max(loads):.1f}",
+            f"{'measurement':<44}{'ms/entry':>10}   spread ms/entry",
+        ]
+        for step, entries, label in (
+            ("package_chain", args.n, f"(b) package, {args.n} entries"),
+            ("package_burst", args.burst, f"(d) {args.burst} one-entry packages"),
+        ):
+            spreads = {v: Spread(tuple(1000 * s / entries for s in samples[(step, v)])) for v in variants}
+            for variant in variants:
+                spread = spreads[variant]
+                text = f"{label}, claim {variant}"
+                lines.append(f"{text:<44}{spread.median:>10.3f}   {spread.range_text('{:.3f}')}")
+            paired = Spread(
+                tuple(
+                    d / a for d, a in zip(samples[(step, "durable")], samples[(step, "async")], strict=True)
+                )
+            )
+            ratio = spreads["durable"].median / spreads["async"].median
+            lines.append(f"{label}: durable/async {ratio:.3f} (per repetition {paired.range_text('{:.3f}')})")
+        return "\n".join(lines)
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -308,6 +384,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--repeat", type=_positive, default=3, help="repetitions; the median is reported")
     parser.add_argument("--concurrency", type=_positive, default=2, help="worker pool processes")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds allowed per measurement")
+    parser.add_argument(
+        "--claim-commit",
+        action="store_true",
+        help="measure (b) and (d) with durable claims against claims that do not wait for their flush",
+    )
     args = parser.parse_args(argv)
     chosen = args.backend or list(DEFAULT_BACKENDS)
     args.backend = list(BACKENDS) if "all" in chosen else list(dict.fromkeys(chosen))
@@ -324,6 +405,10 @@ def _positive(text: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     settings = f"n={args.n}, burst={args.burst}, repeat={args.repeat}"
+    if args.claim_commit:
+        backends = [b for b in args.backend if b != "embedded"]
+        run = claim_commit_cost
+        return run_per_backend("claim commit cost", settings, backends, lambda name: run(name, args))
     return run_per_backend("dispatch benchmark", settings, args.backend, lambda name: run_backend(name, args))
 
 

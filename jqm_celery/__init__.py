@@ -9,6 +9,7 @@ from jqm_celery.definitions import Entry, Package, RetryPolicy
 from jqm_celery.embedded import embedded_app
 from jqm_celery.errors import ConfigError, JobError, JQMError, NotFoundError, StateError, ValidationError
 from jqm_celery.events import Event
+from jqm_celery.job_context import JobContext, current_job
 from jqm_celery.jobqueue import JobSpec
 from jqm_celery.manager import JobQueueManager
 from jqm_celery.notifications import Notify, Scenario, Webhook
@@ -42,6 +43,9 @@ __all__ = [
     "Notify",
     "Webhook",
     "Scenario",
+    # inside a job's body
+    "current_job",
+    "JobContext",
     # what runs produce
     "Run",
     "Job",

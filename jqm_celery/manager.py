@@ -55,7 +55,11 @@ class JobQueueManager(JobQueueMethods):
         self.app = app
         self.settings = Settings.from_conf(app.conf)
         self.clock: Clock = clock or SystemClock()
-        self._store = Store(self.settings.database_url, auto_migrate=self.settings.auto_migrate)
+        self._store = Store(
+            self.settings.database_url,
+            auto_migrate=self.settings.auto_migrate,
+            retry_s=self.settings.store_retry_s,
+        )
         hide_secret_settings()
         if configure:
             configure_app(app, self.settings)

@@ -7,9 +7,11 @@ failed for good is then a Celery failure too (``JobFailed``), whose error callba
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import reprlib
 import traceback as tb
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NoReturn
 
@@ -22,13 +24,17 @@ from jqm_celery.clock import Clock
 from jqm_celery.compiler import ADVANCE_RUN_TASK, HANDED_OVER, NEXT_PART_STAGES, compile_run
 from jqm_celery.definitions import RetryPolicy
 from jqm_celery.errors import JobError, JobFailed, JQMError, did_you_mean
+from jqm_celery.job_context import JobContext, running
 from jqm_celery.plans import ClaimedJob, RunPlan
 from jqm_celery.statuses import AttemptStatus, JobStatus
 from jqm_celery.store import Store
+from jqm_celery.store.outages import StoreUnavailable
 
 logger = logging.getLogger("jqm_celery")
 
 _ERROR_MAX = 2000
+#: The keyword argument of ``jqm.job`` that carries what a database outage left unwritten.
+PENDING = "pending"
 
 
 class Runtime:
@@ -71,15 +77,25 @@ class Runtime:
 
     # -- one attempt of one job -------------------------------------------------------------
 
-    def execute_job(self, task: Task, job_id: int) -> str:
+    def execute_job(self, task: Task, job_id: int, pending: dict[str, Any] | None = None) -> str:
         """One attempt: "DONE", or why it did not run ("SKIPPED", "NOT_RUN").
 
         Raises ``Retry`` when the attempt failed and will be retried, ``JobFailed`` when the job has failed
         for good (recorded, and the On Error policy applied, before it is raised).
+
+        A database outage longer than the store's retry time (``jqm_store_retry_s``) does not lose the
+        job: its message is sent again for later (a Celery retry) carrying what is still to be written,
+        ``pending``: ``{"claim": True}`` (claim again) or ``{"end": …}`` (the end of an attempt whose
+        body returned, written before anything else; the body does not run again).
         """
+        if pending is not None and "end" in pending:
+            return self._write_pending_end(task, pending["end"])
         request = task.request
         now = self.clock.now()
-        claimed = self._claim(request, job_id, now)
+        try:
+            claimed = self._claim(request, job_id, now, claim_again=pending is not None)
+        except StoreUnavailable as exc:
+            self._keep_message(task, {"claim": True}, exc)
         if not isinstance(claimed, ClaimedJob):
             return claimed
         user_task = self.app.tasks.get(claimed.task)
@@ -90,30 +106,37 @@ class Runtime:
                 f"{did_you_mean(claimed.task, registered)}; import its module in the worker's app"
             )
             logger.error("job %s: %s", job_id, error)
-            self._fail_for_good(claimed, error, None)
+            self._fail_for_good(task, claimed, error, None)
         try:
-            _call(user_task, claimed.args, claimed.kwargs)
+            with running(_context(claimed)):
+                _call(user_task, claimed.args, claimed.kwargs)
         except JobError as exc:
-            self._fail_for_good(claimed, exc.message, tb.format_exc() if exc.traceback else None)
+            self._fail_for_good(task, claimed, exc.message, tb.format_exc() if exc.traceback else None)
         except SoftTimeLimitExceeded:
             # A job that ran out of time would most likely run out of time again: no retry.
             limit = (request.timelimit or (None, None))[1]
             error = f"soft time limit of {limit or '?'} s exceeded; raise the job's soft_time_limit"
-            self._fail_for_good(claimed, error, tb.format_exc())
+            self._fail_for_good(task, claimed, error, tb.format_exc())
         except Exception as exc:
             self._failed_attempt(task, claimed, exc)
-        self.store.end_attempt(claimed, self.clock.now(), AttemptStatus.DONE)
+        self._write_end(task, _Ending(claimed, AttemptStatus.DONE, self.clock.now()))
         return "DONE"
 
-    def _claim(self, request: Any, job_id: int, now: datetime) -> ClaimedJob | str:
-        """The job's attempt, started; or why it does not run ("SKIPPED", "NOT_RUN")."""
+    def _claim(
+        self, request: Any, job_id: int, now: datetime, *, claim_again: bool = False
+    ) -> ClaimedJob | str:
+        """The job's attempt, started; or why it does not run ("SKIPPED", "NOT_RUN").
+
+        ``claim_again``: the message was sent again after a claim that may have landed: it takes its
+        own RUNNING job over, as a redelivered message does.
+        """
         handed = _handed_over(request, job_id)
         if handed is not None:
             started = self.store.start_handed_over(handed, request.hostname or "?", request.id, now)
             if started is JobStatus.RUNNING:
                 return handed
             return "SKIPPED" if started is JobStatus.SKIPPED else "NOT_RUN"
-        redelivered = bool((request.delivery_info or {}).get("redelivered"))
+        redelivered = claim_again or bool((request.delivery_info or {}).get("redelivered"))
         claimed = self.store.claim_job(
             job_id, request.hostname or "?", request.id, now, redelivered=redelivered
         )
@@ -134,37 +157,68 @@ class Runtime:
         policy = RetryPolicy.from_dict(claimed.retry_policy) if claimed.retry_policy else None
         next_retry = claimed.retry + 1
         if policy is None or next_retry > policy.max_retries:
-            self._fail_for_good(claimed, error, trace)
-        delay = retry_delay(policy, next_retry)
-        self.store.end_attempt(
-            claimed,
-            self.clock.now(),
-            AttemptStatus.FAILED,
-            error=error,
-            traceback=trace,
-            planned_delay_s=delay.total_seconds(),
-        )
-        # Celery re-sends this very message (same chain, same chord) with a countdown: later entries of
-        # the run wait for it, so the retry keeps the job's place.
-        countdown_s = 0.0 if self.skip_retry_delays else delay.total_seconds()
-        # The retry's message shows the same arguments as the first (the user's call, see call_reprs).
-        reprs = {key: getattr(task.request, key, None) for key in ("argsrepr", "kwargsrepr")}
-        raise task.retry(countdown=countdown_s, max_retries=None, exc=None, **reprs)
+            self._fail_for_good(task, claimed, error, trace)
+        delay_s = retry_delay(policy, next_retry).total_seconds()
+        failed = _Ending(claimed, AttemptStatus.FAILED, self.clock.now(), error, trace, delay_s)
+        self._write_end(task, failed)
+        self._retry_job(task, failed)
 
-    def _fail_for_good(self, claimed: ClaimedJob, error: str, trace: str | None) -> NoReturn:
+    def _fail_for_good(self, task: Task, claimed: ClaimedJob, error: str, trace: str | None) -> NoReturn:
         """Record the job as failed for good and apply the On Error policy; then fail the Celery task.
 
         The task's failure is for Celery's own views (its state, the task-failed event, the worker log);
         the store already holds the job's outcome, and the task's error callback (``job_failed``) moves
         the run on, as Celery sends no further step of a chain after a failed one.
         """
-        now = self.clock.now()
-        self.store.end_attempt(claimed, now, AttemptStatus.ERROR, error=error, traceback=trace)
+        ending = _Ending(claimed, AttemptStatus.ERROR, self.clock.now(), error, trace)
+        self._write_end(task, ending)
+        self._failed_for_good(ending)
+
+    def _write_end(self, task: Task, ending: _Ending) -> None:
+        """Write an attempt's end. If the database stays out for longer than the store's retry time, the
+        end is kept in the job's message, sent again for later (``execute_job``'s ``pending``)."""
+        try:
+            self.store.end_attempt(
+                ending.job,
+                ending.at,
+                ending.outcome,
+                error=ending.error,
+                traceback=ending.traceback,
+                planned_delay_s=ending.planned_delay_s,
+            )
+        except StoreUnavailable as exc:
+            self._keep_message(task, {"end": ending.to_message()}, exc)
+
+    def _write_pending_end(self, task: Task, end: dict[str, Any]) -> str:
+        """The end kept in the message, written; then what follows an end of its outcome."""
+        ending = _Ending.from_message(end)
+        self._write_end(task, ending)
+        if ending.outcome is AttemptStatus.FAILED:
+            self._retry_job(task, ending)
+        if ending.outcome is AttemptStatus.ERROR:
+            self._failed_for_good(ending)
+        return "DONE"
+
+    def _retry_job(self, task: Task, failed: _Ending) -> NoReturn:
+        """After a FAILED attempt's end: Celery re-sends this very message (same chain, same chord) with
+        a countdown, so later entries of the run wait for it and the retry keeps the job's place."""
+        countdown_s = 0.0 if self.skip_retry_delays else (failed.planned_delay_s or 0.0)
+        raise task.retry(countdown=countdown_s, max_retries=None, exc=None, **_resent(task, pending=None))
+
+    def _failed_for_good(self, ending: _Ending) -> NoReturn:
+        """After an ERROR attempt's end: the On Error policy, then ``JobFailed``."""
+        claimed, error = ending.job, ending.error or ""
         if claimed.run_id is not None:
             self.store.apply_error_policy(
-                claimed.run_id, now, f"job {claimed.job_id} ({claimed.task}) failed: {error[:200]}"
+                claimed.run_id, ending.at, f"job {claimed.job_id} ({claimed.task}) failed: {error[:200]}"
             )
         raise JobFailed(f"{_call_text(claimed)} failed for good: {error}")
+
+    def _keep_message(self, task: Task, pending: dict[str, Any], exc: StoreUnavailable) -> NoReturn:
+        """Send the job's message again for later, with what is still to be written (``pending``)."""
+        countdown_s = min(self.store.retry_s, _KEEP_COUNTDOWN_MAX_S)
+        logger.error("jqm: %s; the job's message is sent again in %g s", exc, countdown_s)
+        raise task.retry(countdown=countdown_s, max_retries=None, exc=None, **_resent(task, pending=pending))
 
     # -- moving a run on ---------------------------------------------------------------------
 
@@ -284,3 +338,55 @@ def _call_text(claimed: ClaimedJob) -> str:
 def _describe(exc: BaseException) -> str:
     text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     return text[:_ERROR_MAX]
+
+
+#: The longest wait before a job's message kept through a database outage is tried again.
+_KEEP_COUNTDOWN_MAX_S = 30.0
+
+
+@dataclass(frozen=True)
+class _Ending:
+    """An attempt's end, to be written: kept in the job's message while the database is out."""
+
+    job: ClaimedJob
+    outcome: AttemptStatus
+    at: datetime
+    error: str | None = None
+    traceback: str | None = None
+    planned_delay_s: float | None = None
+
+    def to_message(self) -> dict[str, Any]:
+        values = dataclasses.asdict(self)
+        return {**values, "outcome": self.outcome.value, "at": self.at.isoformat()}
+
+    @classmethod
+    def from_message(cls, values: dict[str, Any]) -> _Ending:
+        return cls(
+            job=ClaimedJob(**values["job"]),
+            outcome=AttemptStatus(values["outcome"]),
+            at=datetime.fromisoformat(values["at"]),
+            error=values.get("error"),
+            traceback=values.get("traceback"),
+            planned_delay_s=values.get("planned_delay_s"),
+        )
+
+
+def _resent(task: Task, *, pending: dict[str, Any] | None) -> dict[str, Any]:
+    """``task.retry``'s arguments that re-send the job's message as it was, with ``pending`` (or none);
+    the message shows the same arguments as the first (the user's call, see call_reprs)."""
+    kwargs = {k: v for k, v in (task.request.kwargs or {}).items() if k != PENDING}
+    if pending is not None:
+        kwargs[PENDING] = pending
+    reprs = {key: getattr(task.request, key, None) for key in ("argsrepr", "kwargsrepr")}
+    return {"args": task.request.args, "kwargs": kwargs, **reprs}
+
+
+def _context(claimed: ClaimedJob) -> JobContext:
+    return JobContext(
+        job_id=claimed.job_id,
+        run_id=claimed.run_id,
+        package=claimed.package,
+        task=claimed.task,
+        retry=claimed.retry,
+        attempt_id=claimed.log_id,
+    )

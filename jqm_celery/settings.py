@@ -14,6 +14,9 @@ DEFAULT_DATABASE_URL = "sqlite:///jqm.sqlite"
 #: ``jqm_retry_delays``: wait the retry policy's delay before a retry ("real"), or retry at once ("skip",
 #: for tests: the delay is still computed and recorded, only not waited for).
 RETRY_DELAYS = ("real", "skip")
+#: ``jqm_store_retry_s``: how long a job's claim or end retries a database outage before the job's message
+#: is sent again for later (see docs/job-queue.md, "Guarantees").
+DEFAULT_STORE_RETRY_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,8 @@ class Settings:
     web_url: str | None
     #: "real": a retry waits its delay; "skip": it is sent at once (tests, see jqm_celery.testing).
     retry_delays: str = "real"
+    #: Seconds a job's claim or end retries a database outage, with backoff, before it gives up for now.
+    store_retry_s: float = DEFAULT_STORE_RETRY_S
     #: SMTP server, sender, queue and retry of notifications.
     notifications: NotificationSettings = field(default_factory=NotificationSettings)
 
@@ -49,6 +54,7 @@ class Settings:
             )
         return cls(
             database_url=url,
+            store_retry_s=_store_retry_s(conf),
             control_queue=_optional_str(conf, "jqm_control_queue"),
             auto_migrate=auto_migrate,
             flower_url=_optional_str(conf, "jqm_flower_url"),
@@ -63,3 +69,15 @@ def _optional_str(conf: Any, key: str) -> str | None:
     if value is None or (isinstance(value, str) and value.strip()):
         return value
     raise ConfigError(f"{key} must be a non-empty string or None, got {value!r}")
+
+
+def _store_retry_s(conf: Any) -> float:
+    value = conf.get("jqm_store_retry_s")
+    if value is None:
+        return DEFAULT_STORE_RETRY_S
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+        raise ConfigError(
+            f"jqm_store_retry_s must be a number of seconds greater than 0 (default "
+            f"{DEFAULT_STORE_RETRY_S:g}), got {value!r}"
+        )
+    return float(value)

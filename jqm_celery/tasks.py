@@ -15,9 +15,23 @@ from jqm_celery.compiler import (
 )
 from jqm_celery.firing import DJANGO_TRIGGER, start_scheduled_run
 from jqm_celery.runtime import Runtime
+from jqm_celery.store.outages import OUTAGE_ERRORS, is_outage
 
 #: Starts a run of a package by name; the task the django-celery-beat bridge schedules.
 RUN_PACKAGE_TASK = "jqm.run_package"
+
+
+#: jqm's bookkeeping tasks: acknowledged once done; a database outage retries them with backoff for about
+#: ten minutes (a job's own claim and end retry in the store, see ``Runtime.execute_job``).
+_BOOKKEEPING: dict[str, Any] = {
+    "acks_late": True,
+    "serializer": "json",
+    "autoretry_for": OUTAGE_ERRORS,
+    "retry_backoff": 1,
+    "retry_backoff_max": 30,
+    "retry_jitter": True,
+    "max_retries": 25,
+}
 
 
 def _job_shadow_name(task: Task, args: Any, kwargs: Any, options: Any) -> str | None:
@@ -49,11 +63,13 @@ def register_tasks(app: Celery, runtime: Runtime) -> dict[str, Task]:
         closes_run: bool = False,
         continues_run: int | None = None,
         handed_over: dict[str, Any] | None = None,
+        pending: dict[str, Any] | None = None,
     ) -> str:
         """One attempt of one jqm job (``run_id``, ``package`` and ``task`` are for Flower and logs).
 
         ``handed_over``: sent by the previous version, whose worker claimed this job for this message
-        (see ``Store.start_handed_over``); the runtime reads it from the request.
+        (see ``Store.start_handed_over``); the runtime reads it from the request. ``pending``: what a
+        database outage left unwritten when this message was sent again (see ``Runtime.execute_job``).
 
         The last job of what was sent of a run, when alone in its stage, moves the run on itself once it
         has an outcome (``Runtime.advance``): ``closes_run`` (the run's last stage) ends the run,
@@ -61,9 +77,20 @@ def register_tasks(app: Celery, runtime: Runtime) -> dict[str, Task]:
         (``Retry`` raised) does neither. A job that failed for good raises ``JobFailed`` (a Celery
         failure), and its error callback moves the run on, as it does when the wrapper itself dies.
         """
-        outcome = runtime.execute_job(self, job_id)
+        outcome = runtime.execute_job(self, job_id, pending)
         if run_id is not None and (closes_run or continues_run is not None):
-            runtime.advance(None, run_id, continues_run)
+            try:
+                runtime.advance(None, run_id, continues_run)
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+                # The job's outcome is written: its run is moved on by a message of its own, retried.
+                app.send_task(
+                    ADVANCE_RUN_TASK,
+                    args=(run_id, continues_run),
+                    queue=runtime.control_queue,
+                    countdown=1.0,
+                )
         return outcome
 
     def advance_run(self: Task, run_id: int, after_run_order: int | None = None) -> str | None:
@@ -72,11 +99,9 @@ def register_tasks(app: Celery, runtime: Runtime) -> dict[str, Task]:
 
     tasks: dict[str, Task] = {JOB_TASK: job}
     for name in (ADVANCE_RUN_TASK, *FORMER_ADVANCE_TASKS):
-        tasks[name] = app.task(name=name, bind=True, shared=False, acks_late=True, serializer="json")(
-            advance_run
-        )
+        tasks[name] = app.task(name=name, bind=True, shared=False, **_BOOKKEEPING)(advance_run)
 
-    @app.task(name=JOB_FAILED_TASK, bind=True, shared=False, acks_late=True, serializer="json")
+    @app.task(name=JOB_FAILED_TASK, bind=True, shared=False, **_BOOKKEEPING)
     def job_failed(
         self: Task,
         failed_task_id: str,

@@ -8,6 +8,7 @@ statements.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from datetime import datetime
 from typing import Any, cast
 
@@ -16,13 +17,17 @@ from sqlalchemy import CursorResult, delete, exists, or_, select, update
 from jqm_celery.events import Event
 from jqm_celery.plans import ClaimedJob
 from jqm_celery.statuses import FINISHED_JOB, WAITING_JOB, AttemptStatus, JobStatus, LogKind
-from jqm_celery.store import log, statements, writers
+from jqm_celery.store import log, outages, statements, writers
 from jqm_celery.store.base import StoreBase
 from jqm_celery.store.models import JobRow, LogEntryRow, RunRow
 from jqm_celery.store.queue_models import QueueRow
 
+logger = logging.getLogger("jqm_celery")
+
 _WAITING = [s.value for s in WAITING_JOB]
 _FINISHED = [s.value for s in FINISHED_JOB]
+#: Why a claim tried again after a lost connection closes the attempt it finds (its own first try's).
+_UNCONFIRMED_CLAIM = "the database connection was lost before this claim was confirmed; claimed again"
 
 
 class AttemptStore(StoreBase):
@@ -33,11 +38,17 @@ class AttemptStore(StoreBase):
     ) -> ClaimedJob | None:
         """Start an attempt: the job becomes RUNNING and its attempt is logged. None if it must not run."""
         params = {"p_job_id": job_id, "p_worker": worker, "p_celery_task_id": celery_task_id, "p_now": now}
-        if not redelivered:
-            return self.writer.claim(params)
-        # Rare (its worker was lost): a transaction on every database, which also closes the lost attempt.
-        with self.transaction() as s:
-            return writers.claim_in(s, params, redelivered=True)
+
+        def claim(retried: bool) -> ClaimedJob | None:
+            if not (redelivered or retried):
+                return self.writer.claim(params)
+            # Rare (its worker was lost, or the database): a transaction on every database, which also
+            # closes the attempt found; after a lost connection, that is this claim's own if it landed.
+            reason = writers.REDELIVERED if redelivered else _UNCONFIRMED_CLAIM
+            with self.transaction() as s:
+                return writers.claim_in(s, params, redelivered=True, reason=reason)
+
+        return outages.retry_write(claim, self.retry_s, f"claiming job {job_id}")
 
     def defer_if_paused(self, job_id: int, celery_task_id: str, now: datetime) -> bool:
         """Mark a waiting job whose message was refused because its queue is paused: resuming the queue
@@ -100,13 +111,36 @@ class AttemptStore(StoreBase):
         traceback: str | None = None,
         planned_delay_s: float | None = None,
     ) -> None:
-        """Close the attempt's log entry and move the job on (DONE, RETRYING or ERROR)."""
+        """Close the attempt's log entry and move the job on (DONE, RETRYING or ERROR).
+
+        Outages are retried (``outages.retry_write``); ``StoreUnavailable`` once the time is up. An
+        attempt that is no longer running (the job was aborted, recovered, or taken over by its message
+        delivered again) ends nothing: that is logged as an error, with the job's status.
+        """
         params = statements.end_params(job, now, error, traceback, planned_delay_s)
         events: list[Event] = []
         if outcome is not AttemptStatus.DONE:
             event = Event(LogKind.ATTEMPT, outcome, now, job.package, job.run_id, job.job_id, job.task)
             events.append(dataclasses.replace(event, log_id=job.log_id, error=error))
-        self.writer.end(outcome, params, events)
+        tries: list[bool] = []
+
+        def end(retried: bool) -> bool:
+            tries.append(retried)
+            return self.writer.end(outcome, params, events)
+
+        what = f"ending attempt {job.log_id} of job {job.job_id} as {outcome}"
+        if outages.retry_write(end, self.retry_s, what):
+            return
+        if len(tries) > 1:
+            # A try whose connection was lost after its commit: the attempt is ended already.
+            logger.warning("jqm: %s: already ended by an earlier try", what)
+            return
+        status = self.writer.job_status(job.job_id)
+        logger.error(
+            "jqm: %s: the attempt was no longer running (the job is %s); its outcome was not written",
+            what,
+            status or "gone",
+        )
 
     # -- a job handed over by a worker of the previous version ---------------------------------
 

@@ -28,8 +28,10 @@ logger = logging.getLogger("jqm_celery")
 class StoreBase:
     """The database a store runs on: its engine, its transactions, its schema, its listeners."""
 
-    def __init__(self, url: str, *, auto_migrate: bool | None = None) -> None:
+    def __init__(self, url: str, *, auto_migrate: bool | None = None, retry_s: float = 60.0) -> None:
         self.url = url
+        #: How long a job's claim or end retries a database outage (``jqm_store_retry_s``).
+        self.retry_s = retry_s
         self._engine: Engine | None = None
         self._pid: int | None = None
         self._schema_ready = False

@@ -6,18 +6,17 @@ COMMIT), and so does ending the attempt (two UPDATEs). The rows written and the 
 the store's own statements, only combined: SQLite, which has no DML in CTEs, runs them as a two-statement
 transaction instead.
 
-The claim's commit does not wait for its WAL record to reach the disk (``synchronous_commit`` off for
-that one transaction): the attempt's end, a normal commit, flushes it, so an end is never durable
-without its start, and a claim lost in a server crash is a job that had not started, which the worker
-then fails to end (its wrapper's error callback records the job as failed). A job's two commits wait for
-one disk flush instead of two.
+Both commits are durable (the server's ``synchronous_commit``): a claim that returned is on disk before
+the task's body runs, so a body that ran is always in the log, also after a server crash. (A claim
+committed without waiting for its flush saves one disk flush per job; a crash right after it lost the
+attempt of a body that ran. benchmarks/dispatch.py measures the difference, see docs/benchmarks.md.)
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, Update, bindparam, func, insert, literal, select
+from sqlalchemy import Select, Update, bindparam, exists, func, insert, literal, select
 
 from jqm_celery.statuses import AttemptStatus, LogKind
 from jqm_celery.store.models import LogEntryRow
@@ -63,12 +62,17 @@ def claim_and_log(claim: Update) -> Select[Any]:
         .returning(LogEntryRow.id)
         .cte("logged")
     )
-    statement = select(claimed, select(logged.c.id).scalar_subquery().label("log_id"))
-    # Local to this statement's transaction; evaluated only when a job was claimed (see above).
-    no_flush_wait = func.set_config("synchronous_commit", "off", True).label("synchronous_commit")
-    return statement.add_columns(no_flush_wait)
+    return select(claimed, select(logged.c.id).scalar_subquery().label("log_id"))
 
 
-def both(first: Update, then: Update) -> Update:
-    """Two UPDATEs as one statement (``first`` runs as a CTE of ``then``)."""
-    return then.add_cte(first.cte("first_update"))
+def end_attempt(end_job: Update, end_log: Update) -> Select[Any]:
+    """``end_log`` (the attempt's log entry) then ``end_job``, which runs only if the attempt was ended.
+
+    The result's one row counts what was ended: ``attempts`` (0 or 1) and ``jobs`` (0 or 1).
+    """
+    ended_log = end_log.returning(LogEntryRow.id).cte("ended_attempt")
+    ended_job = end_job.where(exists(select(ended_log.c.id))).returning(end_job.table.c.id).cte("ended_job")
+    return select(
+        select(func.count()).select_from(ended_log).scalar_subquery().label("attempts"),
+        select(func.count()).select_from(ended_job).scalar_subquery().label("jobs"),
+    )

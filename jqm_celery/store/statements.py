@@ -189,6 +189,9 @@ def end_params(
 def end_attempt(outcome: AttemptStatus) -> tuple[Update, Update]:
     """(job update, log entry update) that end an attempt with ``outcome``.
 
+    The job is ended only if its attempt was: the log entry's update runs first (``one_statement``
+    runs it as a CTE of the job's), so an attempt closed meanwhile (the job was delivered again and
+    taken over, or recovered) leaves the job to whoever closed it.
     Parameters: p_job_id, p_log_id, p_now, p_error, p_traceback, p_planned_delay_s, and for a FAILED
     attempt (a retry is planned) p_retry and p_current_delay_s.
     """
@@ -232,8 +235,14 @@ def end_attempt(outcome: AttemptStatus) -> tuple[Update, Update]:
 
 
 @functools.cache
-def end_attempt_in_one_statement(outcome: AttemptStatus) -> Update:
-    return one_statement.both(*end_attempt(outcome))
+def end_attempt_in_one_statement(outcome: AttemptStatus) -> Select[Any]:
+    return one_statement.end_attempt(*end_attempt(outcome))
+
+
+@functools.cache
+def job_status() -> Select[str]:
+    """The job's status (parameter: p_job_id), to say why an end found nothing to end."""
+    return select(JobRow.status).where(JobRow.id == bindparam("p_job_id", type_=JobRow.id.type))
 
 
 def claimed_job(job_id: int, log_id: int, row: Any) -> ClaimedJob:

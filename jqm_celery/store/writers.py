@@ -19,9 +19,9 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection, CursorResult, insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -62,14 +62,22 @@ class PortableWriter:
         with self.store.transaction() as s:
             return claim_in(s, params, redelivered=False)
 
-    def end(self, outcome: AttemptStatus, params: Mapping[str, Any], events: list[Event]) -> None:
-        """End an attempt (params: see ``statements.end_attempt``); ``events`` are published once written."""
+    def end(self, outcome: AttemptStatus, params: Mapping[str, Any], events: list[Event]) -> bool:
+        """End an attempt and its job (params: see ``statements.end_attempt``); ``events`` are published
+        once written. False if the attempt was no longer running: then nothing is written."""
         end_job, end_log = statements.end_attempt(outcome)
         with self.store.transaction() as s:
             conn = s.connection()  # Core execution, as in claim_in
+            if not cast(CursorResult[Any], conn.execute(end_log, params)).rowcount:
+                return False
             conn.execute(end_job, params)
-            conn.execute(end_log, params)
             log.publish(s, events)
+            return True
+
+    def job_status(self, job_id: int) -> str | None:
+        """The job's status now (None: no such job)."""
+        with self.store.transaction() as s:
+            return s.scalar(statements.job_status(), {"p_job_id": job_id})
 
     # -- a run ------------------------------------------------------------------------------
 
@@ -132,10 +140,13 @@ class PostgresWriter(PortableWriter):
             None if claimed is None else statements.claimed_job(params["p_job_id"], claimed.log_id, claimed)
         )
 
-    def end(self, outcome: AttemptStatus, params: Mapping[str, Any], events: list[Event]) -> None:
-        self._execute(statements.end_attempt_in_one_statement(outcome), params)
+    def end(self, outcome: AttemptStatus, params: Mapping[str, Any], events: list[Event]) -> bool:
+        ended = self._execute(statements.end_attempt_in_one_statement(outcome), params)
+        if not ended.attempts:
+            return False
         if events and self.store.listeners:
             self.store._publish(events)
+        return True
 
     def close_run(self, run_id: int, now: datetime) -> RunClosed | None:
         """``lifecycle.close`` as prepared statements in one transaction on the kept connection: a one-job
@@ -236,8 +247,21 @@ def of(s: Session) -> PortableWriter:
     return writer
 
 
-def claim_in(s: Session, params: Mapping[str, Any], *, redelivered: bool) -> ClaimedJob | None:
-    """Claim a job and log its attempt in transaction ``s``; a redelivered job's lost attempt is closed."""
+#: Why a claim that takes over its own message's RUNNING job closes the attempt it finds (``claim_in``).
+REDELIVERED = (
+    "the worker running this attempt was lost before its end was written (its body may have returned); "
+    "the job was delivered again"
+)
+
+
+def claim_in(
+    s: Session, params: Mapping[str, Any], *, redelivered: bool, reason: str = REDELIVERED
+) -> ClaimedJob | None:
+    """Claim a job and log its attempt in transaction ``s``.
+
+    ``redelivered``: the job's own message may take it over when it is RUNNING; the attempt found is
+    closed as INTERRUPTED, ``reason`` its error.
+    """
     # Core execution on the session's connection: the ORM's bulk-DML bookkeeping (synchronising a
     # session that holds no objects) costs more than the statements themselves on this hot path.
     conn = s.connection()
@@ -251,7 +275,7 @@ def claim_in(s: Session, params: Mapping[str, Any], *, redelivered: bool) -> Cla
                 job_id,
                 AttemptStatus.INTERRUPTED,
                 now,
-                "the worker running this attempt was lost; the job was delivered again",
+                reason,
             )
         )
     log_id = conn.execute(

@@ -9,8 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from jqm_celery import Entry, JobStatus, LogKind, Package, RunStatus
 from jqm_celery.events import Event
@@ -18,6 +20,7 @@ from jqm_celery.statuses import AttemptStatus
 from jqm_celery.store import Store, writers
 from jqm_celery.store.jobs import JobStore, NewJob
 from jqm_celery.store.notification_models import NotificationRow
+from jqm_celery.store.outages import StoreUnavailable
 from tests.services import postgres_database
 
 NOW = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
@@ -85,6 +88,56 @@ def test_an_end_records_the_outcome_and_publishes_a_failure(
     assert [attempt.status for attempt in job.attempts] == [outcome]
     failures = [event for event in seen if event.kind is LogKind.ATTEMPT]
     assert len(failures) == (0 if outcome is AttemptStatus.DONE else 1)
+
+
+def test_an_end_whose_attempt_was_taken_over_ends_nothing_and_says_so(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    run_id, [first, _] = _run(store)
+    lost = store.claim_job(first, "w1", "task-1", NOW, redelivered=False)
+    assert lost is not None
+    # The same message, delivered again after its worker was lost, takes the job over.
+    again = store.claim_job(first, "w2", "task-1", NOW, redelivered=True)
+    assert again is not None
+
+    store.end_attempt(lost, NOW, AttemptStatus.DONE)
+
+    job = store.run(run_id).jobs[0]
+    assert job.status is JobStatus.RUNNING
+    assert [a.status for a in job.attempts] == [AttemptStatus.INTERRUPTED, AttemptStatus.RUNNING]
+    assert "body may have returned" in (job.attempts[0].error or "")
+    assert f"attempt {lost.log_id} of job {first}" in caplog.text
+    assert "no longer running (the job is RUNNING)" in caplog.text
+
+
+def test_an_outage_longer_than_the_retry_time_is_store_unavailable() -> None:
+    # A server that refuses connections: port 1 on this machine.
+    store = Store("postgresql+psycopg://jqm@127.0.0.1:1/jqm", auto_migrate=False, retry_s=0.3)
+    store._schema_ready = True
+
+    with pytest.raises(StoreUnavailable, match=r"could not be reached for 0.3 s.*jqm_store_retry_s"):
+        store.claim_job(1, "w", "task-1", NOW, redelivered=False)
+
+
+def test_a_claim_tried_again_after_a_lost_connection_takes_over_its_own_claim(store: Store) -> None:
+    run_id, [first, _] = _run(store)
+    tries: list[bool] = []
+    claim = store.writer.claim
+
+    def landed_then_lost(params: Any) -> Any:
+        # The first try's commit lands, and its connection is lost before the answer.
+        tries.append(True)
+        claim(params)
+        raise OperationalError("COMMIT", {}, ConnectionError("server closed the connection"))
+
+    store.writer.claim = landed_then_lost  # type: ignore[method-assign]
+    claimed = store.claim_job(first, "w", "task-1", NOW, redelivered=False)
+
+    assert claimed is not None
+    assert tries == [True]
+    attempts = store.run(run_id).jobs[0].attempts
+    assert [a.status for a in attempts] == [AttemptStatus.INTERRUPTED, AttemptStatus.RUNNING]
+    assert "before this claim was confirmed" in (attempts[0].error or "")
 
 
 def test_a_close_ends_the_run_once_and_starts_the_queued_run(store: Store) -> None:
