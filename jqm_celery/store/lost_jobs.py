@@ -6,9 +6,9 @@ after receiving it but before starting it (the broker gives it back only after i
 A job counts as lost when it has been due for ``lost_after`` and, for as long, nothing has moved in its
 queue or its run: no job of either is running or has finished since. A long backlog that workers are
 working through is therefore never lost, however long a job waits in it; nor is a job of a paused queue,
-of a queue no live worker consumes, or of a run being stopped (hold, On Error STOP, cancel: its waiting
-jobs are skipped). In a package run only the jobs of the first unfinished run order count: the later ones
-are sent when it has settled.
+of a queue no live worker consumes, of a run being stopped (hold, On Error STOP, cancel: its waiting
+jobs are skipped), or of a run beat has not yet recorded as sent (beat recovers those). In a package run
+only the jobs of the first unfinished run order count: the later ones are sent when it has settled.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from jqm_celery.statuses import FINISHED_JOB, WAITING_JOB, JobStatus, LogKind, RunStatus
 from jqm_celery.store import log
+from jqm_celery.store.beat_models import FireRow
 from jqm_celery.store.job_records import JobMessage, Lost, LostJob, message_of
 from jqm_celery.store.models import JobRow, LogEntryRow, RunRow
 from jqm_celery.store.queue_models import QueueRow
@@ -116,8 +117,10 @@ def _candidates(queues: Collection[str], default_queue: str, cutoff: datetime) -
         other.run_id == JobRow.run_id, other.run_order < JobRow.run_order, other.status.not_in(_FINISHED)
     )
     run_still = ~exists().where(other.run_id == JobRow.run_id, _moved_since(other, cutoff))
+    # A run beat fired but has not recorded as sent is beat's to recover (``schedule.recover_unsent``).
+    unsent = exists().where(FireRow.run_id == JobRow.run_id, FireRow.sent_at.is_(None))
     in_run = and_(
-        RunRow.status == RunStatus.RUNNING, RunRow.stop_reason.is_(None), first_unfinished, run_still
+        RunRow.status == RunStatus.RUNNING, RunRow.stop_reason.is_(None), first_unfinished, run_still, ~unsent
     )
     recently_logged = exists().where(
         LogEntryRow.job_id == JobRow.id,
