@@ -7,14 +7,12 @@ the database's time all the same (on SQLite, whose database is a file on this ma
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from jqm_celery import JobQueueManager, JobStatus, LogKind
-from tests.integration.conftest import Backend, Worker
+from tests.integration.conftest import Backend, Worker, start_worker
 from tests.integration.test_jobqueue import labels, wait_for, wait_job
 from tests.integration.testapp import CLOCK_SHIFT_SETTING
 
@@ -28,38 +26,17 @@ def _fast(backend: Backend, shift_s: float = 0.0) -> Backend:
     return Backend(backend.name, conf, backend.tmp)
 
 
-@pytest.fixture
-def queue(jqm: JobQueueManager) -> str:
-    name = f"clock-{uuid.uuid4().hex[:8]}"
-    jqm.define_queue(name, pool_size=1)
-    return name
-
-
-@pytest.fixture
-def workers() -> Iterator[list[Worker]]:
-    started: list[Worker] = []
-    yield started
-    for worker in started:
-        worker.stop()
-
-
-def _worker(backend: Backend, queues: str, workers: list[Worker]) -> Worker:
-    worker = Worker(backend, ["--pool=prefork", "--concurrency=1", "--prefetch-multiplier=1", "-Q", queues])
-    workers.append(worker.start())
-    return worker
-
-
 def _stale(jqm: JobQueueManager, job_id: int) -> int:
     return sum(1 for e in jqm.log_entries(job_id=job_id) if e.kind == LogKind.JOB_STALE)
 
 
 def test_a_worker_whose_clock_is_behind_is_not_taken_for_dead_while_it_runs(
-    jqm: JobQueueManager, backend: Backend, queue: str, workers: list[Worker], marks: Path
+    jqm: JobQueueManager, backend: Backend, recovery_queue: str, workers: list[Worker], marks: Path
 ) -> None:
     # The other worker reconciles every half second all through the job: eight times or more.
-    _worker(_fast(backend), f"other-{queue}", workers)
-    _worker(_fast(backend, -TEN_MINUTES_S), queue, workers)
-    job = jqm.enqueue("tests.record", args=[str(marks), "behind", 4.0], queue=queue)
+    start_worker(_fast(backend), f"other-{recovery_queue}", workers)
+    start_worker(_fast(backend, -TEN_MINUTES_S), recovery_queue, workers)
+    job = jqm.enqueue("tests.record", args=[str(marks), "behind", 4.0], queue=recovery_queue)
 
     assert wait_job(jqm, job.id, timeout=60).status is JobStatus.DONE
     assert _stale(jqm, job.id) == 0
@@ -67,14 +44,14 @@ def test_a_worker_whose_clock_is_behind_is_not_taken_for_dead_while_it_runs(
 
 
 def test_a_dead_worker_whose_clock_was_ahead_is_taken_for_dead(
-    jqm: JobQueueManager, backend: Backend, queue: str, workers: list[Worker], marks: Path
+    jqm: JobQueueManager, backend: Backend, recovery_queue: str, workers: list[Worker], marks: Path
 ) -> None:
-    ahead = _worker(_fast(backend, TEN_MINUTES_S), queue, workers)
-    job = jqm.enqueue("tests.record", args=[str(marks), "ahead", 3.0], queue=queue)
+    ahead = start_worker(_fast(backend, TEN_MINUTES_S), recovery_queue, workers)
+    job = jqm.enqueue("tests.record", args=[str(marks), "ahead", 3.0], queue=recovery_queue)
     wait_for(lambda: labels(marks, "start") == ["ahead"])
     ahead.kill()
 
-    _worker(_fast(backend), queue, workers)
+    start_worker(_fast(backend), recovery_queue, workers)
     assert wait_job(jqm, job.id, timeout=60).status is JobStatus.DONE
     assert _stale(jqm, job.id) == 1
     assert labels(marks, "start") == ["ahead", "ahead"]
