@@ -237,9 +237,12 @@ class ReconcileStep(bootsteps.StartStopStep):  # type: ignore[misc]
 
 
 def _consumed_queues(consumer: Any) -> list[str]:
-    """The names of the queues a worker's consumer consumes now (none before it has started)."""
+    """The names of the queues a worker's consumer consumes now (before it has started, those it will)."""
     task_consumer = getattr(consumer, "task_consumer", None)
-    return sorted(str(q.name) for q in getattr(task_consumer, "queues", None) or ())
+    queues = getattr(task_consumer, "queues", None)
+    if not queues and consumer is not None:
+        queues = (consumer.app.amqp.queues.consume_from or {}).values()
+    return sorted(str(q.name) for q in queues or ())
 
 
 def install(app: Celery) -> None:

@@ -256,20 +256,17 @@ def test_a_package_put_on_hold_by_its_on_error_policy_stops_firing(beat: Beat, n
 
 
 def test_beat_sends_a_job_whose_message_is_gone_again(backend: Backend, worker: object) -> None:
-    # A job in the store with no message anywhere (a broker restarted empty); the session worker, which
-    # consumes its queue, reconciles only every 30 s: beat's reconciliation sends it again.
-    conf = {**backend.conf, "jqm_reconcile_interval_s": 0.5, "jqm_lost_after_s": 1}
-    beat = Beat(Backend(backend.name, conf, backend.tmp))
+    # A job in the store with no message anywhere (a broker restarted empty), due for ten seconds. The
+    # session worker, which consumes its queue, counts a job as lost after a minute: beat's first
+    # reconciliation, which counts it after a second, sends it again.
+    new = NewJob("tests.noop", [], {}, backend.queue, {}, 0, None, None, "", str(uuid.uuid4()), None)
+    jqm = JobQueueManager.of(backend.app())
+    [job_id] = jqm._job_queue.jobs_store.add_jobs([new], datetime.now(UTC) - timedelta(seconds=10))
+    beat = Beat(Backend(backend.name, {**backend.conf, "jqm_lost_after_s": 1}, backend.tmp))
     try:
-        new = NewJob("tests.noop", [], {}, backend.queue, {}, 0, None, None, "", str(uuid.uuid4()), None)
-        [job_id] = beat.jqm._job_queue.jobs_store.add_jobs([new], datetime.now(UTC))
-
-        def done() -> bool:
-            beat.tick()
-            return beat.jqm.job(job_id).status is JobStatus.DONE
-
-        _wait_for(done, timeout=30)
-        stale = [e.message for e in beat.jqm.log_entries(job_id=job_id) if e.kind == LogKind.JOB_STALE]
-        assert stale == ["sent again"]
+        beat.tick()
+        _wait_for(lambda: jqm.job(job_id).status is JobStatus.DONE, timeout=30)
     finally:
         beat.close()
+    stale = [e.message for e in jqm.log_entries(job_id=job_id) if e.kind == LogKind.JOB_STALE]
+    assert stale == ["sent again"]
