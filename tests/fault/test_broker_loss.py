@@ -37,7 +37,7 @@ SOAK = os.environ.get("JQM_FAULT_SOAK") == "1"
 STAGES = 12 if SOAK else 4
 PARALLEL = 3
 JOB_S = 1.0 if SOAK else 0.4
-OUTAGE_S = 20.0 if SOAK else 3.0
+OUTAGE_S = 20.0 if SOAK else 2.0
 RUN_TIMEOUT_S = 300.0 if SOAK else 90.0
 
 
@@ -138,19 +138,20 @@ def _check(
     starts = Counter(m["job_id"] for m in read_marks(marks) if m["event"] == "start")
     attempts: Counter[int] = Counter()
     interrupted: Counter[int] = Counter()
-    resent = 0
+    stale: Counter[str] = Counter()
     for entry in jqm.log_entries(run_id=run.id, limit=1000):
         if entry.kind == LogKind.ATTEMPT and entry.job_id is not None:
             attempts[entry.job_id] += 1
             if entry.status == AttemptStatus.INTERRUPTED:
                 interrupted[entry.job_id] += 1
         if entry.kind == LogKind.JOB_STALE:
-            resent += 1
+            stale[str(entry.message)] += 1
     doubled = {job: n for job, n in starts.items() if n > 1}
+    lost = [job.id for job in run.jobs if job.status is not JobStatus.DONE]
     print(
-        f"\n[fault] broker {outage}: run {run.id} {run.status} in {recovered_s:.1f} s after the broker came "
-        f"back; jobs {len(run.jobs)}, bodies run {sum(starts.values())}, run twice {len(doubled)}, "
-        f"re-sent/settled {resent}, workers replaced {replaced}"
+        f"\n[fault] broker {outage}: run {run.id} {run.status}, recovered {recovered_s:.1f} s after the broker "
+        f"came back; jobs {len(run.jobs)}, lost {len(lost)}, bodies run {sum(starts.values())}, doubled "
+        f"{len(doubled)}; reconciler: {dict(stale) or 'nothing'}; workers replaced {replaced}"
     )
     assert run.status is RunStatus.SUCCEEDED
     assert all(job.status is JobStatus.DONE for job in run.jobs), [job.status for job in run.jobs]
