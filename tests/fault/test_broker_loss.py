@@ -149,9 +149,9 @@ def _check(
     doubled = {job: n for job, n in starts.items() if n > 1}
     lost = [job.id for job in run.jobs if job.status is not JobStatus.DONE]
     print(
-        f"\n[fault] broker {outage}: run {run.id} {run.status}, recovered {recovered_s:.1f} s after the broker "
-        f"came back; jobs {len(run.jobs)}, lost {len(lost)}, bodies run {sum(starts.values())}, doubled "
-        f"{len(doubled)}; reconciler: {dict(stale) or 'nothing'}; workers replaced {replaced}"
+        f"\n[fault] broker {outage}: run {run.id} {run.status}, recovered {recovered_s:.1f} s after the "
+        f"broker came back; jobs {len(run.jobs)}, lost {len(lost)}, bodies run {sum(starts.values())}, "
+        f"doubled {len(doubled)}; reconciler: {dict(stale) or 'nothing'}; workers replaced {replaced}"
     )
     assert run.status is RunStatus.SUCCEEDED
     assert all(job.status is JobStatus.DONE for job in run.jobs), [job.status for job in run.jobs]
