@@ -3,7 +3,8 @@
 Use it with ``celery -A proj beat -S beat_schedules:PackageScheduler`` (or ``jqm beat``). Each tick fires
 the due recurrences of ACTIVE packages, sends their runs, and sleeps until the next due time, at most
 ``max_interval`` (1 s), so activating, holding or editing a package takes effect within a second without
-restarting beat. Entries of the app's own ``beat_schedule`` still run as with Celery's default scheduler.
+restarting beat. Every ``jqm_reconcile_interval_s`` a tick also runs the reconciler (``jqm_celery.recovery``).
+Entries of the app's own ``beat_schedule`` still run as with Celery's default scheduler.
 """
 
 from __future__ import annotations
@@ -58,12 +59,26 @@ class PackageScheduler(Scheduler):  # type: ignore[misc]
             logger.setLevel(logging.INFO)
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._next_recovery = 0.0
+        self._next_reconciliation = 0.0
         super().__init__(app, *args, **kwargs)
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
         wait = self._fire_recurrences()
+        self._reconcile()
         classic: float = super().tick(*args, **kwargs)
         return min(wait, classic)
+
+    def _reconcile(self) -> None:
+        """Every reconcile interval, the same reconciliation as every worker's (without a heartbeat: beat
+        runs no jobs), so lost jobs are sent again while beat runs, whatever the workers are doing."""
+        if time.monotonic() < self._next_reconciliation:
+            return
+        reconciler = self.jqm.reconciler
+        self._next_reconciliation = time.monotonic() + reconciler.interval_s
+        try:
+            reconciler.reconcile_and_log(f"beat {self.holder}")
+        except Exception:
+            logger.exception("beat: reconciliation failed; trying again in %g s", reconciler.interval_s)
 
     def _fire_recurrences(self) -> float:
         recover = time.monotonic() >= self._next_recovery

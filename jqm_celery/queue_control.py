@@ -54,8 +54,10 @@ class QueueControl:
 
     def queues(self) -> list[QueueState]:
         """Every queue with its pool size, paused state, job counts, and the live workers consuming it."""
-        since = self.job_queue.clock.now() - self.heartbeat_window
-        consumers = self.store.consumers(since)
+        consumers: dict[str, list[str]] = {}
+        for hostname, worker in self.job_queue.jobs_store.live_workers(self.heartbeat_window).items():
+            for queue in worker.queues:
+                consumers.setdefault(queue, []).append(hostname)
         return [
             dataclasses.replace(q, workers=tuple(consumers.get(q.name, ()))) for q in self.job_queue.queues()
         ]

@@ -75,7 +75,8 @@ class LogKind(StrEnum):
     JOB_CANCELLED = "JOB_CANCELLED"
     JOB_ABORTED = "JOB_ABORTED"
     JOB_REQUEUED = "JOB_REQUEUED"
-    #: The reconciler found the job RUNNING on a worker that is gone, or past its hard time limit.
+    #: The reconciler found the job RUNNING on a worker that is gone, or past its hard time limit, or
+    #: waiting with its message gone (sent again).
     JOB_STALE = "JOB_STALE"
     RUN_CANCELLED = "RUN_CANCELLED"
     FIRE_SKIPPED = "FIRE_SKIPPED"  # a recurrence came due and started no run (overlap, catch-up SKIP)

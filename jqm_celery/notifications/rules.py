@@ -36,7 +36,8 @@ class Scenario(StrEnum):
     RUN_STALE = "RUN_STALE"
 
 
-#: The log entry kind the reconciler records for a job found RUNNING on a lost worker or past its limit.
+#: The log entry kind the reconciler records for a job found RUNNING on a lost worker or past its limit,
+#: or waiting with its message gone.
 STALE_KIND = "JOB_STALE"
 
 # One "@", no spaces, a dot in the domain: strict enough to catch typos, loose enough for real addresses.

@@ -91,3 +91,26 @@ def message_of(row: JobRow) -> JobMessage:
         args=tuple(row.args or ()),
         kwargs=dict(row.kwargs or {}),
     )
+
+
+@dataclass(frozen=True)
+class LostJob:
+    """A waiting job whose message looks gone, as the reconciler found it (see ``store/lost_jobs.py``)."""
+
+    job_id: int
+    run_id: int | None
+    task: str
+    queue: str
+    #: The message id the job names now; a re-send replaces it only if no one else has meanwhile.
+    celery_task_id: str | None
+    #: Since when it should have started (enqueued, due, retry due, run order reached, last sent again).
+    due_at: datetime
+
+
+@dataclass(frozen=True)
+class Lost:
+    """What the reconciler found stuck: waiting jobs to send again, and runs to close."""
+
+    jobs: list[LostJob] = field(default_factory=list)
+    #: RUNNING runs whose jobs have all finished long ago, but which no closing step ended.
+    unclosed_runs: list[int] = field(default_factory=list)

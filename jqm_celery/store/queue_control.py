@@ -20,7 +20,7 @@ from jqm_celery.store.audit import record
 from jqm_celery.store.job_records import JobMessage, message_of
 from jqm_celery.store.jobs import unknown_queue
 from jqm_celery.store.models import JobRow
-from jqm_celery.store.queue_models import QueueRow, WorkerRow
+from jqm_celery.store.queue_models import QueueRow
 from jqm_celery.store.store import Store
 
 _WAITING = [s.value for s in WAITING_JOB]
@@ -77,20 +77,6 @@ class QueueControlStore:
                     .order_by(JobRow.id)
                 )
             )
-
-    def consumers(self, since: datetime) -> dict[str, list[str]]:
-        """For each queue, the workers that said they consume it in a heartbeat at or after ``since``."""
-        with self.store.transaction() as s:
-            rows = s.execute(
-                select(WorkerRow.hostname, WorkerRow.queues)
-                .where(WorkerRow.last_seen_at >= since)
-                .order_by(WorkerRow.hostname)
-            ).all()
-        found: dict[str, list[str]] = {}
-        for hostname, queues in rows:
-            for queue in filter(None, str(queues).split(",")):
-                found.setdefault(queue, []).append(str(hostname))
-        return found
 
     def _queue(self, s: Session, name: str) -> QueueRow:
         row = s.get(QueueRow, name, with_for_update=True)

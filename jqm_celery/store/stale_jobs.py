@@ -1,44 +1,95 @@
-"""Recovery's side of the store: worker heartbeats, the jobs marked RUNNING, and settling stale ones."""
+"""Recovery's side of the store: worker heartbeats, the jobs marked RUNNING, and settling stale ones.
+
+Liveness has one clock, the database's: a heartbeat writes the database's time, and a worker is live if
+its last heartbeat is recent by the database's time, so a worker whose clock is off is neither taken for
+dead while it runs nor for live after it died. A worker's ``started_at`` is its own clock's, as are the
+starts of the attempts it claims: the two are only compared with each other (did it restart since?).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.functions import FunctionElement
 
 from jqm_celery.statuses import AttemptStatus, JobStatus, LogKind
 from jqm_celery.store import log
 from jqm_celery.store.job_records import JobMessage, RunningJob, message_of
-from jqm_celery.store.models import JobRow, LogEntryRow
+from jqm_celery.store.lost_jobs import LostJobStore
+from jqm_celery.store.models import JobRow, LogEntryRow, UTCDateTime
 from jqm_celery.store.queue_models import WorkerRow
 from jqm_celery.store.statements import close_running_attempt
 from jqm_celery.store.store import Store
 
 
-class StaleJobStore:
+@dataclass(frozen=True)
+class LiveWorker:
+    """A worker seen within the liveness window: when it started (its clock), the queues it consumes."""
+
+    started_at: datetime
+    queues: tuple[str, ...]
+
+
+class _DatabaseNow(FunctionElement[datetime]):
+    type = UTCDateTime()
+    inherit_cache = True
+
+
+@compiles(_DatabaseNow)
+def _current_timestamp(element: _DatabaseNow, compiler: Any, **kw: Any) -> str:
+    return "CURRENT_TIMESTAMP"
+
+
+@compiles(_DatabaseNow, "sqlite")
+def _sqlite_now(element: _DatabaseNow, compiler: Any, **kw: Any) -> str:
+    # CURRENT_TIMESTAMP has whole seconds on SQLite; heartbeats may be half a second apart.
+    return "strftime('%Y-%m-%d %H:%M:%f', 'now')"
+
+
+def database_now(s: Session) -> datetime:
+    """The database's time (on SQLite, whose database is a file, the time of the machine that holds it)."""
+    now: datetime = s.execute(select(_DatabaseNow())).scalar_one()
+    return now
+
+
+class StaleJobStore(LostJobStore):
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def heartbeat(
-        self, hostname: str, started_at: datetime, now: datetime, queues: Sequence[str] = ()
-    ) -> None:
+    def database_now(self) -> datetime:
+        with self.store.transaction() as s:
+            return database_now(s)
+
+    def heartbeat(self, hostname: str, started_at: datetime, queues: Sequence[str] = ()) -> None:
+        """Record that the worker is live now, by the database's clock."""
         consumed = ",".join(queues)
         with self.store.transaction() as s:
+            now = database_now(s)
             beat = update(WorkerRow).where(WorkerRow.hostname == hostname)
             values = {"last_seen_at": now, "started_at": started_at, "queues": consumed}
             updated = s.connection().execute(beat.values(**values)).rowcount
             if not updated:
                 s.add(WorkerRow(hostname=hostname, started_at=started_at, last_seen_at=now, queues=consumed))
 
-    def workers_seen_since(self, since: datetime) -> dict[str, datetime]:
-        """Hostnames of workers that have beaten since ``since``, with the time they started."""
+    def live_workers(self, window: timedelta) -> dict[str, LiveWorker]:
+        """The workers whose last heartbeat is at most ``window`` old by the database's clock."""
         with self.store.transaction() as s:
+            since = database_now(s) - window
             rows = s.execute(
-                select(WorkerRow.hostname, WorkerRow.started_at).where(WorkerRow.last_seen_at >= since)
-            )
-            return dict(rows.all())
+                select(WorkerRow.hostname, WorkerRow.started_at, WorkerRow.queues)
+                .where(WorkerRow.last_seen_at >= since)
+                .order_by(WorkerRow.hostname)
+            ).all()
+        return {
+            hostname: LiveWorker(started_at, tuple(filter(None, str(queues).split(","))))
+            for hostname, started_at, queues in rows
+        }
 
     def running_jobs(self) -> list[RunningJob]:
         with self.store.transaction() as s:

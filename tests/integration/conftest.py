@@ -175,6 +175,30 @@ def own_queue(jqm: JobQueueManager) -> str:
 
 
 @pytest.fixture
+def recovery_queue(jqm: JobQueueManager) -> str:
+    """A queue of the test's own, of pool size 1 (for the recovery tests)."""
+    name = f"recovery-{uuid.uuid4().hex[:8]}"
+    jqm.define_queue(name, pool_size=1)
+    return name
+
+
+@pytest.fixture
+def workers() -> Iterator[list[Worker]]:
+    """The workers a test starts with ``start_worker``, stopped at its end."""
+    started: list[Worker] = []
+    yield started
+    for worker in started:
+        worker.stop()
+
+
+def start_worker(backend: Backend, queues: str, workers: list[Worker]) -> Worker:
+    """A one-process worker of ``queues`` (comma-separated) that takes one message at a time."""
+    worker = Worker(backend, ["--pool=prefork", "--concurrency=1", "--prefetch-multiplier=1", "-Q", queues])
+    workers.append(worker.start())
+    return worker
+
+
+@pytest.fixture
 def queue_workers(backend: Backend, own_queue: str) -> Iterator[list[Worker]]:
     """Two workers that consume ``own_queue``; the second one is started by the test, when it says."""
     started: list[Worker] = []

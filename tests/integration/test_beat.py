@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -14,6 +15,7 @@ from jqm_celery import (
     CatchUp,
     Entry,
     JobQueueManager,
+    JobStatus,
     LogKind,
     Package,
     PackageStatus,
@@ -21,6 +23,7 @@ from jqm_celery import (
     Run,
     RunStatus,
 )
+from jqm_celery.store.job_records import NewJob
 from jqm_celery.store.schedule import fire_due
 from tests.integration.conftest import Backend
 from tests.integration.testapp import _register_tasks
@@ -250,3 +253,20 @@ def test_a_package_put_on_hold_by_its_on_error_policy_stops_firing(beat: Beat, n
 
     assert len(beat.runs(name)) == 1
     assert beat.jqm.package(name).next_run_at is None
+
+
+def test_beat_sends_a_job_whose_message_is_gone_again(backend: Backend, worker: object) -> None:
+    # A job in the store with no message anywhere (a broker restarted empty), due for ten seconds. The
+    # session worker, which consumes its queue, counts a job as lost after a minute: beat's first
+    # reconciliation, which counts it after a second, sends it again.
+    new = NewJob("tests.noop", [], {}, backend.queue, {}, 0, None, None, "", str(uuid.uuid4()), None)
+    jqm = JobQueueManager.of(backend.app())
+    [job_id] = jqm._job_queue.jobs_store.add_jobs([new], datetime.now(UTC) - timedelta(seconds=10))
+    beat = Beat(Backend(backend.name, {**backend.conf, "jqm_lost_after_s": 1}, backend.tmp))
+    try:
+        beat.tick()
+        _wait_for(lambda: jqm.job(job_id).status is JobStatus.DONE, timeout=30)
+    finally:
+        beat.close()
+    stale = [e.message for e in jqm.log_entries(job_id=job_id) if e.kind == LogKind.JOB_STALE]
+    assert stale == ["sent again"]

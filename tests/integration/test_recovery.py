@@ -7,14 +7,12 @@ the new worker settles the job first. Either way the interrupted attempt is the 
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from jqm_celery import AttemptStatus, Entry, JobQueueManager, JobStatus, Package, RunStatus
-from tests.integration.conftest import Backend, Worker
+from tests.integration.conftest import Backend, Worker, start_worker
 from tests.integration.test_jobqueue import labels, wait_for, wait_job
 from tests.integration.testapp import read_marks
 
@@ -25,37 +23,16 @@ def fast(backend: Backend) -> Backend:
     return Backend(backend.name, {**backend.conf, "jqm_reconcile_interval_s": 0.5}, backend.tmp)
 
 
-@pytest.fixture
-def queue(jqm: JobQueueManager) -> str:
-    name = f"recovery-{uuid.uuid4().hex[:8]}"
-    jqm.define_queue(name, pool_size=1)
-    return name
-
-
-@pytest.fixture
-def workers() -> Iterator[list[Worker]]:
-    started: list[Worker] = []
-    yield started
-    for worker in started:
-        worker.stop()
-
-
-def _worker(fast: Backend, queue: str, workers: list[Worker]) -> Worker:
-    worker = Worker(fast, ["--pool=prefork", "--concurrency=1", "--prefetch-multiplier=1", "-Q", queue])
-    workers.append(worker.start())
-    return worker
-
-
 def test_a_stand_alone_job_of_a_killed_worker_finishes_on_a_new_worker(
-    jqm: JobQueueManager, fast: Backend, queue: str, workers: list[Worker], marks: Path
+    jqm: JobQueueManager, fast: Backend, recovery_queue: str, workers: list[Worker], marks: Path
 ) -> None:
-    first = _worker(fast, queue, workers)
-    interrupted = jqm.enqueue("tests.record", args=[str(marks), "interrupted", 2.0], queue=queue)
+    first = start_worker(fast, recovery_queue, workers)
+    interrupted = jqm.enqueue("tests.record", args=[str(marks), "interrupted", 2.0], queue=recovery_queue)
     wait_for(lambda: labels(marks, "start") == ["interrupted"])
-    waiting = jqm.enqueue("tests.record", args=[str(marks), "waiting"], queue=queue)
+    waiting = jqm.enqueue("tests.record", args=[str(marks), "waiting"], queue=recovery_queue)
     first.kill()
 
-    _worker(fast, queue, workers)
+    start_worker(fast, recovery_queue, workers)
     done = wait_job(jqm, interrupted.id, timeout=60)
     assert wait_job(jqm, waiting.id, timeout=60).status is JobStatus.DONE
 
@@ -66,16 +43,16 @@ def test_a_stand_alone_job_of_a_killed_worker_finishes_on_a_new_worker(
 
 
 def test_a_package_run_of_a_killed_worker_finishes_on_a_new_worker_in_run_order(
-    jqm: JobQueueManager, fast: Backend, queue: str, workers: list[Worker], marks: Path, name: str
+    jqm: JobQueueManager, fast: Backend, recovery_queue: str, workers: list[Worker], marks: Path, name: str
 ) -> None:
-    first = _worker(fast, queue, workers)
+    first = start_worker(fast, recovery_queue, workers)
     jqm.save(
         Package(
             name,
             entries=[
-                Entry("tests.record", args=[str(marks), "a"], run_order=10, queue=queue),
-                Entry("tests.record", args=[str(marks), "b", 2.0], run_order=20, queue=queue),
-                Entry("tests.record", args=[str(marks), "c"], run_order=30, queue=queue),
+                Entry("tests.record", args=[str(marks), "a"], run_order=10, queue=recovery_queue),
+                Entry("tests.record", args=[str(marks), "b", 2.0], run_order=20, queue=recovery_queue),
+                Entry("tests.record", args=[str(marks), "c"], run_order=30, queue=recovery_queue),
             ],
         )
     )
@@ -83,7 +60,7 @@ def test_a_package_run_of_a_killed_worker_finishes_on_a_new_worker_in_run_order(
     wait_for(lambda: labels(marks, "start") == ["a", "b"])
     first.kill()
 
-    _worker(fast, queue, workers)
+    start_worker(fast, recovery_queue, workers)
     run = run.wait(timeout=60)
 
     assert run.status is RunStatus.SUCCEEDED

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +14,26 @@ from celery import Celery
 from jqm_celery import JobError, JobQueueManager
 from jqm_celery.compiler import JOB_TASK
 
+#: A test-only setting: the app's jqm clock runs this many seconds off (a machine whose clock is wrong).
+CLOCK_SHIFT_SETTING = "tests_clock_shift_s"
+
+
+class ShiftedClock:
+    """The system's time, shifted: what a worker on a machine whose clock is off reads."""
+
+    def __init__(self, shift_s: float) -> None:
+        self.shift = timedelta(seconds=shift_s)
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.shift
+
 
 def make_app(conf: dict[str, Any]) -> Celery:
     app = Celery("jqm-tests")
     app.conf.update(conf)
     _register_tasks(app)
-    JobQueueManager(app)
+    shift_s = conf.get(CLOCK_SHIFT_SETTING)
+    JobQueueManager(app, clock=ShiftedClock(shift_s) if shift_s else None)
     return app
 
 
