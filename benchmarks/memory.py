@@ -1,0 +1,129 @@
+"""What the memory benchmarks share (``benchmarks.worker --memory``, ``benchmarks.beat_process --memory``).
+
+Resident memory is read from ``/proc`` (Linux): ``VmRSS`` of a process, in MiB. Import time is the wall
+time of a fresh interpreter that builds an app (plain Celery, or the same with a ``JobQueueManager``), and
+``python -X importtime``'s cumulative figure for ``import jqm_celery``.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from benchmarks.harness import ROOT, Spread
+
+#: What a worker or beat must not import unless it runs it: the web UI, the CLI, rich, Alembic, Django.
+FORBIDDEN = ("fastapi", "starlette", "jinja2", "click", "rich", "alembic", "mako", "pygments", "django")
+
+_PLAIN_APP = "from celery import Celery; app = Celery('bench'); app.loader"
+_JQM_APP = _PLAIN_APP + "; from jqm_celery import JobQueueManager; JobQueueManager(app)"
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process now (VmRSS), in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"process {pid} has no VmRSS")
+
+
+def children(pid: int) -> list[int]:
+    """The live child processes of ``pid`` (a prefork worker's pool processes)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return sorted(found)
+
+
+def top_packages(modules: Sequence[str]) -> set[str]:
+    return {name.split(".", 1)[0] for name in modules}
+
+
+def forbidden_in(modules: Sequence[str]) -> list[str]:
+    """The forbidden top-level packages among ``modules``."""
+    return sorted(top_packages(modules) & set(FORBIDDEN))
+
+
+def app_start_seconds(with_jqm: bool) -> float:
+    """Wall time of a fresh interpreter that builds the app (and its manager, ``with_jqm``)."""
+    with tempfile.TemporaryDirectory(prefix="jqm-bench-import-") as folder:
+        started = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-c", _JQM_APP if with_jqm else _PLAIN_APP],
+            cwd=folder,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            check=True,
+        )
+        return time.perf_counter() - started
+
+
+def import_time_ms() -> tuple[float, list[tuple[str, float]]]:
+    """``import jqm_celery``'s cumulative import time (ms), and the top-level packages by own time (ms)."""
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "import jqm_celery"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    total = 0.0
+    own: dict[str, float] = {}
+    for line in done.stderr.splitlines():
+        if not line.startswith("import time:") or "[us]" in line:
+            continue
+        self_us, cumulative_us, name = line.removeprefix("import time:").split("|")
+        top = name.strip().split(".", 1)[0]
+        own[top] = own.get(top, 0.0) + int(self_us) / 1000
+        if name.strip() == "jqm_celery":
+            total = int(cumulative_us) / 1000
+    return total, sorted(own.items(), key=lambda item: -item[1])
+
+
+def compare(label: str, jqm: Sequence[float], peer: Sequence[float], unit: str = "MiB") -> str:
+    """One line: jqm's median and spread, the peer's, and the ratio (median; range of each pair's ratio)."""
+    ratios = Spread(tuple(a / b for a, b in zip(jqm, peer, strict=True)))
+    ours, theirs = Spread(tuple(jqm)), Spread(tuple(peer))
+    return (
+        f"   {label:<30} jqm {ours.median:7.1f} {unit} ({ours.range_text('{:.1f}')})   "
+        f"peer {theirs.median:7.1f} {unit} ({theirs.range_text('{:.1f}')})   "
+        f"ratio {statistics.median(ratios.values):.2f} ({ratios.range_text()})"
+    )
+
+
+def load_text() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load {one:.1f} / {five:.1f} / {fifteen:.1f} (1 / 5 / 15 min), {os.cpu_count()} cores"
+
+
+def import_report(repeat: int) -> str:
+    """App start time side by side (alternating), and ``import jqm_celery``'s import time."""
+    plain: list[float] = []
+    jqm: list[float] = []
+    totals: list[float] = []
+    own: list[tuple[str, float]] = []
+    for index in range(repeat):
+        for with_jqm in (False, True) if index % 2 == 0 else (True, False):
+            (jqm if with_jqm else plain).append(app_start_seconds(with_jqm) * 1000)
+        total, own = import_time_ms()
+        totals.append(total)
+    heaviest = ", ".join(f"{name} {ms:.0f}" for name, ms in own[:8])
+    return "\n".join(
+        [
+            "   a fresh interpreter building the app (peer: plain Celery app; jqm: + JobQueueManager):",
+            compare("start, ms", jqm, plain, unit="ms"),
+            f"   import jqm_celery (-X importtime, cumulative): {Spread(tuple(totals)).median:.0f} ms "
+            f"({Spread(tuple(totals)).range_text('{:.0f}')})",
+            f"   own import time by top-level package (last repetition, ms): {heaviest}",
+        ]
+    )
