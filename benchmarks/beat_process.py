@@ -28,15 +28,13 @@ import os
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import celery
 from celery import Celery
 
 from benchmarks.harness import REDIS_URL, delete_queues, postgres_database, require, scratch_dir, unique_queue
-from benchmarks.memory import compare, forbidden_in, load_text, top_packages
+from benchmarks.memory import arguments, compare, forbidden_in, load_text, print_report, top_packages
 
 SCHEDULERS = {
     "jqm": "beat_schedules:PackageScheduler",
@@ -206,16 +204,9 @@ def memory_report(args: argparse.Namespace) -> str:
 
 
 def memory_main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.beat_process --memory")
-    parser.add_argument("--memory", action="store_true", required=True)
-    parser.add_argument("--repeat", type=int, default=3, help="alternating repetitions (default 3)")
+    parser = arguments("benchmarks.beat_process")
     args = parser.parse_args(argv)
-    print(
-        f"jqm-celery beat memory, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; Python {sys.version.split()[0]}, "
-        f"Celery {celery.__version__}",
-        flush=True,
-    )
-    print(memory_report(args), flush=True)
+    print_report("beat memory", lambda: memory_report(args))
 
 
 if __name__ == "__main__":

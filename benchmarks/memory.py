@@ -7,14 +7,19 @@ time of a fresh interpreter that builds an app (plain Celery, or the same with a
 
 from __future__ import annotations
 
+import argparse
 import os
+import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
+
+import celery
 
 from benchmarks.harness import ROOT, Spread
 
@@ -31,6 +36,19 @@ def rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError(f"process {pid} has no VmRSS")
+
+
+def private_mib(pid: int) -> float:
+    """Memory of a process that no other process shares (USS: Private_Clean + Private_Dirty), in MiB.
+
+    A prefork pool process shares with the worker's main process the pages it has not written since
+    the fork: what another pool process costs is about this figure, not its RSS.
+    """
+    kib = 0
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith(("Private_Clean:", "Private_Dirty:")):
+            kib += int(line.split()[1])
+    return kib / 1024
 
 
 def children(pid: int) -> list[int]:
@@ -127,3 +145,20 @@ def import_report(repeat: int) -> str:
             f"   own import time by top-level package (last repetition, ms): {heaviest}",
         ]
     )
+
+
+def arguments(prog: str) -> argparse.ArgumentParser:
+    """The options both memory benchmarks take (``--memory`` selects them)."""
+    parser = argparse.ArgumentParser(prog=f"python -m {prog} --memory")
+    parser.add_argument("--memory", action="store_true", required=True)
+    parser.add_argument("--repeat", type=int, default=3, help="alternating repetitions (default 3)")
+    return parser
+
+
+def print_report(title: str, report: Callable[[], str]) -> None:
+    print(
+        f"jqm-celery {title}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; Python {platform.python_version()}, "
+        f"Celery {celery.__version__}",
+        flush=True,
+    )
+    print(report(), flush=True)

@@ -23,11 +23,9 @@ import os
 import sys
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import celery
 from celery import Celery, signals
 from celery.result import ResultSet
 
@@ -42,7 +40,18 @@ from benchmarks.harness import (
     scratch_dir,
     unique_queue,
 )
-from benchmarks.memory import children, compare, forbidden_in, import_report, load_text, rss_mib, top_packages
+from benchmarks.memory import (
+    arguments,
+    children,
+    compare,
+    forbidden_in,
+    import_report,
+    load_text,
+    print_report,
+    private_mib,
+    rss_mib,
+    top_packages,
+)
 
 _profiler: cProfile.Profile | None = None
 
@@ -113,6 +122,7 @@ class Sample:
 
     main_mib: float
     pool_mib: float
+    pool_private_mib: float
     modules: list[str]
 
 
@@ -135,6 +145,7 @@ def measure_worker(conf: dict[str, Any], with_jqm: bool, args: argparse.Namespac
         return Sample(
             main_mib=rss_mib(worker.process.pid),
             pool_mib=max(rss_mib(pid) for pid in pool_pids),
+            pool_private_mib=max(private_mib(pid) for pid in pool_pids),
             modules=modules,
         )
 
@@ -170,6 +181,11 @@ def memory_report(args: argparse.Namespace) -> str:
             f"worker, prefork x{args.concurrency}, Redis broker and results, PostgreSQL store; "
             f"{args.repeat} alternating repetitions; median (low–high); peer: the same app without jqm",
             compare("pool process RSS", [s.pool_mib for s in ours], [s.pool_mib for s in plain]),
+            compare(
+                "pool process private (USS)",
+                [s.pool_private_mib for s in ours],
+                [s.pool_private_mib for s in plain],
+            ),
             compare("main process RSS", [s.main_mib for s in ours], [s.main_mib for s in plain]),
             f"   modules in a pool process: jqm {len(ours[-1].modules)}, peer {len(plain[-1].modules)}",
             f"   forbidden there: jqm {forbidden_in(ours[-1].modules) or 'none'}, "
@@ -182,19 +198,12 @@ def memory_report(args: argparse.Namespace) -> str:
 
 
 def memory_main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.worker --memory")
-    parser.add_argument("--memory", action="store_true", required=True)
-    parser.add_argument("--repeat", type=int, default=3, help="alternating repetitions (default 3)")
+    parser = arguments("benchmarks.worker")
     parser.add_argument("--concurrency", type=int, default=2, help="prefork pool processes (default 2)")
     parser.add_argument("--tasks", type=int, default=200, help="trivial tasks sent to warm up (default 200)")
     parser.add_argument("--runs", type=int, default=20, help="one-entry package runs, jqm (default 20)")
     args = parser.parse_args(argv)
-    print(
-        f"jqm-celery memory, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; Python {sys.version.split()[0]}, "
-        f"Celery {celery.__version__}",
-        flush=True,
-    )
-    print(memory_report(args), flush=True)
+    print_report("worker memory", lambda: memory_report(args))
 
 
 def main(argv: list[str]) -> None:
