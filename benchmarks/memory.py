@@ -8,6 +8,7 @@ time of a fresh interpreter that builds an app (plain Celery, or the same with a
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import statistics
@@ -118,6 +119,54 @@ def import_time_ms() -> tuple[float, list[tuple[str, float]]]:
     return total, sorted(own.items(), key=lambda item: -item[1])
 
 
+#: What the manager's imports are made of, in the order a worker loads them.
+_STEPS = (
+    ("SQLAlchemy core", "import sqlalchemy"),
+    ("SQLAlchemy ORM", "import sqlalchemy.orm"),
+    ("psycopg and its dialect", "import psycopg, sqlalchemy.dialects.postgresql.psycopg"),
+    ("jqm's store (models, statements)", "import jqm_celery.store"),
+    ("the rest of jqm (manager, runtime…)", "import jqm_celery.manager"),
+    ("JobQueueManager(app)", "jqm_celery.manager.JobQueueManager(app)"),
+)
+_MEASURE_STEPS = """
+import json
+from celery import Celery
+import celery.apps.worker, celery.app.trace, kombu.serialization, kombu.transport.redis
+app = Celery("bench")
+app.loader
+
+def rss():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+
+steps = json.loads(STEPS)
+added = []
+for _, code in steps:
+    before = rss()
+    exec(code)
+    added.append(rss() - before)
+print(json.dumps(added))
+"""
+
+
+def import_rss_breakdown() -> str:
+    """What each part of the manager's imports adds to a fresh interpreter's RSS, after Celery's own."""
+    steps = json.dumps(_STEPS)
+    with tempfile.TemporaryDirectory(prefix="jqm-bench-import-") as folder:
+        done = subprocess.run(
+            [sys.executable, "-c", f"STEPS = {steps!r}" + _MEASURE_STEPS],
+            cwd=folder,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    added = json.loads(done.stdout.splitlines()[-1])
+    parts = ", ".join(f"{label} {mib:.1f}" for (label, _), mib in zip(_STEPS, added, strict=True))
+    return f"   RSS each part adds after Celery's own imports (MiB): {parts}; total {sum(added):.1f}"
+
+
 def compare(label: str, jqm: Sequence[float], peer: Sequence[float], unit: str = "MiB") -> str:
     """One line: jqm's median and spread, the peer's, and the ratio (median; range of each pair's ratio)."""
     ratios = Spread(tuple(a / b for a, b in zip(jqm, peer, strict=True)))
@@ -153,6 +202,7 @@ def import_report(repeat: int) -> str:
             f"   import jqm_celery.manager after Celery (-X importtime, cumulative): "
             f"{Spread(tuple(totals)).median:.0f} ms ({Spread(tuple(totals)).range_text('{:.0f}')})",
             f"   its own import time by top-level package (last repetition, ms): {heaviest}",
+            import_rss_breakdown(),
         ]
     )
 
