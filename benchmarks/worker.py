@@ -1,4 +1,12 @@
-"""A benchmark's Celery worker: ``python -m benchmarks.worker module:factory CONF_JSON [celery args…]``.
+"""A benchmark's Celery worker, and what a worker holds in memory.
+
+``python -m benchmarks.worker module:factory CONF_JSON [celery args…]`` runs a worker of the app the
+factory returns (``benchmarks.harness.Worker`` starts it so).
+
+``python -m benchmarks.worker --memory [--repeat 3] [--concurrency 2]`` measures, side by side, the
+resident memory of a worker (main process and pool processes) of an app with a ``JobQueueManager``
+against a plain Celery worker of the same app without it, on Redis (broker, results) and PostgreSQL (the
+store).
 
 With ``JQM_BENCH_PROFILE_DIR`` set, every pool process runs under cProfile and writes
 ``<dir>/pool-<pid>.prof`` when it exits (read them with ``python -m pstats``); it counts wall time, or CPU
@@ -7,18 +15,43 @@ time with ``JQM_BENCH_PROFILE_CLOCK=cpu``.
 
 from __future__ import annotations
 
+import argparse
 import cProfile
 import importlib
 import json
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from celery import signals
+from celery import Celery, signals
+from celery.result import ResultSet
 
-from benchmarks.harness import PROFILE_ENV, READY_ENV
+from benchmarks.harness import (
+    PROFILE_ENV,
+    READY_ENV,
+    REDIS_URL,
+    Worker,
+    delete_queues,
+    postgres_database,
+    require,
+    scratch_dir,
+    unique_queue,
+)
+from benchmarks.memory import (
+    arguments,
+    children,
+    compare,
+    forbidden_in,
+    import_report,
+    load_text,
+    print_report,
+    private_mib,
+    rss_mib,
+    top_packages,
+)
 
 _profiler: cProfile.Profile | None = None
 
@@ -52,7 +85,131 @@ signals.worker_process_init.connect(_start_profile)
 signals.worker_process_shutdown.connect(_dump_profile)
 
 
+# -- what a worker holds in memory ----------------------------------------------------------------
+
+NOOP = "bench.noop"
+REPORT = "bench.process"
+PACKAGE = "bench-memory"
+TIMEOUT_S = 300.0
+
+
+def memory_app(conf: dict[str, Any]) -> Celery:
+    """A trivial task, a task that reports its process, and (``bench_jqm`` in conf) a JobQueueManager."""
+    settings = dict(conf)
+    with_jqm = settings.pop("bench_jqm", False)
+    app = Celery("jqm-memory-bench")
+    app.conf.update(settings)
+    app.task(name=NOOP, shared=False)(_noop)
+    app.task(name=REPORT, shared=False)(_report)
+    if with_jqm:
+        from jqm_celery import JobQueueManager
+
+        JobQueueManager(app)
+    return app
+
+
+def _noop() -> None:
+    return None
+
+
+def _report() -> dict[str, Any]:
+    return {"pid": os.getpid(), "modules": sorted(sys.modules)}
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One worker's resident memory once warmed up, and what its pool process had imported."""
+
+    main_mib: float
+    pool_mib: float
+    pool_private_mib: float
+    modules: list[str]
+
+
+def measure_worker(conf: dict[str, Any], with_jqm: bool, args: argparse.Namespace, folder: Path) -> Sample:
+    """Start a worker, give every pool process work (jqm: package runs too), read its RSS."""
+    side = {**conf, "bench_jqm": with_jqm}
+    app = memory_app(side)
+    pool = ["--pool=prefork", f"--concurrency={args.concurrency}", "--loglevel=WARNING", "-O", "fair"]
+    with Worker("benchmarks.worker:memory_app", side, pool, folder) as worker:
+        assert worker.process is not None
+        ResultSet([app.send_task(NOOP) for _ in range(args.tasks)]).get(timeout=TIMEOUT_S, interval=0.01)
+        if with_jqm:
+            from jqm_celery import JobQueueManager
+
+            jqm = JobQueueManager.of(app)
+            for _ in range(args.runs):
+                jqm.run_now(PACKAGE).wait(TIMEOUT_S, poll_s=0.02)
+        modules = app.send_task(REPORT).get(timeout=TIMEOUT_S)["modules"]
+        pool_pids = children(worker.process.pid)
+        return Sample(
+            main_mib=rss_mib(worker.process.pid),
+            pool_mib=max(rss_mib(pid) for pid in pool_pids),
+            pool_private_mib=max(private_mib(pid) for pid in pool_pids),
+            modules=modules,
+        )
+
+
+def memory_report(args: argparse.Namespace) -> str:
+    require("redis")
+    with scratch_dir() as folder, postgres_database("jqm_bench_memory") as url:
+        conf: dict[str, Any] = {
+            "broker_url": f"{REDIS_URL}/0",
+            "result_backend": f"{REDIS_URL}/1",
+            "jqm_database_url": url,
+            "task_default_queue": unique_queue(),
+            "result_expires": 600,
+        }
+        from jqm_celery import Entry, JobQueueManager, OnError, Package
+
+        app = memory_app({**conf, "bench_jqm": True})
+        jqm = JobQueueManager.of(app)
+        jqm.upgrade_db()
+        jqm.save(Package(PACKAGE, entries=[Entry(NOOP)], on_error=OnError.CONTINUE))
+        samples: dict[bool, list[Sample]] = {False: [], True: []}
+        try:
+            for index in range(args.repeat):
+                for with_jqm in (False, True) if index % 2 == 0 else (True, False):
+                    samples[with_jqm].append(measure_worker(conf, with_jqm, args, folder))
+        finally:
+            delete_queues(app, [conf["task_default_queue"]])
+            jqm.close()
+    ours, plain = samples[True], samples[False]
+    extra = sorted(top_packages(ours[-1].modules) - top_packages(plain[-1].modules))
+    return "\n".join(
+        [
+            f"worker, prefork x{args.concurrency}, Redis broker and results, PostgreSQL store; "
+            f"{args.repeat} alternating repetitions; median (low–high); peer: the same app without jqm",
+            compare("pool process RSS", [s.pool_mib for s in ours], [s.pool_mib for s in plain]),
+            compare(
+                "pool process private (USS)",
+                [s.pool_private_mib for s in ours],
+                [s.pool_private_mib for s in plain],
+            ),
+            compare("main process RSS", [s.main_mib for s in ours], [s.main_mib for s in plain]),
+            f"   modules in a pool process: jqm {len(ours[-1].modules)}, peer {len(plain[-1].modules)}",
+            f"   forbidden there: jqm {forbidden_in(ours[-1].modules) or 'none'}, "
+            f"peer {forbidden_in(plain[-1].modules) or 'none'}",
+            f"   top-level packages jqm's pool process has and the peer's has not: {', '.join(extra)}",
+            import_report(args.repeat),
+            f"   {load_text()}",
+        ]
+    )
+
+
+def memory_main(argv: list[str]) -> None:
+    parser = arguments("benchmarks.worker")
+    parser.add_argument("--concurrency", type=int, default=2, help="prefork pool processes (default 2)")
+    parser.add_argument("--tasks", type=int, default=200, help="trivial tasks sent to warm up (default 200)")
+    parser.add_argument("--runs", type=int, default=20, help="one-entry package runs, jqm (default 20)")
+    args = parser.parse_args(argv)
+    print_report("worker memory", lambda: memory_report(args))
+
+
 def main(argv: list[str]) -> None:
+    if argv[:1] == ["--memory"]:
+        memory_main(argv)
+        return
     module, _, attribute = argv[0].partition(":")
     factory = getattr(importlib.import_module(module), attribute)
     app = factory(json.loads(argv[1]))

@@ -7,7 +7,6 @@ restart) is ``recovery.py``.
 
 from __future__ import annotations
 
-import getpass
 import math
 import re
 import time
@@ -44,6 +43,8 @@ _T = TypeVar("_T")
 
 def default_actor() -> str:
     """Who is making a change when the caller does not say: the operating-system user."""
+    import getpass
+
     try:
         return getpass.getuser()
     except (OSError, KeyError):

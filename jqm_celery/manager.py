@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from celery import Celery
 
@@ -33,10 +34,11 @@ from jqm_celery.store.changes import PackageChanges
 from jqm_celery.store.cues import Cues
 from jqm_celery.store.schedule import TickResult, release_lease
 from jqm_celery.store.stops import StopReason
-from jqm_celery.store.users import UserStore
 from jqm_celery.tasks import register_tasks
 from jqm_celery.views import Views
-from jqm_celery.web.users import Users
+
+if TYPE_CHECKING:
+    from jqm_celery.web.users import Users
 
 _APP_ATTRIBUTE = "jqm"
 
@@ -298,6 +300,9 @@ class JobQueueManager(JobQueueMethods):
 
     def users(self) -> Users:
         """The web UI's and the REST API's users and their API tokens, kept in this manager's database."""
+        from jqm_celery.store.users import UserStore
+        from jqm_celery.web.users import Users
+
         return Users(self, UserStore(self._store))
 
     # -- the database -----------------------------------------------------------------------

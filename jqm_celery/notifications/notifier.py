@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import logging
-import smtplib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -294,6 +293,8 @@ class Notifications:
             raise _Refused(
                 "no SMTP server is configured: set app.conf.jqm_smtp_url and jqm_mail_from", permanent=True
             )
+        import smtplib  # only a worker that sends mail needs it
+
         try:
             smtp.send(render_mail(notice, sender=sender, to=target))
         except (smtplib.SMTPException, OSError) as exc:

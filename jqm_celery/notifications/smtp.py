@@ -7,14 +7,16 @@ query parameter: ``timeout`` in seconds (default 30).
 
 from __future__ import annotations
 
-import smtplib
 import ssl
 from dataclasses import dataclass, field
-from email.message import EmailMessage
 from enum import StrEnum
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from jqm_celery.errors import ConfigError
+
+if TYPE_CHECKING:
+    from email.message import EmailMessage
 
 _DEFAULT_PORTS = {"none": 25, "starttls": 587, "ssl": 465}
 _TRUE = {"1", "true", "yes", "on"}
@@ -50,6 +52,8 @@ class SmtpSettings:
 
     def send(self, message: EmailMessage) -> None:
         """Hand the message to the server; raises an ``smtplib``/``OSError`` exception if it is refused."""
+        import smtplib  # only a process that sends mail needs it
+
         context = ssl.create_default_context()
         client: smtplib.SMTP
         if self.security is Security.SSL:

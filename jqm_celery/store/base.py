@@ -93,7 +93,7 @@ class StoreBase:
         if auto:
             migrate.upgrade(self.engine)
         else:
-            current, head = migrate.current_revision(self.engine), migrate.head_revision(self.engine)
+            current, head = migrate.current_revision(self.engine), migrate.HEAD_REVISION
             if current != head:
                 raise ConfigError(
                     f"the jqm store at {redact(self.url)} is at revision {current or 'none'}, this "

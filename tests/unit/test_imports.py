@@ -1,0 +1,95 @@
+"""A worker or beat imports what it runs: not the web UI, the CLI, rich, Alembic or Django.
+
+Each check runs in a fresh interpreter (``sys.modules`` of this one holds whatever other tests imported)
+and compares with what Celery itself imports for a worker and beat (Celery brings click; kombu brings a
+piece of Django when it is installed), so only what jqm adds is judged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine
+
+import jqm_celery
+from jqm_celery.store import migrate
+
+# The subprocess imports the jqm_celery this process tests, wherever it runs from.
+_SOURCE = str(Path(jqm_celery.__file__).resolve().parents[1])
+FORBIDDEN = {"fastapi", "starlette", "jinja2", "click", "rich", "alembic", "mako", "django", "smtplib"}
+
+# What `celery worker` and `celery beat` import on their own, before the user's app is loaded.
+_CELERY_ITSELF = """
+import sys
+from celery import Celery
+import celery.bin.celery, celery.apps.worker, celery.apps.beat, celery.beat, celery.app.trace
+import kombu.serialization
+before = set(sys.modules)
+"""
+_REPORT = """
+import json
+print(json.dumps(sorted(set(sys.modules) - before)))
+"""
+
+
+def added_modules(code: str, cwd: Path) -> set[str]:
+    """The top-level packages a snippet imports beyond what Celery's worker and beat import themselves."""
+    done = subprocess.run(
+        [sys.executable, "-c", _CELERY_ITSELF + code + _REPORT],
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([_SOURCE, os.environ.get("PYTHONPATH", "")])},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return {name.split(".", 1)[0] for name in json.loads(done.stdout.splitlines()[-1])}
+
+
+def test_a_worker_and_beat_import_neither_the_web_ui_the_cli_alembic_nor_django(tmp_path: Path) -> None:
+    # The app module as a worker imports it, then beat's scheduler; the store is at the newest revision
+    # (migrated beforehand), so opening it must not load Alembic either.
+    url = f"sqlite:///{tmp_path / 'jqm.sqlite'}"
+    migrate.upgrade(create_engine(url))
+    added = added_modules(
+        f"""
+from jqm_celery import Entry, JobQueueManager, Package
+app = Celery("proj", broker="memory://")
+app.conf.jqm_database_url = {url!r}
+
+@app.task(name="proj.noop")
+def noop():
+    return None
+
+jqm = JobQueueManager(app)
+jqm.save(Package("nightly", entries=[Entry("proj.noop")]))
+jqm.packages()
+import beat_schedules
+""",
+        tmp_path,
+    )
+    assert "jqm_celery" in added
+    assert sorted(added & FORBIDDEN) == []
+
+
+def test_importing_the_package_imports_none_of_its_modules(tmp_path: Path) -> None:
+    added = added_modules("import jqm_celery", tmp_path)
+    assert added == {"jqm_celery"}
+
+
+def test_every_public_name_resolves_and_an_unknown_one_is_an_attribute_error() -> None:
+    for name in jqm_celery.__all__:
+        assert getattr(jqm_celery, name).__name__ == name
+    assert set(jqm_celery.__all__) <= set(dir(jqm_celery))
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        _ = jqm_celery.Nope  # type: ignore[attr-defined]
+
+
+def test_the_head_revision_the_store_checks_against_is_alembics_head() -> None:
+    # A new migration must move HEAD_REVISION too, or stores would be taken as up to date without it.
+    assert migrate.head_revision(create_engine("sqlite://")) == migrate.HEAD_REVISION
