@@ -10,6 +10,7 @@ Administrator-only endpoint. uvicorn trusts ``X-Forwarded-For`` / ``X-Forwarded-
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import re
 import socket
@@ -33,6 +34,11 @@ from tests.store.conftest import register_billing_tasks
 PASSWORD = "correct horse battery"
 USERS = {"ann": Role.ADMIN, "ulla": Role.USER, "vic": Role.VIEWER}
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+#: The machine may be busy: a slow answer is not a refused one.
+TIMEOUT = httpx.Timeout(120.0)
+_get = functools.partial(httpx.get, timeout=TIMEOUT)
+_post = functools.partial(httpx.post, timeout=TIMEOUT)
+_request = functools.partial(httpx.request, timeout=TIMEOUT)
 
 
 @pytest.fixture
@@ -65,7 +71,7 @@ def manager_for(database_url: str) -> Iterator[Any]:
 
 def _sign_in(base: str, name: str, password: str = PASSWORD, **headers: str) -> httpx.Response:
     """A sign-in from a fresh browser; the response keeps the browser (``response.client``)."""
-    client = httpx.Client(base_url=base, follow_redirects=False, headers=headers)
+    client = httpx.Client(base_url=base, follow_redirects=False, headers=headers, timeout=TIMEOUT)
     form = _CSRF.search(client.get("/login").text)
     assert form is not None
     response = client.post("/login", data={"name": name, "password": password, "csrf": form.group(1)})
@@ -104,7 +110,7 @@ def test_guessing_from_one_address_over_many_accounts_is_refused_with_429(manage
 def _raw_request(base: str, head: str, body_parts: list[bytes]) -> tuple[int, bytes]:
     """Send a request head and body parts on a plain socket; the answer's status and body."""
     address = urlsplit(base)
-    with socket.create_connection((address.hostname or "", address.port or 80), timeout=30) as sock:
+    with socket.create_connection((address.hostname or "", address.port or 80), timeout=120) as sock:
         sock.sendall(head.replace("\n", "\r\n").encode() + b"\r\n")
         for part in body_parts:
             sock.sendall(part)
@@ -138,7 +144,7 @@ def test_a_declared_body_over_the_limit_is_refused_with_413_before_a_byte_of_it_
         assert b"jqm_web_max_body_bytes" in answer
         login = _raw_request(base, "POST /login HTTP/1.1\nHost: x\nContent-Length: 1000001\n", [])
         assert login[0] == 413
-        fits = httpx.post(
+        fits = _post(
             f"{base}/api/packages",
             json={"name": "small", "entries": [{"task": "billing.export"}]},
             headers={"Authorization": f"Bearer {token}"},
@@ -181,10 +187,10 @@ def test_a_cookie_signed_with_the_secret_kept_in_the_database_is_refused_once_a_
     jqm = manager_for()
     forged = {"user": "ann", "sid": "forged", "csrf": "forged"}
     with caplog.at_level("WARNING", logger="jqm_celery.web.app"), serve(jqm) as base:
-        stolen_key = httpx.get(
+        stolen_key = _get(
             f"{base}/api/me", cookies={"jqm_session": _forged_cookie(read_from_the_database, forged)}
         )
-        the_real_key = httpx.get(f"{base}/api/me", cookies={"jqm_session": _forged_cookie("s" * 48, forged)})
+        the_real_key = _get(f"{base}/api/me", cookies={"jqm_session": _forged_cookie("s" * 48, forged)})
     assert stolen_key.status_code == 401
     assert the_real_key.status_code == 200  # the forgery itself is right: only the key differs
     assert "session signing secret" not in caplog.text
@@ -197,14 +203,14 @@ def test_a_cookie_copied_before_sign_out_is_refused_after_it_by_every_web_proces
         assert signed_in.status_code == 303
         browser: httpx.Client = signed_in.extensions["client"]
         stolen = browser.cookies["jqm_session"]
-        assert httpx.get(f"{other}/api/me", cookies={"jqm_session": stolen}).status_code == 200
+        assert _get(f"{other}/api/me", cookies={"jqm_session": stolen}).status_code == 200
         page = browser.get("/packages")
         csrf = _CSRF.search(page.text)
         assert csrf is not None
         assert browser.post("/logout", data={"csrf": csrf.group(1)}).headers["location"] == "/login"
         for base in (one, other):
-            assert httpx.get(f"{base}/api/me", cookies={"jqm_session": stolen}).status_code == 401
-            replayed = httpx.get(f"{base}/packages", cookies={"jqm_session": stolen})
+            assert _get(f"{base}/api/me", cookies={"jqm_session": stolen}).status_code == 401
+            replayed = _get(f"{base}/packages", cookies={"jqm_session": stolen})
             assert replayed.status_code == 303
             assert replayed.headers["location"].startswith("/login")
 
@@ -220,7 +226,9 @@ def test_the_session_cookie_is_secure_over_https_and_http_only_and_same_site_alw
     with serve(jqm) as base:
         plain = _sign_in(base, "ann")
         # As a TLS-terminating proxy on loopback sends it; the browser's side of the proxy is HTTPS.
-        proxy = httpx.Client(base_url=base, follow_redirects=False, headers={"X-Forwarded-Proto": "https"})
+        proxy = httpx.Client(
+            base_url=base, follow_redirects=False, headers={"X-Forwarded-Proto": "https"}, timeout=TIMEOUT
+        )
         form = proxy.get("/login")
         csrf = _CSRF.search(form.text)
         assert csrf is not None
@@ -260,11 +268,11 @@ def test_a_user_and_a_viewer_are_refused_every_administrator_action_and_nothing_
         for name in ("ulla", "vic"):
             headers = {"Authorization": f"Bearer {jqm.users().create_token(name, 'roles')}"}
             for method, path, body in attempts.values():
-                refused = httpx.request(method, f"{base}{path}", json=body, headers=headers)
+                refused = _request(method, f"{base}{path}", json=body, headers=headers)
                 assert refused.status_code == 403, f"{name}: {method} {path}: {refused.status_code}"
                 assert "may not" in refused.json()["detail"]
         viewer = {"Authorization": f"Bearer {jqm.users().create_token('vic', 'roles')}"}
         for method, path in viewer_only:
-            assert httpx.request(method, f"{base}{path}", headers=viewer).status_code == 403
+            assert _request(method, f"{base}{path}", headers=viewer).status_code == 403
     assert jqm.package("nightly").status == "DRAFT"
     assert not next(q for q in jqm.queues() if q.name == queue).paused
