@@ -7,7 +7,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from celery import Celery
@@ -18,6 +18,7 @@ from sqlalchemy.exc import DBAPIError
 from jqm_celery.cli import database
 from jqm_celery.errors import JQMError
 from jqm_celery.manager import JobQueueManager
+from jqm_celery.storable import MAX_COLUMN_INT
 
 APP_HELP = (
     "Your Celery app as 'module:attribute' (a Celery app or a JobQueueManager); also read from JQM_APP. "
@@ -118,6 +119,31 @@ def cli(ctx: click.Context, app_path: str | None) -> None:
 
 
 pass_cli = click.make_pass_decorator(CliContext)
+
+
+if TYPE_CHECKING:
+    _IntParam = click.ParamType[int]
+else:  # older click's ParamType is not generic at run time
+    _IntParam = click.ParamType
+
+
+class IdType(_IntParam):
+    """A run, job or log entry id: a whole number from 1 to the largest id the store holds (2^31−1)."""
+
+    name = "id"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        text = str(value).strip()
+        if not text.isdigit():
+            self.fail(f"{value!r} is not an id; ids are whole numbers from 1 to {MAX_COLUMN_INT}", param, ctx)
+        number = int(text)
+        if not 1 <= number <= MAX_COLUMN_INT:
+            self.fail(f"{number} is not an id; ids go from 1 to {MAX_COLUMN_INT} (2^31−1)", param, ctx)
+        return number
+
+
+#: The type of every id argument and option (``type=ID``).
+ID = IdType()
 
 
 def when(value: datetime | None) -> str:

@@ -11,7 +11,7 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from jqm_celery.cli.base import CliContext, pass_cli, styled, when
+from jqm_celery.cli.base import ID, CliContext, pass_cli, styled, when
 from jqm_celery.cli.runs import print_run, runs
 from jqm_celery.records import Job
 from jqm_celery.statuses import JobStatus
@@ -67,7 +67,7 @@ def list_jobs(cli: CliContext, queue: str | None, status: str | None, include_ru
 
 
 @jobs.command("show")
-@click.argument("job_id", type=int)
+@click.argument("job_id", type=ID)
 @pass_cli
 def show(cli: CliContext, job_id: int) -> None:
     """One job with its fields and every attempt."""
@@ -75,7 +75,7 @@ def show(cli: CliContext, job_id: int) -> None:
 
 
 @jobs.command("cancel")
-@click.argument("job_id", type=int)
+@click.argument("job_id", type=ID)
 @pass_cli
 def cancel(cli: CliContext, job_id: int) -> None:
     """Cancel a QUEUED, DELAYED or RETRYING job: it never runs."""
@@ -84,7 +84,7 @@ def cancel(cli: CliContext, job_id: int) -> None:
 
 
 @jobs.command("abort")
-@click.argument("job_id", type=int)
+@click.argument("job_id", type=ID)
 @pass_cli
 def abort(cli: CliContext, job_id: int) -> None:
     """Terminate a RUNNING job on whichever worker runs it."""
@@ -93,7 +93,7 @@ def abort(cli: CliContext, job_id: int) -> None:
 
 
 @jobs.command("requeue")
-@click.argument("job_id", type=int)
+@click.argument("job_id", type=ID)
 @pass_cli
 def requeue(cli: CliContext, job_id: int) -> None:
     """Add a DONE, CANCELLED, ABORTED or ERROR job to its queue again (its retry count starts over)."""
@@ -233,7 +233,7 @@ def clean_runs(cli: CliContext, older_than: timedelta) -> None:
 
 
 @runs.command("cancel")
-@click.argument("run_id", type=int)
+@click.argument("run_id", type=ID)
 @pass_cli
 def cancel_run(cli: CliContext, run_id: int) -> None:
     """Cancel a run: its queued jobs never start, its running job is aborted."""

@@ -5,13 +5,13 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from jqm_celery.cli.base import CliContext, pass_cli, styled
+from jqm_celery.cli.base import ID, CliContext, pass_cli, styled
 from jqm_celery.records import LogEntry
 
 
 @click.command("log")
 @click.option("--package", metavar="NAME", help="Only this package's log entries.")
-@click.option("--run", "run_id", type=int, metavar="ID", help="Only this run's log entries.")
+@click.option("--run", "run_id", type=ID, help="Only this run's log entries.")
 @click.option("--status", metavar="S", help="Only entries with this status (DONE, FAILED, ERROR, SKIPPED…).")
 @click.option("--limit", default=200, show_default=True, type=click.IntRange(1, 100_000))
 @pass_cli

@@ -6,7 +6,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from jqm_celery.cli.base import CliContext, pass_cli, styled, when
+from jqm_celery.cli.base import ID, CliContext, pass_cli, styled, when
 
 
 @click.group("notifications")
@@ -31,7 +31,7 @@ def test(cli: CliContext, name: str) -> None:
 
 @notifications.command("list")
 @click.option("--package", metavar="NAME", help="Only this package's notifications.")
-@click.option("--run", "run_id", type=int, metavar="ID", help="Only this run's notifications.")
+@click.option("--run", "run_id", type=ID, help="Only this run's notifications.")
 @click.option("--status", metavar="S", help="SENT, FAILED, PENDING or SENDING.")
 @click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 100_000))
 @pass_cli

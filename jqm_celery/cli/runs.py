@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from jqm_celery.cli.base import CliContext, pass_cli, styled, when
+from jqm_celery.cli.base import ID, CliContext, pass_cli, styled, when
 from jqm_celery.records import Run
 from jqm_celery.statuses import RunStatus
 
@@ -36,7 +36,7 @@ def list_runs(cli: CliContext, package: str | None, status: str | None, limit: i
 
 
 @runs.command("show")
-@click.argument("run_id", type=int)
+@click.argument("run_id", type=ID)
 @pass_cli
 def show(cli: CliContext, run_id: int) -> None:
     """One run: its jobs in run order and every attempt."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -11,18 +12,21 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
-from starlette.middleware.sessions import SessionMiddleware
 from swagger_ui_bundle import swagger_ui_path
 
 from jqm_celery.errors import JQMError, NotFoundError, StateError, ValidationError
 from jqm_celery.manager import JobQueueManager
+from jqm_celery.web.config import WebSettings
+from jqm_celery.web.guards import BodyLimit, Sessions
 from jqm_celery.web.routes import api, audit, jobs, log, login, packages, queues, runs, timeline
 from jqm_celery.web.security import NotSignedIn, signed_in_user
 from jqm_celery.web.templating import page, query
+from jqm_celery.web.throttle import LoginThrottle
 
 API_PREFIX = "/api"
 SESSION_COOKIE = "jqm_session"
 SESSION_MAX_AGE_S = 12 * 3600
+logger = logging.getLogger(__name__)
 
 
 def create_app(jqm: JobQueueManager) -> FastAPI:
@@ -36,15 +40,22 @@ def create_app(jqm: JobQueueManager) -> FastAPI:
         openapi_url="/openapi.json",
     )
     users = jqm.users()
+    settings = WebSettings.from_conf(jqm.app.conf)
+    secret = users.signing_secret()
+    if (warning := secret.warning()) is not None:
+        logger.warning("%s", warning)
     app.state.jqm = jqm
     app.state.users = users
+    app.state.login_throttle = LoginThrottle(
+        settings.login_failures_per_account, settings.login_failures_per_address, settings.login_window_s
+    )
     app.add_middleware(
-        SessionMiddleware,
-        secret_key=users.session_secret(),
+        Sessions,
+        secret_key=secret.value,
         session_cookie=SESSION_COOKIE,
         max_age=SESSION_MAX_AGE_S,
-        same_site="lax",
     )
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static")
     _serve_api_docs(app)
     for module in (login, packages, timeline, runs, log, jobs, queues, audit):

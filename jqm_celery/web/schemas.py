@@ -1,11 +1,16 @@
-"""The REST API's request bodies. Bounds here keep generated or hostile input away from the store."""
+"""The REST API's request bodies. Bounds here keep generated or hostile input away from the store.
+
+The models are strict: a number is a JSON number, a flag is ``true`` or ``false``, a list is a list — no
+``false`` for ``0``, no ``"30"`` for ``30``, no ``1`` for ``true`` (422, naming the field). Only the values
+JSON has no type for are read from strings: times (ISO 8601) and the names of statuses and scenarios.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from jqm_celery.definitions import NO_RETRY, Entry, Package, RetryPolicy
 from jqm_celery.notifications.rules import Rule, Scenario, rule_from_dict
@@ -14,6 +19,16 @@ from jqm_celery.statuses import OnError
 from jqm_celery.web.params import PACKAGE_NAME
 
 _TEN_YEARS_S = 10 * 365 * 86400.0
+
+
+def _iso_text(value: object) -> object:
+    if not isinstance(value, str | datetime):
+        raise ValueError("a time is an ISO 8601 string, e.g. 2026-12-02T08:00:00+01:00")
+    return value
+
+
+#: A time as JSON carries it: an ISO 8601 string (not a number of seconds since 1970).
+IsoTime = Annotated[datetime, Field(strict=False), BeforeValidator(_iso_text)]
 Text = Annotated[str, Field(max_length=2000, pattern=r"^[^\x00]*$")]
 Name = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[^\x00\s][^\x00]*$")]
 Seconds = Annotated[float, Field(ge=0, le=_TEN_YEARS_S, allow_inf_nan=False)]
@@ -21,7 +36,7 @@ PositiveSeconds = Annotated[float, Field(gt=0, le=_TEN_YEARS_S, allow_inf_nan=Fa
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class RetryIn(_Model):
@@ -78,9 +93,9 @@ class RecurrenceIn(_Model):
     start: Annotated[str, Field(max_length=8, pattern=r"^[0-9:]+$")] | None = None
     end: Annotated[str, Field(max_length=8, pattern=r"^[0-9:]+$")] | None = None
     every_s: PositiveSeconds | None = None
-    at: datetime | None = None
-    earliest_start: datetime | None = None
-    expires: datetime | None = None
+    at: IsoTime | None = None
+    earliest_start: IsoTime | None = None
+    expires: IsoTime | None = None
 
     def build(self) -> Recurrence:
         data: dict[str, object] = {"kind": self.kind, "tz": self.tz}
@@ -99,7 +114,7 @@ class RuleIn(_Model):
     type: Literal["email", "webhook"] = "email"
     recipients: Annotated[list[Annotated[str, Field(max_length=254)]], Field(max_length=50)] | None = None
     url: Annotated[str, Field(max_length=2000)] | None = None
-    on: Annotated[list[Scenario], Field(min_length=1)]
+    on: Annotated[list[Annotated[Scenario, Field(strict=False)]], Field(min_length=1)]
 
     def build(self) -> Rule:
         data: dict[str, Any] = {"type": self.type, "on": [s.value for s in self.on]}
@@ -113,8 +128,8 @@ class RuleIn(_Model):
 class PackageIn(_Model):
     name: Annotated[str, Field(pattern=PACKAGE_NAME, max_length=100)]
     description: Text = ""
-    on_error: OnError = OnError.STOP
-    catch_up: CatchUp = CatchUp.ONCE
+    on_error: Annotated[OnError, Field(strict=False)] = OnError.STOP
+    catch_up: Annotated[CatchUp, Field(strict=False)] = CatchUp.ONCE
     allow_overlap: bool = False
     entries: Annotated[list[EntryIn], Field(min_length=1, max_length=500)]
     recurrences: Annotated[list[RecurrenceIn], Field(max_length=100)] = []

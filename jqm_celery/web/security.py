@@ -18,6 +18,8 @@ from jqm_celery.web.users import Users, WebUser
 
 SESSION_USER = "user"
 SESSION_CSRF = "csrf"
+#: A random id per sign-in; signing out records it as ended in the store, so a copied cookie dies with it.
+SESSION_ID = "sid"
 CSRF_FIELD = "csrf"
 CSRF_HEADER = "x-csrf-token"
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -52,10 +54,31 @@ def signed_in_user(request: Request) -> tuple[WebUser, bool]:
             raise NotSignedIn("the API token is not valid; create one with `jqm users token NAME`")
         return user, False
     name = request.session.get(SESSION_USER)
-    user = users_of(request).user(name) if isinstance(name, str) else None
+    session_id = request.session.get(SESSION_ID)
+    if not isinstance(name, str) or not isinstance(session_id, str):
+        raise NotSignedIn("sign in first")
+    users = users_of(request)
+    user = None if users.session_ended(session_id) else users.user(name)
     if user is None:
         raise NotSignedIn("sign in first")
     return user, True
+
+
+def start_session(request: Request, user: WebUser) -> None:
+    """A new session for ``user``: new id and CSRF token, so a session planted before cannot be taken
+    over."""
+    request.session.clear()
+    request.session[SESSION_USER] = user.name
+    request.session[SESSION_ID] = secrets.token_urlsafe(32)
+    request.session[SESSION_CSRF] = secrets.token_urlsafe(32)
+
+
+def end_session(request: Request) -> None:
+    """Sign out: the session's cookie is refused from now on, also if a copy of it is sent again."""
+    session_id = request.session.get(SESSION_ID)
+    if isinstance(session_id, str):
+        users_of(request).end_session(session_id)
+    request.session.clear()
 
 
 class Permit:

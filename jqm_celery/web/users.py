@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 import re
 import secrets
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from zoneinfo import ZoneInfo, available_timezones
 
 from jqm_celery.errors import ValidationError, did_you_mean
 from jqm_celery.store.users import UserStore
+from jqm_celery.web.config import SessionSecret, session_secret
 from jqm_celery.web.passwords import hash_password, new_token, token_hash, verify_password
 from jqm_celery.web.roles import Role, parse_role
 
@@ -104,11 +106,24 @@ class Users:
         return zone
 
     def session_secret(self) -> str:
-        """``jqm_web_secret`` from the app's conf, else one generated once and kept in the store."""
-        configured = self.jqm.app.conf.get("jqm_web_secret")
-        if configured:
-            return str(configured)
-        return self.store.setting(_SECRET_SETTING, lambda: secrets.token_urlsafe(48))
+        """The key that signs session cookies (see ``signing_secret``)."""
+        return self.signing_secret().value
+
+    def signing_secret(self) -> SessionSecret:
+        """The session signing secret from ``JQM_WEB_SECRET``, ``JQM_WEB_SECRET_FILE``, ``jqm_web_secret``
+        or ``jqm_web_secret_file``; else one generated once and kept in the store (with a warning)."""
+        return session_secret(
+            self.jqm.app.conf,
+            os.environ,
+            lambda: self.store.setting(_SECRET_SETTING, lambda: secrets.token_urlsafe(48)),
+        )
+
+    def end_session(self, session_id: str) -> None:
+        """Sign a session out on the server: its cookie is refused from now on, by every process."""
+        self.store.put_setting(_ended_setting(session_id), self.jqm.clock.now().isoformat())
+
+    def session_ended(self, session_id: str) -> bool:
+        return self.store.read_setting(_ended_setting(session_id)) is not None
 
 
 def parse_time_zone(tz: str) -> str:
@@ -120,6 +135,11 @@ def parse_time_zone(tz: str) -> str:
         fix = did_you_mean(tz, available_timezones()) or "; use an IANA name such as Europe/Amsterdam or UTC"
         raise ValidationError(f"unknown time zone '{tz}'{fix}") from None
     return tz
+
+
+def _ended_setting(session_id: str) -> str:
+    # An ended session is one row of the web's settings; a session's cookie lives at most 12 hours.
+    return f"ended:{hashlib.sha256(session_id.encode()).hexdigest()[:40]}"
 
 
 def _tz_setting(name: str) -> str:

@@ -7,19 +7,22 @@ too, with its CSRF token in ``X-CSRF-Token`` for changes. Errors are ``{"detail"
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from jqm_celery.statuses import JobStatus, LogKind, PackageStatus, RunStatus
 from jqm_celery.web.params import (
-    MAX_ID,
     NEXT_HEADER,
     PACKAGE_NAME,
     BeforeId,
+    Day,
+    Digits,
+    EntryId,
     JobId,
+    OptionalId,
     PackageName,
     QueueName,
     RunId,
@@ -57,7 +60,7 @@ router = APIRouter(
     }
 )
 Json = dict[str, Any]
-Limit = Annotated[int, Query(ge=1, le=1000)]
+Limit = Annotated[int, Query(ge=1, le=1000), Digits]
 OptionalPackage = Annotated[str | None, Query(pattern=PACKAGE_NAME, max_length=100)]
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such package, run or job"}}
 _PAGED: dict[int | str, dict[str, Any]] = {
@@ -98,7 +101,7 @@ def packages(
     status: Annotated[list[PackageStatus] | None, Query()] = None,
     q: Annotated[str | None, Query(max_length=100, pattern=r"^[^\x00]*$")] = None,
     limit: Limit = 50,
-    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    offset: Annotated[int, Query(ge=0, le=10_000_000), Digits] = 0,
 ) -> Json:
     """Packages sorted by name with status, next run and last run; filter by status and name."""
     listing = manager(request).package_list(status=status or (), name_contains=q, limit=limit, offset=offset)
@@ -172,8 +175,8 @@ def runs(
     user: Viewer,
     package: OptionalPackage = None,
     status: RunStatus | None = None,
-    since: date | None = None,
-    until: date | None = None,
+    since: Day = None,
+    until: Day = None,
     before_id: BeforeId = None,
     limit: Limit = 50,
 ) -> list[Json]:
@@ -209,13 +212,13 @@ def log_entries(
     request: Request,
     user: Viewer,
     package: OptionalPackage = None,
-    run_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
-    job_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    run_id: OptionalId = None,
+    job_id: OptionalId = None,
     status: Annotated[str | None, Query(pattern=r"^[A-Za-z_]{1,16}$")] = None,
     kind: LogKind | None = None,
-    since: date | None = None,
-    until: date | None = None,
-    before_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    since: Day = None,
+    until: Day = None,
+    before_id: BeforeId = None,
     limit: Limit = 100,
 ) -> list[Json]:
     """Log entries, newest first; page back with ``before_id`` = the last id of the previous page."""
@@ -234,7 +237,7 @@ def log_entries(
 
 
 @router.get("/log-entries/{entry_id}", tags=["runs"], responses=_NOT_FOUND)
-def log_entry(request: Request, user: Viewer, entry_id: Annotated[int, Path(ge=1, le=MAX_ID)]) -> Json:
+def log_entry(request: Request, user: Viewer, entry_id: EntryId) -> Json:
     """One log entry, with its error and traceback."""
     return record(manager(request).log_entry(entry_id))
 
@@ -284,8 +287,8 @@ def jobs(
     include_runs: bool = False,
     worker: Annotated[str | None, Query(max_length=255, pattern=r"^[^\x00]*$")] = None,
     package: OptionalPackage = None,
-    since: date | None = None,
-    until: date | None = None,
+    since: Day = None,
+    until: Day = None,
     before_id: BeforeId = None,
     limit: Limit = 100,
 ) -> list[Json]:
@@ -377,8 +380,8 @@ def audit(
     response: Response,
     user: Viewer,
     package: OptionalPackage = None,
-    since: date | None = None,
-    until: date | None = None,
+    since: Day = None,
+    until: Day = None,
     before_id: BeforeId = None,
     limit: Limit = 200,
 ) -> list[Json]:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date
-
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from jqm_celery.errors import JQMError
 from jqm_celery.queue_records import AuditEntry
-from jqm_celery.web.params import BeforeId, OptionalText, day_end, day_start, manager, split_page
+from jqm_celery.web.params import BeforeId, Day, OptionalText, day_end, day_start, manager, split_page
 from jqm_celery.web.permits import Viewer
 from jqm_celery.web.templating import page, viewer_zone
 
@@ -22,8 +20,8 @@ def audit(
     request: Request,
     user: Viewer,
     package: OptionalText = "",
-    since: date | None = None,
-    until: date | None = None,
+    since: Day = None,
+    until: Day = None,
     before_id: BeforeId = None,
 ) -> HTMLResponse:
     zone = viewer_zone(request)

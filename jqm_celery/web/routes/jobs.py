@@ -16,7 +16,17 @@ from jqm_celery.errors import JQMError, NotFoundError, ValidationError
 from jqm_celery.records import Job
 from jqm_celery.statuses import JobStatus
 from jqm_celery.web import forms
-from jqm_celery.web.params import BeforeId, JobId, OptionalText, day_end, day_start, days, manager, split_page
+from jqm_celery.web.params import (
+    BeforeId,
+    Day,
+    JobId,
+    OptionalText,
+    day_end,
+    day_start,
+    days,
+    manager,
+    split_page,
+)
 from jqm_celery.web.permits import Aborter, Cleaner, Enqueuer, JobCanceller, Requeuer, Viewer
 from jqm_celery.web.templating import flash, page, redirect, viewer_zone
 from jqm_celery.web.users import WebUser
@@ -34,8 +44,8 @@ def jobs(
     all: bool = False,
     worker: OptionalText = "",
     package: OptionalText = "",
-    since: date | None = None,
-    until: date | None = None,
+    since: Day = None,
+    until: Day = None,
     before_id: BeforeId = None,
 ) -> HTMLResponse:
     shown = JobFilters(queue, status, all, worker, package, since, until, before_id)

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import date
-from typing import Annotated
-
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from jqm_celery.errors import JQMError
 from jqm_celery.records import LogEntry
 from jqm_celery.statuses import AttemptStatus, LogKind, RunStatus
-from jqm_celery.web.params import MAX_ID, OptionalText, day_end, day_start, manager
+from jqm_celery.web.params import (
+    BeforeId,
+    Day,
+    EntryId,
+    OptionalId,
+    OptionalText,
+    day_end,
+    day_start,
+    manager,
+)
 from jqm_celery.web.permits import Viewer
 from jqm_celery.web.templating import page, viewer_zone
 
@@ -28,10 +34,10 @@ def log_entries(
     package: OptionalText = "",
     status: OptionalText = "",
     kind: OptionalText = "",
-    run_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
-    since: date | None = None,
-    until: date | None = None,
-    before_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    run_id: OptionalId = None,
+    since: Day = None,
+    until: Day = None,
+    before_id: BeforeId = None,
 ) -> HTMLResponse:
     error = None
     entries: list[LogEntry] = []
@@ -71,8 +77,6 @@ def log_entries(
 
 
 @router.get("/log/{entry_id}")
-def log_entry(
-    request: Request, user: Viewer, entry_id: Annotated[int, Path(ge=1, le=MAX_ID)]
-) -> HTMLResponse:
+def log_entry(request: Request, user: Viewer, entry_id: EntryId) -> HTMLResponse:
     """One log entry with its error and full traceback: what "Show error" on a stopped package opens."""
     return page(request, user, "log_entry.html", entry=manager(request).log_entry(entry_id))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-import secrets
+import math
 from typing import Annotated
 from zoneinfo import available_timezones
 
@@ -12,8 +12,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from jqm_celery.errors import ValidationError
 from jqm_celery.web.roles import Action
-from jqm_celery.web.security import SESSION_CSRF, SESSION_USER, Permit, csrf_token, users_of
+from jqm_celery.web.security import Permit, csrf_token, end_session, start_session, users_of
 from jqm_celery.web.templating import SESSION_TZ, flash, page, redirect, viewer_zone
+from jqm_celery.web.throttle import LoginThrottle
 from jqm_celery.web.users import WebUser, parse_time_zone
 
 router = APIRouter()
@@ -38,17 +39,37 @@ def login(
     next: Annotated[str, Form()] = "/packages",
     browser_tz: Annotated[str, Form()] = "",
 ) -> Response:
+    throttle: LoginThrottle = request.app.state.login_throttle
+    account, address = name[:100], request.client.host if request.client else "unknown"
+    wait_s = throttle.wait_s(account, address)
+    if wait_s:
+        error = (
+            f"too many failed sign-ins for this name or from this address; try again in {_duration(wait_s)}"
+        )
+        refused = _login_page(request, 429, next, name, error)
+        refused.headers["Retry-After"] = str(wait_s)
+        return refused
     expected = csrf_token(request)
-    user = users_of(request).authenticate(name, password) if hmac.compare_digest(csrf, expected) else None
+    if not hmac.compare_digest(csrf, expected):
+        error = "the form expired; sign in again"
+        return _login_page(request, 401, next, name, error)
+    user = users_of(request).authenticate(name, password)
     if user is None:
-        error = "the name or the password is wrong" if csrf == expected else "the form expired; sign in again"
-        return page(request, None, "login.html", status_code=401, next=_local(next), name=name, error=error)
-    # A new session on sign-in: a session id planted before it cannot be taken over.
-    request.session.clear()
-    request.session[SESSION_USER] = user.name
-    request.session[SESSION_CSRF] = secrets.token_urlsafe(32)
+        throttle.failed(account, address)
+        error = "the name or the password is wrong"
+        return _login_page(request, 401, next, name, error)
+    throttle.succeeded(account)
+    start_session(request, user)
     request.session[SESSION_TZ] = users_of(request).time_zone(user.name) or _known_zone(browser_tz)
     return redirect(_local(next))
+
+
+def _login_page(request: Request, status: int, next: str, name: str, error: str) -> HTMLResponse:
+    return page(request, None, "login.html", status_code=status, next=_local(next), name=name, error=error)
+
+
+def _duration(seconds: int) -> str:
+    return f"{seconds} s" if seconds < 120 else f"{math.ceil(seconds / 60)} minutes"
 
 
 @router.get("/profile")
@@ -98,7 +119,7 @@ def _known_zone(tz: str) -> str:
 async def logout(
     request: Request, user: Annotated[WebUser, Depends(Permit(Action.VIEW))]
 ) -> RedirectResponse:
-    request.session.clear()
+    end_session(request)
     return redirect("/login")
 
 

@@ -17,6 +17,7 @@ from jqm_celery.notifications.rules import Scenario
 from jqm_celery.recurrence import CatchUp, next_runs
 from jqm_celery.statuses import EDITABLE, OnError, PackageStatus
 from jqm_celery.web import forms
+from jqm_celery.web.params import Digits
 from jqm_celery.web.permits import Activator, Creator, Deleter, Editor, Holder, Runner, Viewer
 from jqm_celery.web.templating import flash, in_zone, page, redirect, viewer_zone
 from jqm_celery.web.users import WebUser
@@ -55,7 +56,7 @@ def packages(
     user: Viewer,
     q: str = "",
     status: str = "",
-    page_number: Annotated[int, Query(alias="page", ge=1, le=100_000)] = 1,
+    page_number: Annotated[int, Query(alias="page", ge=1, le=100_000), Digits] = 1,
 ) -> HTMLResponse:
     chosen = status if status in PackageStatus.__members__ else ""
     listing = _jqm(request).package_list(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
@@ -11,7 +10,17 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from jqm_celery.errors import JQMError, NotFoundError
 from jqm_celery.records import Run
 from jqm_celery.statuses import RunStatus
-from jqm_celery.web.params import BeforeId, OptionalText, RunId, day_end, day_start, days, manager, split_page
+from jqm_celery.web.params import (
+    BeforeId,
+    Day,
+    OptionalText,
+    RunId,
+    day_end,
+    day_start,
+    days,
+    manager,
+    split_page,
+)
 from jqm_celery.web.permits import RunCanceller, RunCleaner, Viewer
 from jqm_celery.web.templating import flash, page, redirect, viewer_zone
 from jqm_celery.web.users import WebUser
@@ -26,8 +35,8 @@ def runs(
     user: Viewer,
     package: OptionalText = "",
     status: OptionalText = "",
-    since: date | None = None,
-    until: date | None = None,
+    since: Day = None,
+    until: Day = None,
     before_id: BeforeId = None,
 ) -> HTMLResponse:
     chosen = status if status in RunStatus.__members__ else ""
