@@ -265,11 +265,11 @@ class Runtime:
 
         ``advances``: False for a job in a group, whose chord's error callback moves the run on once.
         """
-        # A job that failed for good raised JobFailed once its failure was recorded: nothing to add.
-        if not getattr(task.request, "retries", 0):
-            result: Any = self.app.AsyncResult(failed_task_id).result
-            if not isinstance(result, JobFailed):
-                self._record_dead_wrapper(job_id, run_id, result)
+        # A job that failed for good raised JobFailed once its failure was recorded: nothing to add. A
+        # retry of this task (after a database outage) records it again: fail_job leaves a settled job be.
+        result: Any = self.app.AsyncResult(failed_task_id).result
+        if not isinstance(result, JobFailed):
+            self._record_dead_wrapper(job_id, run_id, result)
         if run_id is not None and advances:
             self.advance(task, run_id, run_order)
 
