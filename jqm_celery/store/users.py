@@ -94,6 +94,22 @@ class UserStore:
             else:
                 row.value = value
 
+    def delete_settings_before(self, prefix: str, before: datetime) -> int:
+        """Delete the settings named ``prefix…`` whose value, a time, is before ``before``."""
+        with self.store.transaction() as s:
+            stale = [
+                name
+                for name, value in s.execute(
+                    select(WebSettingRow.name, WebSettingRow.value).where(
+                        WebSettingRow.name.startswith(prefix)
+                    )
+                )
+                if datetime.fromisoformat(value) < before
+            ]
+            if stale:
+                s.execute(delete(WebSettingRow).where(WebSettingRow.name.in_(stale)))
+            return len(stale)
+
     def setting(self, name: str, default: Callable[[], str]) -> str:
         """The stored value of ``name``; the first caller stores ``default()`` (one value, even in a race)."""
         with self.store.transaction() as s:

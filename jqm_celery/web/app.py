@@ -16,7 +16,7 @@ from swagger_ui_bundle import swagger_ui_path
 
 from jqm_celery.errors import JQMError, NotFoundError, StateError, ValidationError
 from jqm_celery.manager import JobQueueManager
-from jqm_celery.web.config import WebSettings
+from jqm_celery.web.config import SESSION_MAX_AGE_S, WebSettings
 from jqm_celery.web.guards import BodyLimit, Sessions
 from jqm_celery.web.routes import api, audit, jobs, log, login, packages, queues, runs, timeline
 from jqm_celery.web.security import NotSignedIn, signed_in_user
@@ -25,7 +25,6 @@ from jqm_celery.web.throttle import LoginThrottle
 
 API_PREFIX = "/api"
 SESSION_COOKIE = "jqm_session"
-SESSION_MAX_AGE_S = 12 * 3600
 logger = logging.getLogger(__name__)
 
 

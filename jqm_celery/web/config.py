@@ -17,6 +17,8 @@ from typing import Any
 
 from jqm_celery.errors import ConfigError
 
+#: How long a session cookie is valid; an ended session is remembered on the server for as long.
+SESSION_MAX_AGE_S = 12 * 3600
 SECRET_ENV = "JQM_WEB_SECRET"
 SECRET_FILE_ENV = "JQM_WEB_SECRET_FILE"
 #: Shorter secrets are accepted (existing deployments keep working) with a warning at start.

@@ -8,13 +8,13 @@ import os
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, available_timezones
 
 from jqm_celery.errors import ValidationError, did_you_mean
 from jqm_celery.store.users import UserStore
-from jqm_celery.web.config import SessionSecret, session_secret
+from jqm_celery.web.config import SESSION_MAX_AGE_S, SessionSecret, session_secret
 from jqm_celery.web.passwords import hash_password, new_token, token_hash, verify_password
 from jqm_celery.web.roles import Role, parse_role
 
@@ -120,10 +120,16 @@ class Users:
 
     def end_session(self, session_id: str) -> None:
         """Sign a session out on the server: its cookie is refused from now on, by every process."""
-        self.store.put_setting(_ended_setting(session_id), self.jqm.clock.now().isoformat())
+        now = self.jqm.clock.now()
+        self.store.put_setting(_ended_setting(session_id), now.isoformat())
+        # Sessions ended longer ago than a cookie lives can no longer be shown: forget them.
+        self.store.delete_settings_before(ENDED_PREFIX, now - timedelta(seconds=SESSION_MAX_AGE_S))
 
     def session_ended(self, session_id: str) -> bool:
         return self.store.read_setting(_ended_setting(session_id)) is not None
+
+
+ENDED_PREFIX = "ended:"
 
 
 def parse_time_zone(tz: str) -> str:
@@ -139,7 +145,7 @@ def parse_time_zone(tz: str) -> str:
 
 def _ended_setting(session_id: str) -> str:
     # An ended session is one row of the web's settings; a session's cookie lives at most 12 hours.
-    return f"ended:{hashlib.sha256(session_id.encode()).hexdigest()[:40]}"
+    return f"{ENDED_PREFIX}{hashlib.sha256(session_id.encode()).hexdigest()[:40]}"
 
 
 def _tz_setting(name: str) -> str:

@@ -130,6 +130,25 @@ def test_the_session_secret_is_generated_once_and_kept(jqm: JobQueueManager) -> 
     assert jqm.users().session_secret() == first
 
 
+def test_signing_out_forgets_sessions_ended_longer_ago_than_a_cookie_lives(
+    jqm: JobQueueManager, clock: FakeClock
+) -> None:
+    users = jqm.users()
+    users.end_session("early")
+    clock.advance(timedelta(hours=11))
+    users.end_session("later")
+    assert users.session_ended("early")
+    assert users.session_ended("later")
+
+    clock.advance(timedelta(hours=2))
+    users.end_session("latest")
+
+    # "early" ended 13 hours ago: its cookie has expired anyway, so its row is gone; the others stay.
+    assert not users.session_ended("early")
+    assert users.session_ended("later")
+    assert users.session_ended("latest")
+
+
 def test_the_session_secret_comes_from_the_setting_when_set(jqm: JobQueueManager) -> None:
     jqm.app.conf.jqm_web_secret = "from-the-settings"
     assert jqm.users().session_secret() == "from-the-settings"
