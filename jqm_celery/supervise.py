@@ -77,6 +77,7 @@ class Child:
     early_exits: int = 0
     restart_at: float | None = None
     restarts: int = 0
+    running: bool = False
 
 
 class Supervisor:
@@ -115,7 +116,8 @@ class Supervisor:
         now = self._clock()
         for child in self.children:
             process = child.process
-            if process is not None and process.returncode is None and process.poll() is not None:
+            if process is not None and child.running and process.poll() is not None:
+                child.running = False
                 self._exited(child, now)
             if self._stop_signal is None and child.restart_at is not None and now >= child.restart_at:
                 child.restarts += 1
@@ -141,6 +143,7 @@ class Supervisor:
         # SIGTERM if this supervisor dies, so no worker outlives it unsupervised.
         child.process = subprocess.Popen(child.command, process_group=0, preexec_fn=_die_with_parent)
         child.started_at = self._clock()
+        child.running = True
         child.restart_at = None
         log.info("worker %s: started (pid %d)", child.name, child.process.pid)
 
