@@ -103,8 +103,10 @@ class Supervisor:
         try:
             for child in self.children:
                 self._start(child)
-            while not self._all_stopped():
+            while True:
                 self.tick()
+                if self._all_stopped():
+                    break
                 time.sleep(_POLL_S)
         finally:
             for signum, handler in previous.items():
