@@ -14,6 +14,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
 import click
 
@@ -37,6 +38,16 @@ def celery_args(queue: str, pool_size: int, loglevel: str, also: Sequence[str] =
     ]
 
 
+def _seconds(default: float, what: str) -> dict[str, Any]:
+    """A supervision option in seconds (see jqm_celery.supervise)."""
+    return {
+        "default": default,
+        "show_default": True,
+        "type": click.FloatRange(0.1),
+        "help": f"Seconds {what}.",
+    }
+
+
 @click.command("worker")
 @click.option("--queue", "only", metavar="NAME", help="Run the worker of this queue only, in this process.")
 @click.option(
@@ -49,28 +60,13 @@ def celery_args(queue: str, pool_size: int, loglevel: str, also: Sequence[str] =
 @click.option("--loglevel", default="INFO", show_default=True)
 @click.option("--dry-run", is_flag=True, help="Print the equivalent plain `celery worker` commands and exit.")
 @click.option(
-    "--restart-delay",
-    "restart_delay_s",
-    default=1.0,
-    show_default=True,
-    type=click.FloatRange(0.1),
-    help="Seconds before restarting a worker that exited; doubled on each early exit in a row.",
+    "--restart-delay", "restart_delay_s", **_seconds(1.0, "before a restart, doubled per early exit")
 )
-@click.option(
-    "--max-restart-delay",
-    "max_restart_delay_s",
-    default=60.0,
-    show_default=True,
-    type=click.FloatRange(0.1),
-    help="The longest wait before a restart.",
-)
+@click.option("--max-restart-delay", "max_restart_delay_s", **_seconds(60.0, "at most before a restart"))
 @click.option(
     "--healthy-after",
     "healthy_after_s",
-    default=60.0,
-    show_default=True,
-    type=click.FloatRange(0),
-    help="Seconds a worker must stay up for its next exit to wait --restart-delay again.",
+    **_seconds(60.0, "a worker must stay up for its next exit to wait --restart-delay again"),
 )
 @pass_cli
 def worker(
