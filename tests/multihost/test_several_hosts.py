@@ -238,7 +238,7 @@ def _cut_one_host_mid_run(cluster: Cluster, size: int, sleep_s: float) -> dict[s
         cluster.network.mend(cluster.hosts["w1"])
         cluster.workers["w1"] = cluster.start_worker("w1")
 
-    jobs = ended.jobs
+    jobs = [jqm.job(j.id) for j in ended.jobs]  # with their attempts
     done_attempts = {j.id: sum(a.status is AttemptStatus.DONE for a in j.attempts) for j in jobs}
     interrupted = {j.id for j in jobs if any(a.status is AttemptStatus.INTERRUPTED for a in j.attempts)}
     recovered_at = [j.finished_at for j in jobs if j.id in interrupted and j.finished_at is not None]
