@@ -270,7 +270,7 @@ def test_a_hosts_jobs_are_recovered_by_the_other_when_its_link_is_cut(cluster: C
             f"{len(figures['running_on_w1_at_cut'])} running on the cut host, lost {len(figures['lost'])}, "
             f"done twice {len(figures['done_twice'])}, bodies started twice {len(figures['doubled'])} "
             f"(all of them interrupted on the cut host: {figures['doubled'] <= figures['interrupted']}), "
-            f"the last interrupted job DONE {figures['recovered_s']} s and the run ended "
+            f"the last interrupted job DONE {figures['recovered_s']:.1f} s and the run ended "
             f"{figures['time_to_end_s']:.1f} s after the cut "
             f"(reconcile interval {RECONCILE_INTERVAL_S} s)"
         )
