@@ -244,7 +244,7 @@ def _cut_one_host_mid_run(cluster: Cluster, size: int, sleep_s: float, *, restar
     done_attempts = {j.id: sum(a.status == AttemptStatus.DONE for a in j.attempts) for j in jobs}
     interrupted = {j.id for j in jobs if any(a.status == AttemptStatus.INTERRUPTED for a in j.attempts)}
     recovered_at = [j.finished_at for j in jobs if j.id in interrupted and j.finished_at is not None]
-    recovered_s = (max(recovered_at) - cut_wall).total_seconds() if recovered_at else None
+    recovered_s = (max(recovered_at) - cut_wall).total_seconds() if recovered_at else float("nan")
     starts = Counter(m["job_id"] for m in read_marks(marks) if m["event"] == "start")
     return {
         "status": ended.status,
