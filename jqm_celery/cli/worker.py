@@ -3,19 +3,23 @@
 A Celery worker's concurrency is one number for everything it consumes, so a pool size per queue means one
 worker per queue: ``jqm worker`` starts them (plus one for the app's default queue, where jqm's own
 bookkeeping tasks go) and stops them together; ``jqm worker --queue NAME`` is one of them, in-process.
+
+The workers it starts are supervised (``jqm_celery.supervise``): one that exits without being asked to is
+started again, with a backoff, and the reason is logged. SIGTERM and SIGINT are forwarded to all of them.
 """
 
 from __future__ import annotations
 
-import signal
-import subprocess
+import logging
 import sys
 from collections.abc import Sequence
-from types import FrameType
+from datetime import timedelta
+from typing import Any
 
 import click
 
 from jqm_celery.cli.base import CliContext, pass_cli
+from jqm_celery.supervise import RestartPolicy, Supervisor
 
 
 def celery_args(queue: str, pool_size: int, loglevel: str, also: Sequence[str] = ()) -> list[str]:
@@ -34,6 +38,16 @@ def celery_args(queue: str, pool_size: int, loglevel: str, also: Sequence[str] =
     ]
 
 
+def _seconds(default: float, what: str) -> dict[str, Any]:
+    """A supervision option in seconds (see jqm_celery.supervise)."""
+    return {
+        "default": default,
+        "show_default": True,
+        "type": click.FloatRange(0.1),
+        "help": f"Seconds {what}.",
+    }
+
+
 @click.command("worker")
 @click.option("--queue", "only", metavar="NAME", help="Run the worker of this queue only, in this process.")
 @click.option(
@@ -45,8 +59,26 @@ def celery_args(queue: str, pool_size: int, loglevel: str, also: Sequence[str] =
 )
 @click.option("--loglevel", default="INFO", show_default=True)
 @click.option("--dry-run", is_flag=True, help="Print the equivalent plain `celery worker` commands and exit.")
+@click.option(
+    "--restart-delay", "restart_delay_s", **_seconds(1.0, "before a restart, doubled per early exit")
+)
+@click.option("--max-restart-delay", "max_restart_delay_s", **_seconds(60.0, "at most before a restart"))
+@click.option(
+    "--healthy-after",
+    "healthy_after_s",
+    **_seconds(60.0, "a worker must stay up for its next exit to wait --restart-delay again"),
+)
 @pass_cli
-def worker(cli: CliContext, only: str | None, default_pool_size: int, loglevel: str, dry_run: bool) -> None:
+def worker(
+    cli: CliContext,
+    only: str | None,
+    default_pool_size: int,
+    loglevel: str,
+    dry_run: bool,
+    restart_delay_s: float,
+    max_restart_delay_s: float,
+    healthy_after_s: float,
+) -> None:
     """Start Celery workers for the defined queues, each with its pool size."""
     jqm = cli.jqm
     default = str(jqm.app.conf.task_default_queue)
@@ -67,17 +99,23 @@ def worker(cli: CliContext, only: str | None, default_pool_size: int, loglevel: 
         for queue, size in sizes.items():
             click.echo(_command(cli, queue, size, loglevel, also.get(queue, ())))
         return
-    children = [subprocess.Popen(_child(cli, queue, loglevel)) for queue in sizes]
-
-    def forward(signum: int, _frame: FrameType | None) -> None:
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signum)
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    codes = [child.wait() for child in children]
-    sys.exit(max(codes, default=0))
+    if max_restart_delay_s < restart_delay_s:
+        raise click.UsageError(
+            f"--max-restart-delay ({max_restart_delay_s:g}) is shorter than --restart-delay "
+            f"({restart_delay_s:g}); give a maximum at least as long"
+        )
+    policy = RestartPolicy(
+        first_delay=timedelta(seconds=restart_delay_s),
+        max_delay=timedelta(seconds=max_restart_delay_s),
+        healthy_after=timedelta(seconds=healthy_after_s),
+    )
+    logging.basicConfig(
+        level=loglevel.upper(),
+        format="[%(asctime)s: %(levelname)s/jqm worker] %(message)s",
+        stream=sys.stderr,
+    )
+    supervisor = Supervisor({queue: _child(cli, queue, loglevel) for queue in sizes}, policy)
+    sys.exit(supervisor.run())
 
 
 def _command(cli: CliContext, queue: str, pool_size: int, loglevel: str, also: Sequence[str]) -> str:
