@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import Select, and_, bindparam, func, select
+from sqlalchemy.orm import Session
 
 from jqm_celery.definitions import Package
-from jqm_celery.errors import NotFoundError, StateError
+from jqm_celery.errors import NotFoundError, StateError, did_you_mean
 from jqm_celery.paging import NEWEST, Window, keyset
 from jqm_celery.plans import RunClosed, RunPlan
 from jqm_celery.records import LogEntry, Run
 from jqm_celery.statuses import FINISHED_JOB, LogKind, OnError, RunStatus
 from jqm_celery.store import convert, lifecycle, log
 from jqm_celery.store.base import StoreBase
-from jqm_celery.store.models import JobRow, LogEntryRow, RunRow
-from jqm_celery.store.package_rows import definition, package_row
+from jqm_celery.store.models import JobRow, LogEntryRow, PackageRow, RunRow
+from jqm_celery.store.package_rows import definitions
 
 _FINISHED = [s.value for s in FINISHED_JOB]
+#: Package definitions a store keeps for starting runs; past this, it forgets them all.
+_DEFINITIONS_KEPT = 10_000
 
 
 class RunStore(StoreBase):
@@ -42,18 +46,63 @@ class RunStore(StoreBase):
         check: Callable[[Package], None] | None = None,
     ) -> tuple[RunPlan, Run, bool]:
         """``create_run``, after ``check(definition)`` has accepted the package; also returns the new run."""
+        [started] = self.start_runs([name], trigger, now, queue_if_busy=queue_if_busy, check=check)
+        return started
+
+    def start_runs(
+        self,
+        names: Sequence[str],
+        trigger: str,
+        now: datetime,
+        *,
+        queue_if_busy: bool,
+        check: Callable[[Package], None] | None = None,
+    ) -> list[tuple[RunPlan, Run, bool]]:
+        """``start_run`` of each of ``names``, in order, in one transaction: all of them or none.
+
+        An unknown name, a package ``check`` refuses, or (unless ``queue_if_busy``) a package with a run
+        in flight fails the call before anything is written. A name given twice starts a second run
+        behind the first, as two calls would (queued, or refused).
+        """
         with self.transaction() as s:
-            package = definition(s, package_row(s, name, lock=True))
+            conn = s.connection()
+            rows = conn.execute(_packages_locked(), {"names": sorted(set(names))}).all()
+            _refuse_unknown(s, names, {row.name for row in rows})
+            packages = self._definitions(s, rows)
             if check is not None:
-                check(package)
-            busy = lifecycle.in_flight(s, [name])[name]
-            if busy and not queue_if_busy:
+                for package in packages.values():
+                    check(package)
+            busy = {name for name, statuses in lifecycle.in_flight(s, list(packages)).items() if statuses}
+            openings: list[tuple[Package, bool]] = []
+            for name in names:
+                openings.append((packages[name], name not in busy))
+                busy.add(name)
+            refused = sorted({package.name for package, start_now in openings if not start_now})
+            if refused and not queue_if_busy:
+                listed = ", ".join(f"'{name}'" for name in refused)
                 raise StateError(
-                    f"package '{name}' already has a run in flight; wait for it to finish, or ask to queue "
+                    f"package {listed} already has a run in flight; wait for it to finish, or ask to queue "
                     "this one (jqm.run_now(name, queue=True) or `jqm packages run NAME --queue`)"
                 )
-            plan, run = lifecycle.open_run(s, package, trigger, now, start_now=not busy)
-            return plan, run, not busy
+            opened = lifecycle.open_runs(s, openings, trigger, now)
+            return [(plan, run, now_) for (plan, run), (_, now_) in zip(opened, openings, strict=True)]
+
+    @functools.cached_property
+    def _definition_cache(self) -> dict[tuple[int, int], Package]:
+        # Definitions by (package id, version): saving a definition gives it a new version, so a cached
+        # one is never stale, and starting a run reads the package's row alone.
+        return {}
+
+    def _definitions(self, s: Session, rows: Sequence[Any]) -> dict[str, Package]:
+        """The definitions of the locked package rows (id, name, version), by name."""
+        cache = self._definition_cache
+        missing = [row.id for row in rows if (row.id, row.version) not in cache]
+        if missing:
+            if len(cache) + len(missing) > _DEFINITIONS_KEPT:
+                cache.clear()
+            for package_id, version, package in definitions(s, missing):
+                cache[package_id, version] = package
+        return {row.name: cache[row.id, row.version] for row in rows}
 
     def start_queued_run(self, run_id: int, now: datetime) -> RunPlan | None:
         """Mark a queued run as started; None if it is no longer queued."""
@@ -213,6 +262,28 @@ class RunStore(StoreBase):
         The package's next queued run, if any, is started, and returned in ``RunClosed.next_run``.
         """
         return self.writer.close_run(run_id, now)
+
+
+@functools.cache
+def _packages_locked() -> Select[int, str, int]:
+    # Locked in name order, so that two transactions starting runs of the same packages do not deadlock.
+    return (
+        select(PackageRow.id, PackageRow.name, PackageRow.version)
+        .where(PackageRow.name.in_(bindparam("names", expanding=True)))
+        .order_by(PackageRow.name)
+        .with_for_update()
+    )
+
+
+def _refuse_unknown(s: Session, names: Sequence[str], found: set[str]) -> None:
+    unknown = [name for name in dict.fromkeys(names) if name not in found]
+    if not unknown:
+        return
+    existing = list(s.scalars(select(PackageRow.name)))
+    raise NotFoundError(
+        "; ".join(f"package '{name}' does not exist{did_you_mean(name, existing)}" for name in unknown)
+        + ("; no run was started" if len(unknown) < len(set(names)) else "")
+    )
 
 
 def _run(row: RunRow, jobs: tuple[Any, ...]) -> Run:
