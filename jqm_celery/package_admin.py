@@ -128,7 +128,10 @@ class PackageAdmin:
         sent = 0
         batched = False
         try:
-            with publish_batch(self._app) as producer:
+            # A run with parallel entries is sent as a Celery chain, whose first message takes a producer
+            # from the pool: only then is a second producer batched (see publish_batch).
+            chains = any(len({job.run_order for job in plan.jobs}) < len(plan.jobs) for plan in plans)
+            with publish_batch(self._app, chains=chains) as producer:
                 batched = getattr(producer, "batch", None) is not None
                 for plan in plans:
                     self._runtime.dispatch(plan, producer=producer)
