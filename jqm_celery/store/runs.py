@@ -7,23 +7,22 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, func, select
+from sqlalchemy import Select, and_, bindparam, exists, func, select
 from sqlalchemy.orm import Session
 
-from jqm_celery.definitions import Package
+from jqm_celery.definitions import Entry, Package
 from jqm_celery.errors import NotFoundError, StateError, did_you_mean
+from jqm_celery.notifications.rules import rule_from_dict
 from jqm_celery.paging import NEWEST, Window, keyset
 from jqm_celery.plans import RunClosed, RunPlan
 from jqm_celery.records import LogEntry, Run
 from jqm_celery.statuses import FINISHED_JOB, LogKind, OnError, RunStatus
 from jqm_celery.store import convert, lifecycle, log
 from jqm_celery.store.base import StoreBase
-from jqm_celery.store.models import JobRow, LogEntryRow, PackageRow, RunRow
-from jqm_celery.store.package_rows import definitions
+from jqm_celery.store.models import EntryRow, JobRow, LogEntryRow, PackageRow, RunRow
+from jqm_celery.store.notification_models import NotificationRuleRow
 
 _FINISHED = [s.value for s in FINISHED_JOB]
-#: Package definitions a store keeps for starting runs; past this, it forgets them all.
-_DEFINITIONS_KEPT = 10_000
 
 
 class RunStore(StoreBase):
@@ -67,8 +66,8 @@ class RunStore(StoreBase):
         with self.transaction() as s:
             conn = s.connection()
             rows = conn.execute(_packages_locked(), {"names": sorted(set(names))}).all()
-            _refuse_unknown(s, names, {row.name for row in rows})
-            packages = self._definitions(s, rows)
+            packages = _startable(s, rows)
+            _refuse_unknown(s, names, set(packages))
             if check is not None:
                 for package in packages.values():
                     check(package)
@@ -86,23 +85,6 @@ class RunStore(StoreBase):
                 )
             opened = lifecycle.open_runs(s, openings, trigger, now)
             return [(plan, run, now_) for (plan, run), (_, now_) in zip(opened, openings, strict=True)]
-
-    @functools.cached_property
-    def _definition_cache(self) -> dict[tuple[int, int], Package]:
-        # Definitions by (package id, version): saving a definition gives it a new version, so a cached
-        # one is never stale, and starting a run reads the package's row alone.
-        return {}
-
-    def _definitions(self, s: Session, rows: Sequence[Any]) -> dict[str, Package]:
-        """The definitions of the locked package rows (id, name, version), by name."""
-        cache = self._definition_cache
-        missing = [row.id for row in rows if (row.id, row.version) not in cache]
-        if missing:
-            if len(cache) + len(missing) > _DEFINITIONS_KEPT:
-                cache.clear()
-            for package_id, version, package in definitions(s, missing):
-                cache[package_id, version] = package
-        return {row.name: cache[row.id, row.version] for row in rows}
 
     def start_queued_run(self, run_id: int, now: datetime) -> RunPlan | None:
         """Mark a queued run as started; None if it is no longer queued."""
@@ -265,14 +247,39 @@ class RunStore(StoreBase):
 
 
 @functools.cache
-def _packages_locked() -> Select[int, str, int]:
-    # Locked in name order, so that two transactions starting runs of the same packages do not deadlock.
+def _packages_locked() -> Select[str, str, bool, int, Any]:
+    """The packages of ``names`` with their entries, one row per entry, locked in name order (so that two
+    transactions starting runs of the same packages do not deadlock)."""
+    has_rules = exists().where(NotificationRuleRow.package_id == PackageRow.id).label("has_rules")
     return (
-        select(PackageRow.id, PackageRow.name, PackageRow.version)
+        select(PackageRow.name, PackageRow.on_error, has_rules, PackageRow.id, EntryRow.definition)
+        .outerjoin(EntryRow, EntryRow.package_id == PackageRow.id)
         .where(PackageRow.name.in_(bindparam("names", expanding=True)))
-        .order_by(PackageRow.name)
-        .with_for_update()
+        .order_by(PackageRow.name, EntryRow.position)
+        .with_for_update(of=PackageRow)
     )
+
+
+def _startable(s: Session, rows: Sequence[Any]) -> dict[str, Package]:
+    """What starting a run needs of each package, from ``_packages_locked``'s rows: its entries, its On
+    Error policy and its notification rules (read only for packages that have some), not its
+    recurrences."""
+    entries: dict[str, list[Entry]] = {}
+    for row in rows:
+        package_entries = entries.setdefault(row.name, [])
+        if row.definition is not None:
+            package_entries.append(Entry.from_dict(row.definition))
+    with_rules = {row.id: row.name for row in rows if row.has_rules}
+    rules: dict[str, list[Any]] = {}
+    if with_rules:
+        query = select(NotificationRuleRow).where(NotificationRuleRow.package_id.in_(list(with_rules)))
+        for rule in sorted(s.scalars(query), key=lambda rule: rule.position):
+            rules.setdefault(with_rules[rule.package_id], []).append(rule_from_dict(rule.definition))
+    on_error = {row.name: OnError(row.on_error) for row in rows}
+    return {
+        name: Package(name, entries=listed, on_error=on_error[name], notifications=rules.get(name, ()))
+        for name, listed in entries.items()
+    }
 
 
 def _refuse_unknown(s: Session, names: Sequence[str], found: set[str]) -> None:
@@ -282,7 +289,7 @@ def _refuse_unknown(s: Session, names: Sequence[str], found: set[str]) -> None:
     existing = list(s.scalars(select(PackageRow.name)))
     raise NotFoundError(
         "; ".join(f"package '{name}' does not exist{did_you_mean(name, existing)}" for name in unknown)
-        + ("; no run was started" if len(unknown) < len(set(names)) else "")
+        + ("; no run was started" if len(set(names)) > 1 else "")
     )
 
 
