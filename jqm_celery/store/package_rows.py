@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -35,35 +34,6 @@ def definition(s: Session, row: PackageRow) -> Package:
     recurrences = s.scalars(select(RecurrenceRow).where(RecurrenceRow.package_id == row.id)).all()
     rules = s.scalars(select(NotificationRuleRow).where(NotificationRuleRow.package_id == row.id)).all()
     return convert.package_definition(row, entries, recurrences, rules)
-
-
-def definitions(s: Session, package_ids: Sequence[int]) -> list[tuple[int, int, Package]]:
-    """(id, version, definition) of each package of ``package_ids``, read in four queries."""
-    rows = s.scalars(select(PackageRow).where(PackageRow.id.in_(package_ids))).all()
-    entries = _by_package(s.scalars(select(EntryRow).where(EntryRow.package_id.in_(package_ids))))
-    recurrences = _by_package(
-        s.scalars(select(RecurrenceRow).where(RecurrenceRow.package_id.in_(package_ids)))
-    )
-    rules = _by_package(
-        s.scalars(select(NotificationRuleRow).where(NotificationRuleRow.package_id.in_(package_ids)))
-    )
-    return [
-        (
-            row.id,
-            row.version,
-            convert.package_definition(
-                row, entries.get(row.id, []), recurrences.get(row.id, []), rules.get(row.id, [])
-            ),
-        )
-        for row in rows
-    ]
-
-
-def _by_package(rows: Iterable[Any]) -> dict[int, list[Any]]:
-    grouped: dict[int, list[Any]] = {}
-    for row in rows:
-        grouped.setdefault(row.package_id, []).append(row)
-    return grouped
 
 
 def state(s: Session, row: PackageRow) -> PackageState:
