@@ -1,7 +1,7 @@
 """What tracking costs: plain Celery against jqm packages, on the same broker and the same workers.
 
 ``python -m benchmarks.dispatch [--backend redis-pg|embedded|rabbitmq-pg|all] [--n 200] [--burst 1000]
-[--repeat 3] [--concurrency 2] [--claim-commit]``
+[--repeat 3] [--only all|chain|burst] [--concurrency 2] [--claim-commit]``
 
 Per backend, one worker subprocess (prefork) runs one app that has a trivial task and a
 JobQueueManager, and this process measures, from sending to completion:
@@ -9,14 +9,16 @@ JobQueueManager, and this process measures, from sending to completion:
 (a) N trivial tasks as a plain Celery chain (waits on the last task's result);
 (b) the same N tasks as the entries of one package, run in run order (waits on the run's status);
 (c) BURST trivial tasks sent at once with ``apply_async`` (waits on all their results);
-(d) BURST one-entry packages, created beforehand, each started with ``run_now`` (waits on all runs).
+(d) BURST one-entry packages, created beforehand, each started with ``run_now`` (waits on all runs);
+(e) the same packages started with one ``run_now_many`` call (waits on all runs).
+
+The chains (a, b) alternate within each repetition, and so do the bursts (c, d, e); the table shows the
+median of the repetitions and their spread, the CPU time this process spent sending and the worker's
+processes spent per entry, and the ratios (b)/(a) in time per entry and (d)/(c), (e)/(c) in throughput,
+with the machine's load. See docs/benchmarks.md.
 
 ``--claim-commit`` measures (b) and (d) instead with durable claims against claims that do not wait for
 their WAL flush, two workers measured in turn (see docs/benchmarks.md).
-
-Baseline and package measurements alternate within each repetition; the table shows the median of
-the repetitions and their spread, the CPU time the worker's processes spent per entry, and the ratios
-(b)/(a) in time per entry and (d)/(c) in throughput. See docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -38,11 +40,13 @@ from sqlalchemy import Engine, create_engine, func, select
 
 from benchmarks.harness import (
     RABBITMQ_URL,
-    REDIS_URL,
+    REDIS_BROKER_DB,
+    REDIS_RESULTS_DB,
     Spread,
     Worker,
     delete_queues,
     postgres_database,
+    redis_url,
     require,
     run_per_backend,
     scratch_dir,
@@ -109,8 +113,8 @@ def backend_conf(name: str, folder: Path) -> Iterator[tuple[dict[str, Any], str]
         with postgres_database() as url:
             conf = {
                 **common,
-                "broker_url": f"{REDIS_URL}/0",
-                "result_backend": f"{REDIS_URL}/1",
+                "broker_url": redis_url(REDIS_BROKER_DB),
+                "result_backend": redis_url(REDIS_RESULTS_DB),
                 "jqm_database_url": url,
             }
             yield conf, "Redis broker, Redis results, PostgreSQL store"
@@ -124,8 +128,17 @@ def backend_conf(name: str, folder: Path) -> Iterator[tuple[dict[str, Any], str]
     raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
 
 
+@dataclass(frozen=True)
+class Sample:
+    """One measurement: wall time from the first send to the work seen finished, and this process's CPU
+    time spent sending (``apply_async`` or ``run_now`` calls; the wait for the results is left out)."""
+
+    seconds: float
+    client_cpu_seconds: float
+
+
 class Bench:
-    """The four measurements against one running worker; each returns the wall time in seconds."""
+    """The measurements against one running worker; each returns a ``Sample``."""
 
     def __init__(self, app: Celery, n: int, burst: int, timeout_s: float) -> None:
         self.app = app
@@ -140,17 +153,26 @@ class Bench:
         self.poll_engine: Engine = create_engine(self.jqm.settings.database_url, isolation_level="AUTOCOMMIT")
         self.poll_conn = self.poll_engine.connect()
 
-    def prepare(self) -> None:
+    @property
+    def has_run_now_many(self) -> bool:
+        # The same script measures a tree from before ``run_now_many`` existed, for a before/after.
+        return hasattr(self.jqm, "run_now_many")
+
+    def prepare(self, chains: bool, bursts: bool) -> None:
         """Create the packages (not timed) and warm every pool process up."""
         self.jqm.upgrade_db()
-        self._save(CHAIN_PACKAGE, self.n)
         self._save(WARM_PACKAGE, WARM_UP_SIZE)
-        for index in range(self.burst):
-            self._save(self.one_entry(index), 1)
         self._plain_chain(WARM_UP_SIZE)
         self._package_chain(WARM_PACKAGE)
-        self._plain_burst(WARM_UP_SIZE)
-        self._package_burst(WARM_UP_SIZE)
+        if chains:
+            self._save(CHAIN_PACKAGE, self.n)
+        if bursts:
+            for index in range(self.burst):
+                self._save(self.one_entry(index), 1)
+            self._plain_burst(WARM_UP_SIZE)
+            self._package_burst(WARM_UP_SIZE)
+            if self.has_run_now_many:
+                self._package_burst_many(WARM_UP_SIZE)
 
     def dispose(self) -> None:
         self.poll_conn.close()
@@ -160,17 +182,20 @@ class Bench:
     def one_entry(index: int) -> str:
         return f"{ONE_ENTRY_PREFIX}{index:05d}"
 
-    def plain_chain(self) -> float:
+    def plain_chain(self) -> Sample:
         return self._plain_chain(self.n)
 
-    def package_chain(self) -> float:
+    def package_chain(self) -> Sample:
         return self._package_chain(CHAIN_PACKAGE)
 
-    def plain_burst(self) -> float:
+    def plain_burst(self) -> Sample:
         return self._plain_burst(self.burst)
 
-    def package_burst(self) -> float:
+    def package_burst(self) -> Sample:
         return self._package_burst(self.burst)
+
+    def package_burst_many(self) -> Sample:
+        return self._package_burst_many(self.burst)
 
     def _save(self, name: str, entries: int) -> None:
         self.jqm.save(
@@ -181,29 +206,40 @@ class Bench:
             )
         )
 
-    def _plain_chain(self, size: int) -> float:
-        started = time.perf_counter()
+    def _plain_chain(self, size: int) -> Sample:
+        started, cpu = time.perf_counter(), time.process_time()
         last = chain(self.noop.si() for _ in range(size)).apply_async()
+        sent = time.process_time() - cpu
         last.get(timeout=self.timeout_s, interval=0.005)
-        return time.perf_counter() - started
+        return Sample(time.perf_counter() - started, sent)
 
-    def _package_chain(self, name: str) -> float:
-        started = time.perf_counter()
+    def _package_chain(self, name: str) -> Sample:
+        started, cpu = time.perf_counter(), time.process_time()
         run = self.jqm.run_now(name)
+        sent = time.process_time() - cpu
         self._wait_runs([run.id], poll_s=0.005)
-        return time.perf_counter() - started
+        return Sample(time.perf_counter() - started, sent)
 
-    def _plain_burst(self, size: int) -> float:
-        started = time.perf_counter()
+    def _plain_burst(self, size: int) -> Sample:
+        started, cpu = time.perf_counter(), time.process_time()
         results = ResultSet([self.noop.apply_async() for _ in range(size)])
+        sent = time.process_time() - cpu
         results.get(timeout=self.timeout_s, interval=0.01)
-        return time.perf_counter() - started
+        return Sample(time.perf_counter() - started, sent)
 
-    def _package_burst(self, size: int) -> float:
-        started = time.perf_counter()
+    def _package_burst(self, size: int) -> Sample:
+        started, cpu = time.perf_counter(), time.process_time()
         run_ids = [self.jqm.run_now(self.one_entry(index)).id for index in range(size)]
+        sent = time.process_time() - cpu
         self._wait_runs(run_ids, poll_s=0.02)
-        return time.perf_counter() - started
+        return Sample(time.perf_counter() - started, sent)
+
+    def _package_burst_many(self, size: int) -> Sample:
+        started, cpu = time.perf_counter(), time.process_time()
+        runs = self.jqm.run_now_many([self.one_entry(index) for index in range(size)])  # type: ignore[attr-defined]
+        sent = time.process_time() - cpu
+        self._wait_runs([run.id for run in runs], poll_s=0.02)
+        return Sample(time.perf_counter() - started, sent)
 
     def _wait_runs(self, run_ids: Sequence[int], poll_s: float) -> None:
         unfinished = select(func.count()).where(RunRow.id.in_(run_ids), RunRow.finished_at.is_(None))
@@ -221,11 +257,14 @@ class Bench:
 
 @dataclass(frozen=True)
 class Row:
+    key: str
     label: str
     entries: int
     seconds: Spread
     #: CPU time the worker's processes spent on the measurement.
     worker_cpu_seconds: Spread
+    #: CPU time this process spent sending (see ``Sample``).
+    client_cpu_seconds: Spread
 
     @property
     def ms_per_entry(self) -> Spread:
@@ -239,59 +278,101 @@ class Row:
     def worker_cpu_ms_per_entry(self) -> Spread:
         return Spread(tuple(1000 * s / self.entries for s in self.worker_cpu_seconds.values))
 
+    @property
+    def client_cpu_ms_per_entry(self) -> Spread:
+        return Spread(tuple(1000 * s / self.entries for s in self.client_cpu_seconds.values))
 
-def measure(bench: Bench, worker: Worker, repeat: int) -> list[Row]:
-    """Baseline and package alternate (a b / b a / …) so drift and noise hit both alike."""
-    pairs: list[tuple[Callable[[], float], Callable[[], float]]] = [
-        (bench.plain_chain, bench.package_chain),
-        (bench.plain_burst, bench.package_burst),
-    ]
-    samples: list[list[float]] = [[], [], [], []]
-    cpu: list[list[float]] = [[], [], [], []]
+
+@dataclass(frozen=True)
+class Step:
+    key: str
+    label: str
+    entries: int
+    run: Callable[[], Sample]
+
+
+def steps(bench: Bench, chains: bool, bursts: bool) -> list[list[Step]]:
+    """The groups of measurements that alternate with each other: the chains, and the bursts."""
+    groups: list[list[Step]] = []
+    if chains:
+        groups.append(
+            [
+                Step("a", f"(a) plain chain, {bench.n} tasks", bench.n, bench.plain_chain),
+                Step("b", f"(b) package, {bench.n} entries", bench.n, bench.package_chain),
+            ]
+        )
+    if bursts:
+        burst = [
+            Step("c", f"(c) {bench.burst} plain tasks at once", bench.burst, bench.plain_burst),
+            Step("d", f"(d) {bench.burst} packages, run_now", bench.burst, bench.package_burst),
+        ]
+        if bench.has_run_now_many:
+            label = f"(e) {bench.burst} packages, run_now_many"
+            burst.append(Step("e", label, bench.burst, bench.package_burst_many))
+        groups.append(burst)
+    return groups
+
+
+def measure(bench: Bench, worker: Worker, groups: list[list[Step]], repeat: int) -> list[Row]:
+    """Within each group the measurements alternate (a b / b a / …) so drift and noise hit all alike."""
+    samples: dict[str, list[Sample]] = {step.key: [] for group in groups for step in group}
+    cpu: dict[str, list[float]] = {key: [] for key in samples}
     for rep in range(repeat):
-        for pair_index, (baseline, tracked) in enumerate(pairs):
-            order = [(0, baseline), (1, tracked)]
-            if rep % 2:
-                order.reverse()
-            for offset, step in order:
+        for group in groups:
+            order = list(reversed(group)) if rep % 2 else group
+            for step in order:
                 cpu_before = worker.cpu_seconds()
-                samples[2 * pair_index + offset].append(step())
-                cpu[2 * pair_index + offset].append(worker.cpu_seconds() - cpu_before)
-    labels = [
-        (f"(a) plain chain, {bench.n} tasks", bench.n),
-        (f"(b) package, {bench.n} entries", bench.n),
-        (f"(c) {bench.burst} plain tasks at once", bench.burst),
-        (f"(d) {bench.burst} one-entry packages", bench.burst),
-    ]
+                samples[step.key].append(step.run())
+                cpu[step.key].append(worker.cpu_seconds() - cpu_before)
     return [
-        Row(label, k, Spread(tuple(values)), Spread(tuple(seconds)))
-        for (label, k), values, seconds in zip(labels, samples, cpu, strict=True)
+        Row(
+            step.key,
+            step.label,
+            step.entries,
+            Spread(tuple(s.seconds for s in samples[step.key])),
+            Spread(tuple(cpu[step.key])),
+            Spread(tuple(s.client_cpu_seconds for s in samples[step.key])),
+        )
+        for group in groups
+        for step in group
     ]
 
 
 def report(backend: str, description: str, rows: list[Row], concurrency: int, repeat: int) -> str:
-    a, b, c, d = rows
+    by_key = {row.key: row for row in rows}
     lines = [
         f"backend {backend}: {description}; worker prefork ×{concurrency}; median of {repeat}",
-        f"{'measurement':<36}{'ms/entry':>10}{'per second':>12}{'worker CPU ms/entry':>21}   spread ms/entry",
+        f"{'measurement':<40}{'ms/entry':>9}{'per s':>8}{'client CPU':>11}{'worker CPU':>11}"
+        "   spread ms/entry",
+        f"{'':<40}{'':>9}{'':>8}{'ms/entry':>11}{'ms/entry':>11}",
     ]
     for row in rows:
         lines.append(
-            f"{row.label:<36}{row.ms_per_entry.median:>10.2f}{row.per_second.median:>12.1f}"
-            f"{row.worker_cpu_ms_per_entry.median:>21.2f}   {row.ms_per_entry.range_text()}"
+            f"{row.label:<40}{row.ms_per_entry.median:>9.2f}{row.per_second.median:>8.1f}"
+            f"{row.client_cpu_ms_per_entry.median:>11.2f}{row.worker_cpu_ms_per_entry.median:>11.2f}"
+            f"   {row.ms_per_entry.range_text()}"
         )
-    chain_ratio = b.ms_per_entry.median / a.ms_per_entry.median
-    paired_chain = Spread(tuple(y / x for x, y in zip(a.seconds.values, b.seconds.values, strict=True)))
-    burst_ratio = d.per_second.median / c.per_second.median
-    paired_burst = Spread(tuple(x / y for x, y in zip(c.seconds.values, d.seconds.values, strict=True)))
-    lines.append(
-        f"(b)/(a) time per entry: {chain_ratio:.2f} (per repetition {paired_chain.range_text()}; "
-        "target ≤ 1.25 on redis-pg)"
-    )
-    lines.append(f"(d)/(c) throughput:     {burst_ratio:.2f} (per repetition {paired_burst.range_text()})")
-    cpu_chain = b.worker_cpu_ms_per_entry.median / a.worker_cpu_ms_per_entry.median
-    cpu_burst = d.worker_cpu_ms_per_entry.median / c.worker_cpu_ms_per_entry.median
-    lines.append(f"worker CPU per entry:   (b)/(a) {cpu_chain:.2f}, (d)/(c) {cpu_burst:.2f}")
+    if "a" in by_key:
+        a, b = by_key["a"], by_key["b"]
+        paired = Spread(tuple(y / x for x, y in zip(a.seconds.values, b.seconds.values, strict=True)))
+        lines.append(
+            f"(b)/(a) time per entry: {b.ms_per_entry.median / a.ms_per_entry.median:.2f} "
+            f"(per repetition {paired.range_text()}; target ≤ 1.25 on redis-pg); worker CPU per entry "
+            f"{b.worker_cpu_ms_per_entry.median / a.worker_cpu_ms_per_entry.median:.2f}"
+        )
+    if "c" in by_key:
+        c = by_key["c"]
+        for key in ("d", "e"):
+            if key not in by_key:
+                continue
+            x = by_key[key]
+            paired = Spread(tuple(p / q for p, q in zip(c.seconds.values, x.seconds.values, strict=True)))
+            lines.append(
+                f"({key})/(c) throughput:     {x.per_second.median / c.per_second.median:.2f} "
+                f"(per repetition {paired.range_text()}; target ≥ 0.7 on redis-pg); worker CPU per "
+                f"entry {x.worker_cpu_ms_per_entry.median / c.worker_cpu_ms_per_entry.median:.2f}, "
+                f"client {x.client_cpu_ms_per_entry.median / c.client_cpu_ms_per_entry.median:.2f}"
+            )
     return "\n".join(lines)
 
 
@@ -299,10 +380,18 @@ def run_backend(name: str, args: argparse.Namespace) -> str:
     with ExitStack() as stack:
         bench, worker, description = _bench_and_worker(stack, name, args, {})
         started = time.monotonic()
-        bench.prepare()
-        rows = measure(bench, worker, args.repeat)
+        chains, bursts = args.only in ("all", "chain"), args.only in ("all", "burst")
+        bench.prepare(chains, bursts)
+        load_before = os.getloadavg()
+        rows = measure(bench, worker, steps(bench, chains, bursts), args.repeat)
+        load_after = os.getloadavg()
         text = report(name, description, rows, args.concurrency, args.repeat)
-        return f"{text}\n(measured in {time.monotonic() - started:.0f} s)"
+        load = f"load {_load(load_before)} before, {_load(load_after)} after"
+        return f"{text}\n(measured in {time.monotonic() - started:.0f} s; {load})"
+
+
+def _load(averages: tuple[float, float, float]) -> str:
+    return "/".join(f"{value:.1f}" for value in averages)
 
 
 def _bench_and_worker(
@@ -335,7 +424,7 @@ def claim_commit_cost(name: str, args: argparse.Namespace) -> str:
         benches: dict[str, Bench] = {}
         for variant in variants:
             bench, _, description = _bench_and_worker(stack, name, args, {CLAIM_COMMIT: variant})
-            bench.prepare()
+            bench.prepare(chains=True, bursts=True)
             benches[variant] = bench
         samples: dict[tuple[str, str], list[float]] = {}
         loads = [os.getloadavg()[0]]
@@ -343,8 +432,8 @@ def claim_commit_cost(name: str, args: argparse.Namespace) -> str:
             order = list(variants) if rep % 2 == 0 else list(reversed(variants))
             for step in ("package_chain", "package_burst"):
                 for variant in order:
-                    seconds = getattr(benches[variant], step)()
-                    samples.setdefault((step, variant), []).append(seconds)
+                    sample: Sample = getattr(benches[variant], step)()
+                    samples.setdefault((step, variant), []).append(sample.seconds)
             loads.append(os.getloadavg()[0])
         lines = [
             f"backend {name}: {description}; worker prefork ×{args.concurrency}; median of {args.repeat}; "
@@ -382,6 +471,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--n", type=_positive, default=200, help="tasks in the chain, entries in the package")
     parser.add_argument("--burst", type=_positive, default=1000, help="tasks / packages started at once")
     parser.add_argument("--repeat", type=_positive, default=3, help="repetitions; the median is reported")
+    parser.add_argument(
+        "--only",
+        choices=["all", "chain", "burst"],
+        default="all",
+        help="measure only the chains (a, b) or only the bursts (c, d, e); default: all",
+    )
     parser.add_argument("--concurrency", type=_positive, default=2, help="worker pool processes")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds allowed per measurement")
     parser.add_argument(

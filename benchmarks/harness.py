@@ -33,6 +33,22 @@ POSTGRES_ADMIN_URL = os.environ.get("JQM_BENCH_POSTGRES", "postgresql://postgres
 REDIS_URL = os.environ.get("JQM_BENCH_REDIS", "redis://127.0.0.1:6379")
 RABBITMQ_URL = os.environ.get("JQM_BENCH_RABBITMQ", "amqp://guest:guest@127.0.0.1:5672//")
 
+
+def _redis_db(purpose: str, default: int) -> int:
+    return int(os.environ.get(f"JQM_BENCH_REDIS_{purpose}_DB", default))
+
+
+# The Redis database numbers the benchmarks use, one per purpose (JQM_BENCH_REDIS_<PURPOSE>_DB overrides
+# each, as JQM_TEST_REDIS_<PURPOSE>_DB does for the tests): no benchmark names a database number of its own.
+REDIS_BROKER_DB = _redis_db("BROKER", 0)
+REDIS_RESULTS_DB = _redis_db("RESULTS", 1)
+
+
+def redis_url(db: int) -> str:
+    """The URL of one of the benchmark Redis databases above."""
+    return f"{REDIS_URL}/{db}"
+
+
 #: Set to a folder to profile every pool process of every worker with cProfile (one .prof file each).
 PROFILE_ENV = "JQM_BENCH_PROFILE_DIR"
 #: The worker touches this file once it is ready to consume.

@@ -183,6 +183,19 @@ class JobQueueManager(JobQueueMethods):
         """
         return self._admin.run_now(name, queue, actor, via)
 
+    def run_now_many(
+        self, names: Sequence[str], *, queue: bool = False, actor: str | None = None, via: str | None = None
+    ) -> list[Run]:
+        """``run_now`` of each package of ``names``, in one transaction and one publish batch: the runs,
+        in the order of ``names``.
+
+        All or none: an unknown name, a package whose tasks this app does not know, or (without
+        ``queue=True``) a package with a run in flight fails the whole call with an error naming every
+        such package, and no run is started. A name given twice starts a second run, queued behind the
+        first with ``queue=True`` (refused without it).
+        """
+        return self._admin.run_now_many(names, queue, actor, via)
+
     # -- runs and log entries ---------------------------------------------------------------
 
     def run(self, run_id: int) -> Run:

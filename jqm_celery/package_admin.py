@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from celery import Celery
@@ -14,8 +14,10 @@ from celery import Celery
 from jqm_celery.clock import Clock
 from jqm_celery.config import supports_chords
 from jqm_celery.definitions import Package
-from jqm_celery.errors import ValidationError, did_you_mean
+from jqm_celery.errors import JQMError, ValidationError, did_you_mean
 from jqm_celery.jobqueue import JobQueue
+from jqm_celery.plans import RunPlan
+from jqm_celery.publishing import publish_batch
 from jqm_celery.queue_records import AuditAction
 from jqm_celery.records import PackageState, Run
 from jqm_celery.runtime import Runtime
@@ -89,18 +91,65 @@ class PackageAdmin:
         return held
 
     def run_now(self, name: str, queue: bool, actor: str | None, via: str | None) -> Run:
-        plan, run, start_now = self._store.start_run(
-            name, "run now", self._clock.now(), queue_if_busy=queue, check=self._validate
-        )
-        if start_now:
-            self._runtime.dispatch(plan)
-        if actor is not None:
-            detail = f"run {run.id}" + ("" if start_now else ", queued behind the run in flight")
-            detail += f" via {via}" if via else ""
-            self._job_queue.record(
-                actor, AuditAction.RUN_NOW, f"package '{name}'", package=name, detail=detail
+        [run] = self.run_now_many([name], queue, actor, via)
+        return run
+
+    def run_now_many(
+        self, names: Sequence[str], queue: bool, actor: str | None, via: str | None
+    ) -> list[Run]:
+        if isinstance(names, str):
+            raise ValidationError(
+                f"run_now_many takes a list of package names, not the one name '{names}'; use "
+                f"run_now('{names}') for one package, or run_now_many(['{names}'])"
             )
-        return self._reloadable(run)
+        names = list(names)
+        if not names:
+            return []
+        self._app.loader.import_default_modules()
+        started = self._store.start_runs(
+            names, "run now", self._clock.now(), queue_if_busy=queue, check=self._check_runnable
+        )
+        self._send([plan for plan, _, start_now in started if start_now])
+        if actor is not None:
+            for _, run, start_now in started:
+                detail = f"run {run.id}" + ("" if start_now else ", queued behind the run in flight")
+                detail += f" via {via}" if via else ""
+                target = f"package '{run.package}'"
+                self._job_queue.record(actor, AuditAction.RUN_NOW, target, package=run.package, detail=detail)
+        return [self._reloadable(run) for _, run, _ in started]
+
+    def _check_runnable(self, package: Package) -> None:
+        _validate(self._app, package, self._clock.now(), None, import_modules=False)
+
+    def _send(self, plans: Sequence[RunPlan]) -> None:
+        """Send the runs' canvases in one publish batch; if that fails, the runs not sent end FAILED."""
+        if not plans:
+            return
+        sent = 0
+        batched = False
+        try:
+            # A run with parallel entries is sent as a Celery chain, whose first message takes a producer
+            # from the pool: only then is a second producer batched (see publish_batch).
+            chains = any(len({job.run_order for job in plan.jobs}) < len(plan.jobs) for plan in plans)
+            with publish_batch(self._app, chains=chains) as producer:
+                batched = getattr(producer, "batch", None) is not None
+                for plan in plans:
+                    self._runtime.dispatch(plan, producer=producer)
+                    sent += 1
+        except Exception as exc:
+            # A batch that fails is dropped whole; without batches, the runs before the failed one left.
+            # The run that dispatch could not send is recorded already (recording it again does nothing).
+            unsent = plans if batched else plans[sent:]
+            now = self._clock.now()
+            for plan in unsent:
+                error = f"could not send run {plan.run_id} of '{plan.package}' to the broker: {exc}"
+                following = self._store.fail_dispatch(plan.run_id, now, error)
+                if following is not None:
+                    self._send([following])
+            raise JQMError(
+                f"{len(unsent)} of {len(plans)} run(s) could not be sent to the broker ({exc}); they are "
+                "recorded as FAILED; is the broker running and is broker_url right?"
+            ) from exc
 
     def _validate(self, package: Package, *, for_activation: bool = False) -> None:
         checks = [self._check_queues, *self.activation_checks] if for_activation else None
@@ -131,11 +180,17 @@ class PackageAdmin:
 
 
 def _validate(
-    app: Celery, package: Package, now: datetime, activation_checks: list[Callable[[Package], None]] | None
+    app: Celery,
+    package: Package,
+    now: datetime,
+    activation_checks: list[Callable[[Package], None]] | None,
+    *,
+    import_modules: bool = True,
 ) -> None:
     """Refuse a package whose tasks are unknown; before an activation (``activation_checks`` given), also
     one whose recurrences do not parse or that a check refuses."""
-    app.loader.import_default_modules()
+    if import_modules:
+        app.loader.import_default_modules()
     package.check_tasks(app.tasks.keys())
     if activation_checks is not None:
         for recurrence in package.recurrences:

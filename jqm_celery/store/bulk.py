@@ -6,8 +6,8 @@ Two implementations, which the writers choose between (see writers): ``*_many`` 
 SQLAlchemy sends an ``INSERT … RETURNING`` of many rows as one statement with a VALUES row per row
 ("insertmanyvalues"); with a few thousand parameters, psycopg parses that statement anew on every call,
 and the parse costs more than the insert. On PostgreSQL the ids are instead taken from the table's
-sequence in one round trip, and the rows go in as one ``INSERT … SELECT`` from a single JSON parameter:
-one short statement, whatever the number of rows. (One typed array per column, with ``unnest``, was
+sequence and the rows go in as one ``INSERT … SELECT`` from a single JSON parameter, in one statement
+(and one round trip), whatever the number of rows. (One typed array per column, with ``unnest``, was
 measured too: psycopg adapts every element of an array in Python, about six times the JSON's cost.)
 SQLite, whose statements run in-process, keeps SQLAlchemy's multi-row INSERT.
 """
@@ -35,18 +35,11 @@ def insert_many(conn: Connection, model: type[Base], rows: Sequence[Mapping[str,
 
 
 def insert_json(conn: Connection, model: type[Base], rows: Sequence[Mapping[str, Any]]) -> list[int]:
-    """PostgreSQL: ``insert_many`` as two short statements (the ids from the sequence, then the rows)."""
+    """PostgreSQL: ``insert_many`` as one short statement (ids from the sequence, the rows as JSON)."""
     table = _same_columns(model, rows, "insert_rows")
     if not rows:
         return []
-    ids = list(
-        conn.execute(
-            text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :count)"),
-            {"table": table.name, "count": len(rows)},
-        ).scalars()
-    )
-    _from_json(conn, table, rows, ids)
-    return ids
+    return _from_json(conn, table, rows, with_ids=True)
 
 
 def add_many(conn: Connection, model: type[Base], rows: Sequence[Mapping[str, Any]]) -> None:
@@ -59,7 +52,7 @@ def add_many(conn: Connection, model: type[Base], rows: Sequence[Mapping[str, An
 def add_json(conn: Connection, model: type[Base], rows: Sequence[Mapping[str, Any]]) -> None:
     """PostgreSQL: ``add_many``, each set of columns as one JSON parameter."""
     for batch in _by_columns(rows):
-        _from_json(conn, cast(Table, model.__table__), batch, None)
+        _from_json(conn, cast(Table, model.__table__), batch, with_ids=False)
 
 
 def update_many(
@@ -141,30 +134,38 @@ def _json_rows(table: Table, columns: list[list[Any]]) -> str:
 
 
 def _from_json(
-    conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], ids: list[int] | None
-) -> None:
+    conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], *, with_ids: bool
+) -> list[int]:
     """PostgreSQL: one INSERT of all ``rows`` (all setting the same columns), sent as one JSON array.
 
     Each row is a JSON array of its values; PostgreSQL takes them apart (``->>`` and a cast to the
     column's type, or ``->`` for a JSON column, whose value is nested as it is). Each value first goes
     through its column's bind processing (aware datetimes in UTC, enums) as in any INSERT; a column the
     rows leave out gets the database's default (migration 0006).
+
+    ``with_ids``: the statement first takes one id per row from the table's sequence, inserts each row
+    with its id, and returns the ids in the order of ``rows`` (a row's place in the array pairs it with
+    its id: an ``INSERT … RETURNING`` does not promise its rows' order).
     """
     dialect = conn.dialect
     names = list(rows[0])
     columns: list[list[Any]] = [[row[name] for row in rows] for name in names]
-    if ids is not None:
-        names.append("id")
-        columns.append(ids)
     quote = dialect.identifier_preparer.quote
     columns, selects = _json_columns(dialect, table, names, columns)
-    conn.execute(
-        text(
-            f"INSERT INTO {quote(table.name)} ({', '.join(quote(name) for name in names)}) "
-            f"SELECT {', '.join(selects)} FROM json_array_elements(CAST(:rows AS json)) AS r"
-        ),
-        {"rows": _json_rows(table, columns)},
+    into = f"INSERT INTO {quote(table.name)} ({', '.join(quote(name) for name in names)}"
+    values = "json_array_elements(CAST(:rows AS json)) WITH ORDINALITY AS e(r, n)"
+    parameters = {"rows": _json_rows(table, columns)}
+    if not with_ids:
+        conn.execute(text(f"{into}) SELECT {', '.join(selects)} FROM {values}"), parameters)
+        return []
+    statement = (
+        f"WITH ids AS (SELECT nextval(pg_get_serial_sequence(:table, 'id')) AS id, n "
+        f"FROM generate_series(1, :count) AS n), "
+        f"inserted AS ({into}, id) SELECT {', '.join(selects)}, ids.id FROM {values} JOIN ids USING (n)) "
+        "SELECT id FROM ids ORDER BY n"
     )
+    ids = conn.execute(text(statement), {**parameters, "table": table.name, "count": len(rows)})
+    return list(ids.scalars())
 
 
 def _json_default(value: Any) -> Any:

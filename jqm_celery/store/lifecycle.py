@@ -71,7 +71,7 @@ def in_flight(s: Session, packages: Sequence[str]) -> dict[str, set[str]]:
     found: dict[str, set[str]] = {name: set() for name in packages}
     if not packages:
         return found
-    rows = s.execute(
+    rows = s.connection().execute(
         select(RunRow.package_name, RunRow.status)
         .where(RunRow.package_name.in_(list(packages)), RunRow.status.in_(IN_FLIGHT))
         .with_for_update()
@@ -137,26 +137,53 @@ def open_run(
 
     Returns the run's plan and its record, built from what was inserted rather than read back.
     """
+    [opened] = open_runs(s, [(package, start_now)], trigger, now, message=message)
+    return opened
+
+
+def open_runs(
+    s: Session,
+    openings: Sequence[tuple[Package, bool]],
+    trigger: str,
+    now: datetime,
+    *,
+    message: str | None = None,
+) -> list[tuple[RunPlan, Run]]:
+    """``open_run`` of each (package, start now) at once: one insert of the runs, one of all their jobs,
+    one of the started runs' log entries, whatever the number of runs."""
+    if not openings:
+        return []
     conn = s.connection()
-    values = run_values(package, trigger, now, start_now=start_now)
-    [run_id] = writers.of(s).insert_rows(conn, RunRow, [values])
-    jobs = job_values(run_id, package, now)
-    job_ids = writers.of(s).insert_rows(conn, JobRow, jobs)
-    if start_now:
-        text = message or f"run started ({trigger})"
-        log.write(s, [started_line(run_id, package.name, now, text, notify=bool(package.notifications))])
-    run = Run(
-        id=run_id,
-        package=package.name,
-        status=RunStatus(values["status"]),
-        trigger=trigger,
-        stop_reason=None,
-        created_at=now,
-        started_at=values["started_at"],
-        finished_at=None,
-        jobs=tuple(convert.new_job(job_id, job) for job_id, job in zip(job_ids, jobs, strict=True)),
+    writer = writers.of(s)
+    runs = [run_values(package, trigger, now, start_now=start_now) for package, start_now in openings]
+    run_ids = writer.insert_rows(conn, RunRow, runs)
+    jobs = [job_values(run_id, package, now) for run_id, (package, _) in zip(run_ids, openings, strict=True)]
+    job_ids = iter(writer.insert_rows(conn, JobRow, [job for each in jobs for job in each]))
+    text = message or f"run started ({trigger})"
+    log.write(
+        s,
+        [
+            started_line(run_id, package.name, now, text, notify=bool(package.notifications))
+            for run_id, (package, start_now) in zip(run_ids, openings, strict=True)
+            if start_now
+        ],
     )
-    return plan_of(run_id, package.name, job_ids, jobs), run
+    opened = []
+    for run_id, (package, _), values, package_jobs in zip(run_ids, openings, runs, jobs, strict=True):
+        ids = [next(job_ids) for _ in package_jobs]
+        run = Run(
+            id=run_id,
+            package=package.name,
+            status=RunStatus(values["status"]),
+            trigger=trigger,
+            stop_reason=None,
+            created_at=now,
+            started_at=values["started_at"],
+            finished_at=None,
+            jobs=tuple(convert.new_job(job_id, job) for job_id, job in zip(ids, package_jobs, strict=True)),
+        )
+        opened.append((plan_of(run_id, package.name, ids, package_jobs), run))
+    return opened
 
 
 # -- QUEUED → RUNNING ------------------------------------------------------------------------------

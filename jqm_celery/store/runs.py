@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import Select, and_, bindparam, exists, func, select
+from sqlalchemy.orm import Session
 
-from jqm_celery.definitions import Package
-from jqm_celery.errors import NotFoundError, StateError
+from jqm_celery.definitions import Entry, Package
+from jqm_celery.errors import NotFoundError, StateError, did_you_mean
+from jqm_celery.notifications.rules import rule_from_dict
 from jqm_celery.paging import NEWEST, Window, keyset
 from jqm_celery.plans import RunClosed, RunPlan
 from jqm_celery.records import LogEntry, Run
 from jqm_celery.statuses import FINISHED_JOB, LogKind, OnError, RunStatus
 from jqm_celery.store import convert, lifecycle, log
 from jqm_celery.store.base import StoreBase
-from jqm_celery.store.models import JobRow, LogEntryRow, RunRow
-from jqm_celery.store.package_rows import definition, package_row
+from jqm_celery.store.models import EntryRow, JobRow, LogEntryRow, PackageRow, RunRow
+from jqm_celery.store.notification_models import NotificationRuleRow
 
 _FINISHED = [s.value for s in FINISHED_JOB]
 
@@ -42,18 +45,46 @@ class RunStore(StoreBase):
         check: Callable[[Package], None] | None = None,
     ) -> tuple[RunPlan, Run, bool]:
         """``create_run``, after ``check(definition)`` has accepted the package; also returns the new run."""
+        [started] = self.start_runs([name], trigger, now, queue_if_busy=queue_if_busy, check=check)
+        return started
+
+    def start_runs(
+        self,
+        names: Sequence[str],
+        trigger: str,
+        now: datetime,
+        *,
+        queue_if_busy: bool,
+        check: Callable[[Package], None] | None = None,
+    ) -> list[tuple[RunPlan, Run, bool]]:
+        """``start_run`` of each of ``names``, in order, in one transaction: all of them or none.
+
+        An unknown name, a package ``check`` refuses, or (unless ``queue_if_busy``) a package with a run
+        in flight fails the call before anything is written. A name given twice starts a second run
+        behind the first, as two calls would (queued, or refused).
+        """
         with self.transaction() as s:
-            package = definition(s, package_row(s, name, lock=True))
+            conn = s.connection()
+            rows = conn.execute(_packages_locked(), {"names": sorted(set(names))}).all()
+            packages = _startable(s, rows)
+            _refuse_unknown(s, names, set(packages))
             if check is not None:
-                check(package)
-            busy = lifecycle.in_flight(s, [name])[name]
-            if busy and not queue_if_busy:
+                for package in packages.values():
+                    check(package)
+            busy = {name for name, statuses in lifecycle.in_flight(s, list(packages)).items() if statuses}
+            openings: list[tuple[Package, bool]] = []
+            for name in names:
+                openings.append((packages[name], name not in busy))
+                busy.add(name)
+            refused = sorted({package.name for package, start_now in openings if not start_now})
+            if refused and not queue_if_busy:
+                listed = ", ".join(f"'{name}'" for name in refused)
                 raise StateError(
-                    f"package '{name}' already has a run in flight; wait for it to finish, or ask to queue "
+                    f"package {listed} already has a run in flight; wait for it to finish, or ask to queue "
                     "this one (jqm.run_now(name, queue=True) or `jqm packages run NAME --queue`)"
                 )
-            plan, run = lifecycle.open_run(s, package, trigger, now, start_now=not busy)
-            return plan, run, not busy
+            opened = lifecycle.open_runs(s, openings, trigger, now)
+            return [(plan, run, now_) for (plan, run), (_, now_) in zip(opened, openings, strict=True)]
 
     def start_queued_run(self, run_id: int, now: datetime) -> RunPlan | None:
         """Mark a queued run as started; None if it is no longer queued."""
@@ -213,6 +244,53 @@ class RunStore(StoreBase):
         The package's next queued run, if any, is started, and returned in ``RunClosed.next_run``.
         """
         return self.writer.close_run(run_id, now)
+
+
+@functools.cache
+def _packages_locked() -> Select[str, str, bool, int, Any]:
+    """The packages of ``names`` with their entries, one row per entry, locked in name order (so that two
+    transactions starting runs of the same packages do not deadlock)."""
+    has_rules = exists().where(NotificationRuleRow.package_id == PackageRow.id).label("has_rules")
+    return (
+        select(PackageRow.name, PackageRow.on_error, has_rules, PackageRow.id, EntryRow.definition)
+        .outerjoin(EntryRow, EntryRow.package_id == PackageRow.id)
+        .where(PackageRow.name.in_(bindparam("names", expanding=True)))
+        .order_by(PackageRow.name, EntryRow.position)
+        .with_for_update(of=PackageRow)
+    )
+
+
+def _startable(s: Session, rows: Sequence[Any]) -> dict[str, Package]:
+    """What starting a run needs of each package, from ``_packages_locked``'s rows: its entries, its On
+    Error policy and its notification rules (read only for packages that have some), not its
+    recurrences."""
+    entries: dict[str, list[Entry]] = {}
+    for row in rows:
+        package_entries = entries.setdefault(row.name, [])
+        if row.definition is not None:
+            package_entries.append(Entry.from_dict(row.definition))
+    with_rules = {row.id: row.name for row in rows if row.has_rules}
+    rules: dict[str, list[Any]] = {}
+    if with_rules:
+        query = select(NotificationRuleRow).where(NotificationRuleRow.package_id.in_(list(with_rules)))
+        for rule in sorted(s.scalars(query), key=lambda rule: rule.position):
+            rules.setdefault(with_rules[rule.package_id], []).append(rule_from_dict(rule.definition))
+    on_error = {row.name: OnError(row.on_error) for row in rows}
+    return {
+        name: Package(name, entries=listed, on_error=on_error[name], notifications=rules.get(name, ()))
+        for name, listed in entries.items()
+    }
+
+
+def _refuse_unknown(s: Session, names: Sequence[str], found: set[str]) -> None:
+    unknown = [name for name in dict.fromkeys(names) if name not in found]
+    if not unknown:
+        return
+    existing = list(s.scalars(select(PackageRow.name)))
+    raise NotFoundError(
+        "; ".join(f"package '{name}' does not exist{did_you_mean(name, existing)}" for name in unknown)
+        + ("; no run was started" if len(set(names)) > 1 else "")
+    )
 
 
 def _run(row: RunRow, jobs: tuple[Any, ...]) -> Run:
