@@ -57,11 +57,7 @@ class JobQueueManager(JobQueueMethods):
         self.app = app
         self.settings = Settings.from_conf(app.conf)
         self.clock: Clock = clock or SystemClock()
-        self._store = Store(
-            self.settings.database_url,
-            auto_migrate=self.settings.auto_migrate,
-            retry_s=self.settings.store_retry_s,
-        )
+        self._store = _open_store(self.settings)
         hide_secret_settings()
         if configure:
             configure_app(app, self.settings)
@@ -76,12 +72,7 @@ class JobQueueManager(JobQueueMethods):
         self.tasks = register_tasks(app, self._runtime)
         self.notifications = Notifications(app, self._store, self.settings, self.clock)
         self._job_queue = JobQueue(app, self._store, self._runtime, self.clock)
-        self.reconciler = Reconciler(app, self._job_queue, self._runtime, self.clock)
-        stale_after = timedelta(seconds=self.reconciler.interval_s * STALE_AFTER_INTERVALS)
-        self.queue_control = QueueControl(self._job_queue, stale_after)
-        self.retention = RunRetention(self._job_queue, self.clock, run_retention(app.conf))
-        self.reconciler.chores.append(self.retention.apply_daily)
-        install_recovery(app)
+        self.reconciler, self.queue_control, self.retention = _recovery(app, self._job_queue, self.clock)
         self._views = Views(self._store, self.clock)
         self._admin = PackageAdmin(
             app,
@@ -353,3 +344,19 @@ class JobQueueManager(JobQueueMethods):
             logger.debug("jqm: cannot ask the workers for their queues", exc_info=True)
             return None
         return {str(q["name"]) for queues in (replies or {}).values() for q in queues}
+
+
+def _open_store(settings: Settings) -> Store:
+    return Store(settings.database_url, auto_migrate=settings.auto_migrate, retry_s=settings.store_retry_s)
+
+
+def _recovery(
+    app: Celery, job_queue: JobQueue, clock: Clock
+) -> tuple[Reconciler, QueueControl, RunRetention]:
+    """The reconciler (installed in the app's workers), queue control and run retention, which it runs."""
+    reconciler = Reconciler(app, job_queue, job_queue.runtime, clock)
+    stale_after = timedelta(seconds=reconciler.interval_s * STALE_AFTER_INTERVALS)
+    retention = RunRetention(job_queue, clock, run_retention(app.conf))
+    reconciler.chores.append(retention.apply_daily)
+    install_recovery(app)
+    return reconciler, QueueControl(job_queue, stale_after), retention
