@@ -6,6 +6,7 @@ import dataclasses
 from datetime import timedelta
 
 import pytest
+from alembic import command
 from celery import Celery
 
 from jqm_celery import (
@@ -87,7 +88,7 @@ def test_a_malformed_smtp_url_fails_at_start_up_and_writes_nothing(database_url:
 def test_the_notification_tables_migrate_down_and_up_again(jqm: JobQueueManager) -> None:
     jqm.save(BILLING)
     engine = jqm._store.engine
-    migrate.command.downgrade(migrate.alembic_config(engine), "0003")
+    command.downgrade(migrate.alembic_config(engine), "0003")
     assert migrate.current_revision(engine) == "0003"
     migrate.upgrade(engine)
     assert migrate.current_revision(engine) == migrate.head_revision(engine)
