@@ -11,7 +11,11 @@ the consumer acknowledges it:
 - a message whose consumer died without a word is delivered again once its visibility timeout has
   passed;
 - bindings live in the file too, so broadcast (fanout) reaches workers in other processes: remote
-  control (ping, revoke) works.
+  control (ping, revoke) works;
+- a consumer does not poll while it waits: a publisher wakes it once the message is committed
+  (``jqm_celery.broker_wakeup``). A consumer that cannot be woken polls every ``polling_interval``
+  seconds (transport option); one that can still looks every ``wakeup_check_interval`` seconds
+  (default 1), for messages whose visibility timeout has passed.
 """
 
 from __future__ import annotations
@@ -29,8 +33,12 @@ from typing import Any, NamedTuple
 from kombu.transport import virtual
 from kombu.transport.virtual.exchange import ExchangeType
 
+from jqm_celery.broker_wakeup import Wakeup
+
 #: ``broker_transport`` that selects this transport.
 TRANSPORT = "jqm_celery.broker:Transport"
+
+_ANY_VISIBLE = "SELECT 1 FROM message WHERE queue = ? AND visible_at <= ? LIMIT 1"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS message (
@@ -58,7 +66,11 @@ class _Binding(NamedTuple):
 
 
 class _Database:
-    """One SQLite connection per thread on the broker file; writers queue on BEGIN IMMEDIATE."""
+    """One SQLite connection per thread on the broker file; writers queue on BEGIN IMMEDIATE.
+
+    A single statement runs in autocommit (``execute``): it is atomic alone and costs no BEGIN and
+    COMMIT; reads take no write lock (WAL readers see the last commit and block nobody).
+    """
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -74,6 +86,9 @@ class _Database:
             connection.execute("PRAGMA synchronous=NORMAL")
             self._local.connection = connection
         return connection
+
+    def execute(self, sql: str, parameters: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        return self._connection().execute(sql, parameters)
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -96,18 +111,23 @@ class Channel(virtual.Channel):
         options = client.transport_options
         self.visibility_timeout_s = float(options.get("visibility_timeout", 3600))
         self._db = _Database(_path_of(client.hostname))
+        # The transport (kept: kombu unsets ``self.connection`` when the channel closes).
+        self._transport = self.connection
 
     # -- messages ---------------------------------------------------------------------------
 
     def _put(self, queue: str, message: dict[str, Any], **kwargs: Any) -> None:
-        with self._db.transaction() as db:
-            db.execute(
-                "INSERT INTO message (queue, payload, visible_at) VALUES (?, ?, ?)",
-                (queue, json.dumps(message), time.time()),
-            )
+        self._db.execute(
+            "INSERT INTO message (queue, payload, visible_at) VALUES (?, ?, ?)",
+            (queue, json.dumps(message), time.time()),
+        )
+        self._wakeup().notify()
 
     def _get(self, queue: str, timeout: float | None = None) -> dict[str, Any]:
         now = time.time()
+        # Looking costs no write lock; only a queue that has a message is claimed in a transaction.
+        if self._db.execute(_ANY_VISIBLE, (queue, now)).fetchone() is None:
+            raise Empty()
         with self._db.transaction() as db:
             row = db.execute(
                 "SELECT id, payload, deliveries FROM message WHERE queue = ? AND visible_at <= ? "
@@ -130,8 +150,7 @@ class Channel(virtual.Channel):
         return message
 
     def _size(self, queue: str) -> int:
-        with self._db.transaction() as db:
-            (count,) = db.execute("SELECT COUNT(*) FROM message WHERE queue = ?", (queue,)).fetchone()
+        (count,) = self._db.execute("SELECT COUNT(*) FROM message WHERE queue = ?", (queue,)).fetchone()
         return int(count)
 
     def _purge(self, queue: str) -> int:
@@ -156,23 +175,28 @@ class Channel(virtual.Channel):
         row = self._row_of(delivery_tag)
         super().basic_ack(delivery_tag, multiple)
         if row is not None:
-            with self._db.transaction() as db:
-                db.execute("DELETE FROM message WHERE id = ?", (row,))
+            self._db.execute("DELETE FROM message WHERE id = ?", (row,))
+        # A message less in hand: this connection's consumer may take the next one now.
+        self._wakeup().notify_self()
 
     def basic_reject(self, delivery_tag: Any, requeue: bool = False) -> None:
         row = self._row_of(delivery_tag)
         super().basic_reject(delivery_tag, requeue=requeue)
         if not requeue and row is not None:
-            with self._db.transaction() as db:
-                db.execute("DELETE FROM message WHERE id = ?", (row,))
+            self._db.execute("DELETE FROM message WHERE id = ?", (row,))
+        self._wakeup().notify_self()
 
     def _restore(self, message: Any) -> None:
         row = message.properties.get("jqm_row")
         if row is None:
             super()._restore(message)
             return
-        with self._db.transaction() as db:
-            db.execute("UPDATE message SET visible_at = ? WHERE id = ?", (time.time(), row))
+        self._db.execute("UPDATE message SET visible_at = ? WHERE id = ?", (time.time(), row))
+        self._wakeup().notify()
+
+    def _wakeup(self) -> Wakeup:
+        wakeup: Wakeup = self._transport.wakeup
+        return wakeup
 
     def _row_of(self, delivery_tag: Any) -> int | None:
         try:
@@ -192,10 +216,9 @@ class Channel(virtual.Channel):
             )
 
     def get_table(self, exchange: str) -> list[Any]:
-        with self._db.transaction() as db:
-            rows = db.execute(
-                "SELECT routing_key, pattern, queue FROM binding WHERE exchange = ?", (exchange,)
-            ).fetchall()
+        rows = self._db.execute(
+            "SELECT routing_key, pattern, queue FROM binding WHERE exchange = ?", (exchange,)
+        ).fetchall()
         return [_Binding(*row) for row in rows]
 
     def _put_fanout(self, exchange: str, message: dict[str, Any], routing_key: str, **kwargs: Any) -> None:
@@ -213,17 +236,49 @@ class Channel(virtual.Channel):
 
 
 class Transport(virtual.Transport):
+    """kombu's virtual transport on the SQLite file, whose consumers wait for a wake-up, not a poll."""
+
     Channel = Channel
     can_parse_url = True
     polling_interval = 0.1
+    #: Seconds between looks of a consumer that can be woken (transport option ``wakeup_check_interval``).
+    wakeup_check_interval = 1.0
     driver_type = "sqlite"
     driver_name = "sqlite3"
     implements = virtual.Transport.implements.extend(
         asynchronous=False, exchange_type=frozenset(["direct", "topic", "fanout"])
     )
 
+    def __init__(self, client: Any, **kwargs: Any) -> None:
+        super().__init__(client, **kwargs)
+        options = client.transport_options
+        self.wakeup_check_interval = float(options.get("wakeup_check_interval", self.wakeup_check_interval))
+        self.wakeup = Wakeup(_path_of(client.hostname))
+
     def driver_version(self) -> str:
         return sqlite3.sqlite_version
+
+    def drain_events(self, connection: Any, timeout: Any = None, **kwargs: Any) -> None:
+        """Deliver one message; between looks, wait for a wake-up (or poll, when none can come)."""
+        started = time.monotonic()
+        # Listening before the first look: a message committed after it wakes the wait below.
+        interval = self.wakeup_check_interval if self.wakeup.listen() else self.polling_interval
+        while True:
+            try:
+                self.cycle.get(self._deliver, timeout=timeout)  # type: ignore[union-attr]
+                return
+            except Empty:
+                wait_s = interval
+                if timeout is not None:
+                    left_s = timeout - (time.monotonic() - started)
+                    if left_s <= 0:
+                        raise TimeoutError() from None
+                    wait_s = min(wait_s, left_s)
+                self.wakeup.wait(wait_s)
+
+    def close_connection(self, connection: Any) -> None:
+        super().close_connection(connection)
+        self.wakeup.close()
 
 
 def _path_of(url: str) -> str:

@@ -1,7 +1,9 @@
 """The embedded default: a Celery app that needs no server at all.
 
-The store, the broker (kombu's SQLAlchemy transport) and the result backend are three SQLite files in
-one folder, so a worker in another process on the same machine shares them.
+The store, the broker (``jqm_celery.broker``, a kombu transport) and the result backend are three SQLite
+files in one folder, so a worker in another process on the same machine shares them. A publish wakes the
+waiting workers at once (``jqm_celery.broker_wakeup``); ``polling_interval_s`` is how often a worker
+that no wake-up can reach looks for messages instead.
 """
 
 from __future__ import annotations
