@@ -2,8 +2,9 @@
 
 ``python -m benchmarks.beat_process CONF_JSON SCHEDULER``:
 
-``SCHEDULER`` is ``jqm`` (``beat_schedules:PackageScheduler``) or ``django`` (django-celery-beat's
-``DatabaseScheduler``, with Django configured on the jqm store's PostgreSQL database).
+``SCHEDULER`` is ``jqm`` (``beat_schedules:PackageScheduler``), ``redbeat`` (RedBeat's scheduler, its
+schedule in Redis) or ``django`` (django-celery-beat's ``DatabaseScheduler``, with Django configured on
+the jqm store's PostgreSQL database).
 
 With ``JQM_BENCH_BEAT_PROFILE`` set to a file name, beat runs under cProfile (CPU time) and writes the
 profile there when it stops. ``JQM_BENCH_BEAT_LOGLEVEL`` sets its log level (INFO; DEBUG adds how long each
@@ -26,6 +27,7 @@ from sqlalchemy.engine import make_url
 SCHEDULERS = {
     "jqm": "beat_schedules:PackageScheduler",
     "django": "django_celery_beat.schedulers:DatabaseScheduler",
+    "redbeat": "redbeat.RedBeatScheduler",
 }
 
 
@@ -58,10 +60,12 @@ def configure_django(database_url: str, *, migrate: bool) -> None:
 
 
 def main(argv: list[str]) -> None:
-    from benchmarks.beat_scale import make_app
-
     conf: dict[str, Any] = json.loads(argv[0])
     scheduler = argv[1]
+    if scheduler == "redbeat":
+        from benchmarks.beat_lateness import make_plain_app as make_app
+    else:
+        from benchmarks.beat_scale import make_app
     if scheduler == "django":
         configure_django(conf["jqm_database_url"], migrate=False)
     app = make_app(conf)
