@@ -252,7 +252,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=3, help="repetitions; the median is reported")
     parser.add_argument("--chain-max", type=int, default=1000, help="largest plain chain run as the peer")
     parser.add_argument("--concurrency", type=int, default=2, help="worker pool processes")
-    parser.add_argument("--timeout", type=float, default=600.0, help="seconds allowed per run")
+    parser.add_argument("--timeout", type=float, default=3600.0, help="seconds allowed per run")
     args = parser.parse_args(argv)
     args.sizes = sorted({int(size) for size in args.sizes.split(",")})
     if args.sizes[0] < 1 or args.repeat < 1:
