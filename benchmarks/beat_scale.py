@@ -1,6 +1,7 @@
 """Beat at scale: jqm's PackageScheduler against django-celery-beat's DatabaseScheduler, on one PostgreSQL.
 
-``python -m benchmarks.beat_scale [--sizes 1000,10000,100000] [--repeat 20] [--late 1000] [--only lateness]``
+``python -m benchmarks.beat_scale [--sizes 1000,10000] [--large] [--repeat 20] [--late 1000] [--rounds 3]
+[--schedulers jqm,redbeat,django] [--only lateness]``
 
 Both schedulers read the same database: jqm's store tables and django-celery-beat's tables, filled with
 SQL (multi-row ``INSERT … SELECT generate_series``): N ACTIVE packages with one entry and one recurrence
@@ -16,14 +17,13 @@ bridge would write for them (interval, task ``jqm.run_package``).
 2. Edit → effect, for each N: with the scheduler ticking in a thread as ``celery beat`` does, a package
    (a row, for django-celery-beat, edited as its admin would) is changed to run once, 0.2 s after the edit
    starts; the figure is how late its run is sent after that instant.
-3. Real ``celery beat`` processes: their RSS once loaded (at the smallest and largest N), and the
-   lateness of 1,000 recurrences due in the same second, with a real worker (prefork, 2 processes) on
-   Redis. "Run started" is when the run is RUNNING in the store and on its way: for PackageScheduler once
-   its tick has sent it to the broker, for django-celery-beat once the worker has run ``jqm.run_package``.
-   "First job started" is when the worker claims the run's first job (it includes the worker's backlog).
+3. Real ``celery beat`` processes of PackageScheduler, RedBeat and django-celery-beat (``--schedulers``),
+   for each N, ``--rounds`` times in an order that rotates between rounds, a real worker (prefork, 2
+   processes) consuming on Redis: the lateness of ``--late`` schedules due in the same second, from the
+   due instant to the message in Redis, and each beat's RSS once it has fired. RedBeat gets N entries
+   in Redis too. ``benchmarks/beat_lateness.py`` says what each figure is.
 
-``--only lateness`` measures PackageScheduler's lateness alone (part 3, without django-celery-beat), with
-the largest of ``--sizes`` recurrences not due.
+``--large`` adds N = 100,000. ``--only lateness`` measures part 3 alone.
 """
 
 from __future__ import annotations
