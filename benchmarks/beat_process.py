@@ -79,15 +79,11 @@ def configure_django(database_url: str, *, migrate: bool) -> None:
 
 
 def plain_app(conf: dict[str, Any]) -> Celery:
-    """The beat benchmarks' app without jqm: one trivial task."""
-    app = Celery("jqm-beat-bench")
-    app.conf.update(conf)
-    app.task(name=NOOP, shared=False)(_noop)
+    """The beat benchmarks' app without jqm: one trivial task, its publishes recorded for the lateness."""
+    from benchmarks.beat_lateness import make_plain_app
+
+    app: Celery = make_plain_app(conf)
     return app
-
-
-def _noop() -> None:
-    return None
 
 
 def _write_modules() -> None:

@@ -1,6 +1,7 @@
 """Beat at scale: jqm's PackageScheduler against django-celery-beat's DatabaseScheduler, on one PostgreSQL.
 
-``python -m benchmarks.beat_scale [--sizes 1000,10000,100000] [--repeat 20] [--late 1000] [--only lateness]``
+``python -m benchmarks.beat_scale [--sizes 1000,10000] [--large] [--repeat 20] [--late 1000] [--rounds 3]
+[--schedulers jqm,redbeat,django] [--only lateness]``
 
 Both schedulers read the same database: jqm's store tables and django-celery-beat's tables, filled with
 SQL (multi-row ``INSERT … SELECT generate_series``): N ACTIVE packages with one entry and one recurrence
@@ -16,14 +17,13 @@ bridge would write for them (interval, task ``jqm.run_package``).
 2. Edit → effect, for each N: with the scheduler ticking in a thread as ``celery beat`` does, a package
    (a row, for django-celery-beat, edited as its admin would) is changed to run once, 0.2 s after the edit
    starts; the figure is how late its run is sent after that instant.
-3. Real ``celery beat`` processes: their RSS once loaded (at the smallest and largest N), and the
-   lateness of 1,000 recurrences due in the same second, with a real worker (prefork, 2 processes) on
-   Redis. "Run started" is when the run is RUNNING in the store and on its way: for PackageScheduler once
-   its tick has sent it to the broker, for django-celery-beat once the worker has run ``jqm.run_package``.
-   "First job started" is when the worker claims the run's first job (it includes the worker's backlog).
+3. Real ``celery beat`` processes of PackageScheduler, RedBeat and django-celery-beat (``--schedulers``),
+   for each N, ``--rounds`` times in an order that rotates between rounds, a real worker (prefork, 2
+   processes) consuming on Redis: the lateness of ``--late`` schedules due in the same second, from the
+   due instant to the message in Redis, and each beat's RSS once it has fired. RedBeat gets N entries
+   in Redis too. ``benchmarks/beat_lateness.py`` says what each figure is.
 
-``--only lateness`` measures PackageScheduler's lateness alone (part 3, without django-celery-beat), with
-the largest of ``--sizes`` recurrences not due.
+``--large`` adds N = 100,000. ``--only lateness`` measures part 3 alone.
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ import os
 import platform
 import random
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -53,10 +52,21 @@ from celery import Celery
 from sqlalchemy import event
 
 from beat_schedules import PackageScheduler
+from benchmarks.beat_lateness import (
+    LABELS,
+    NOOP,
+    Lateness,
+    RedBeatRows,
+    late_django,
+    late_jqm,
+    late_redbeat,
+    percentile,
+    record_publishes,
+    report,
+)
 from benchmarks.beat_process import configure_django
 from benchmarks.harness import (
     REDIS_URL,
-    ROOT,
     ServiceMissing,
     Worker,
     delete_queues,
@@ -70,12 +80,9 @@ from jqm_celery import Entry, JobQueueManager, Package, Recurrence
 from jqm_celery.plans import RunPlan
 from jqm_celery.tasks import RUN_PACKAGE_TASK
 
-NOOP = "bench.noop"
 DUE = 100
 EDIT_LEAD = timedelta(seconds=0.2)
 BULK_PREFIX = "p"
-LATE_JQM_PREFIX = "jlate"
-LATE_DJANGO_PREFIX = "dlate"
 
 
 def make_app(conf: dict[str, Any]) -> Celery:
@@ -84,6 +91,7 @@ def make_app(conf: dict[str, Any]) -> Celery:
     app.conf.update(conf)
     app.task(name=NOOP, shared=False)(_noop)
     JobQueueManager(app)
+    record_publishes(app)
     return app
 
 
@@ -434,160 +442,11 @@ def measure_edits(
     return late
 
 
-# -- real beat processes --------------------------------------------------------------------------
-
-
-class BeatProcess:
-    """``celery beat`` with one of the schedulers, in its own process group; RSS from /proc."""
-
-    def __init__(self, conf: dict[str, Any], scheduler: str, folder: Path) -> None:
-        self.log_path = folder / f"beat-{scheduler}-{time.monotonic_ns()}.log"
-        self.started = time.monotonic()
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "benchmarks.beat_process", json.dumps(conf), scheduler],
-                cwd=ROOT,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def wait_loaded(self, timeout_s: float) -> float:
-        """Wait until beat has started and its CPU time stops growing (it has read its schedule); seconds."""
-        wait_until(lambda: "beat: Starting" in self.log() or self.process.poll() is not None, 60, 0.1, "beat")
-        if self.process.poll() is not None:
-            raise RuntimeError(f"beat exited:\n{self.log()[-3000:]}")
-        deadline = time.monotonic() + timeout_s
-        last, idle_since = self.cpu_s(), time.monotonic()
-        while time.monotonic() - idle_since < 1.5:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"beat did not settle within {timeout_s:g} s")
-            time.sleep(0.25)
-            now = self.cpu_s()
-            if now - last > 0.05:
-                idle_since = time.monotonic()
-            last = now
-        return idle_since - self.started
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def cpu_s(self) -> float:
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def rss_mb(self) -> tuple[float, float]:
-        """(VmRSS, VmHWM) in MiB: resident now, and the peak."""
-        status = dict(
-            line.split(":", 1) for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines()
-        )
-        return tuple(int(status[key].split()[0]) / 1024 for key in ("VmRSS", "VmHWM"))  # type: ignore[return-value]
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, 15)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, 9)
-                self.process.wait(10)
-
-
-@dataclass
-class Lateness:
-    label: str
-    run_started_ms: list[float]
-    first_job_ms: list[float]
-    rss_mb: tuple[float, float]
-    load_s: float
-
-
-def measure_rss(conf: dict[str, Any], scheduler: str, folder: Path) -> tuple[tuple[float, float], float]:
-    beat = BeatProcess(conf, scheduler, folder)
-    try:
-        load_s = beat.wait_loaded(timeout_s=300)
-        return beat.rss_mb(), load_s
-    finally:
-        beat.stop()
-
-
-# A run PackageScheduler started is RUNNING from its tick, but counts as started once it was sent to the
-# broker (jqm_fire.sent_at); a run django-celery-beat started exists once jqm.run_package ran on the worker.
-_LATE_RUNS = """
-SELECT extract(epoch FROM greatest(r.started_at, min(f.sent_at))), extract(epoch FROM min(j.started_at))
-FROM jqm_run r JOIN jqm_job j ON j.run_id = r.id LEFT JOIN jqm_fire f ON f.run_id = r.id
-WHERE r.package_name LIKE %(pattern)s
-GROUP BY r.id
-"""
-
-
-def _late_runs(rows: Rows, prefix: str) -> list[tuple[float | None, float | None]]:
-    found = rows.execute(_LATE_RUNS, {"pattern": f"{prefix}%"})
-    return [(None if a is None else float(a), None if b is None else float(b)) for a, b in found]
-
-
-def _wait_late(rows: Rows, prefix: str, count: int, timeout_s: float) -> list[tuple[float, float]]:
-    def started() -> bool:
-        runs = _late_runs(rows, prefix)
-        return len(runs) >= count and all(first is not None for _, first in runs)
-
-    wait_until(started, timeout_s, 0.5, f"{count} runs of '{prefix}…' packages")
-    return [(float(run), float(first)) for run, first in _late_runs(rows, prefix)]  # type: ignore[arg-type]
-
-
-def late_jqm(rows: Rows, conf: dict[str, Any], folder: Path, count: int) -> Lateness:
-    beat = BeatProcess(conf, "jqm", folder)
-    try:
-        load_s = beat.wait_loaded(timeout_s=120)
-        rss = beat.rss_mb()
-        due = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=4)
-        rows.add_packages(LATE_JQM_PREFIX, 1, count, due=due, spread_s=1)
-        found = _wait_late(rows, LATE_JQM_PREFIX, count, timeout_s=300)
-        rss = (beat.rss_mb()[0], beat.rss_mb()[1])
-    finally:
-        beat.stop()
-    return _lateness("PackageScheduler", found, due, rss, load_s)
-
-
-def late_django(rows: Rows, conf: dict[str, Any], folder: Path, count: int) -> Lateness:
-    rows.add_packages(LATE_DJANGO_PREFIX, 1, count, due=None, spread_s=1)
-    beat = BeatProcess(conf, "django", folder)
-    try:
-        load_s = beat.wait_loaded(timeout_s=600)
-        # It sees the new rows at its next check (at most 5 s) and then reads everything again; the due
-        # instant leaves it time for that, so what is measured is how it fires 1,000 at once.
-        due = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=math.ceil(8 + 1.5 * load_s))
-        rows.add_periodic_tasks(LATE_DJANGO_PREFIX, 1, count, due=due, spread_s=1)
-        found = _wait_late(rows, LATE_DJANGO_PREFIX, count, timeout_s=300 + 3 * load_s)
-        rss = beat.rss_mb()
-    finally:
-        beat.stop()
-    return _lateness("django-celery-beat", found, due, rss, load_s)
-
-
-def _lateness(
-    label: str, found: list[tuple[float, float]], due: datetime, rss: tuple[float, float], load_s: float
-) -> Lateness:
-    at = due.timestamp()
-    return Lateness(
-        label,
-        [(run - at) * 1000 for run, _ in found],
-        [(first - at) * 1000 for _, first in found],
-        rss,
-        load_s,
-    )
-
-
 # -- report ---------------------------------------------------------------------------------------
 
 
 def _median(values: Sequence[float]) -> float:
     return statistics.median(values) if values else math.nan
-
-
-def _percentile(values: Sequence[float], p: int) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, math.ceil(p / 100 * len(ordered)) - 1)]
 
 
 def report_ticks(results: list[SizeResult], repeat: int, heavy: dict[int, int]) -> str:
@@ -636,61 +495,29 @@ def report_edits(results: list[SizeResult]) -> str:
     return "\n".join(lines)
 
 
-def report_processes(
-    small: int,
-    rss_small: dict[str, tuple[tuple[float, float], float]],
-    late: list[Lateness],
-    big: int,
-    count: int,
-) -> str:
-    lines = [
-        "3. Real celery beat processes.",
-        "   RSS once loaded, MiB (peak), and seconds from start until loaded:",
-    ]
-    for label, key in (("PackageScheduler", "jqm"), ("django-celery-beat", "django")):
-        (rss, hwm), load_s = rss_small[key]
-        lateness = next(entry for entry in late if entry.label == label)
+def report_targets(results: list[SizeResult], late: dict[int, list[Lateness]]) -> str:
+    lines = ["Targets:"]
+    if results:
+        first, last = results[0], results[-1]
         lines.append(
-            f"   {label:>18}: N={small:,}: {rss:.0f} ({hwm:.0f}) MiB, {load_s:.1f} s; "
-            f"N={big:,}: {lateness.rss_mb[0]:.0f} ({lateness.rss_mb[1]:.0f}) MiB, {lateness.load_s:.1f} s"
+            f"   PackageScheduler tick at N={last.size:,} / at N={first.size:,}: none due "
+            f"{_median(last.jqm_idle) / _median(first.jqm_idle):.2f}×, 100 due "
+            f"{_median(last.jqm_due) / _median(first.jqm_due):.2f}× (target: about 1×)"
         )
-    lines += [
-        "",
-        f"   Lateness, {count:,} recurrences due in the same second (N={big:,} others not due),",
-        "   ms after the due instant — p50 / p99 / max. Run started: PackageScheduler has sent it to",
-        "   the broker / the worker has run django-celery-beat's jqm.run_package. First job: the worker",
-        "   claimed the run's first job.",
-    ]
-    for entry in late:
-        run = entry.run_started_ms
-        first = entry.first_job_ms
-        lines.append(
-            f"   {entry.label:>18}: run started {_percentile(run, 50):>7.0f} / "
-            f"{_percentile(run, 99):>7.0f} / {max(run):>7.0f};  "
-            f"first job started {_percentile(first, 50):>7.0f} / "
-            f"{_percentile(first, 99):>7.0f} / {max(first):>7.0f}"
-        )
-    return "\n".join(lines)
-
-
-def report_targets(results: list[SizeResult], late: list[Lateness]) -> str:
-    first, last = results[0], results[-1]
-    middle = next((r for r in results if r.size == 10_000), None)
-    jqm_late = next(entry for entry in late if entry.label == "PackageScheduler")
-    p99 = _percentile(jqm_late.run_started_ms, 99)
-    lines = [
-        "Targets:",
-        f"   PackageScheduler tick at N={last.size:,} / at N={first.size:,}: none due "
-        f"{_median(last.jqm_idle) / _median(first.jqm_idle):.2f}×, 100 due "
-        f"{_median(last.jqm_due) / _median(first.jqm_due):.2f}× (target: about 1×)",
-    ]
-    if middle is not None:
-        lines.append(
-            f"   at N=10,000 PackageScheduler / django-celery-beat: none due "
-            f"{_median(middle.jqm_idle) / _median(middle.dj_idle):.3f}, 100 due "
-            f"{_median(middle.jqm_due) / _median(middle.dj_due):.3f} (target: ≤ 0.1)"
-        )
-    lines.append(f"   PackageScheduler lateness p99 (run started): {p99:.0f} ms (target: ≤ 1000 ms)")
+        middle = next((r for r in results if r.size == 10_000), None)
+        if middle is not None:
+            lines.append(
+                f"   at N=10,000 PackageScheduler / django-celery-beat: none due "
+                f"{_median(middle.jqm_idle) / _median(middle.dj_idle):.3f}, 100 due "
+                f"{_median(middle.jqm_due) / _median(middle.dj_due):.3f} (target: ≤ 0.1)"
+            )
+    for size, entries in late.items():
+        p99 = [percentile(e.run_started_ms, 99) for e in entries if e.scheduler == "jqm"]
+        if p99:
+            lines.append(
+                f"   PackageScheduler p99, due instant → message in Redis, N={size:,}: "
+                f"{_median(p99):.0f} ms ({min(p99):.0f}–{max(p99):.0f}) (target: ≤ 1000 ms)"
+            )
     return "\n".join(lines)
 
 
@@ -701,14 +528,25 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.beat_scale", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("--sizes", default="1000,10000,100000", help="active recurrences, comma-separated")
+    parser.add_argument("--sizes", default="1000,10000", help="schedules not due, comma-separated")
+    parser.add_argument("--large", action="store_true", help="add N = 100,000 to the sizes")
     parser.add_argument("--repeat", type=int, default=20, help="ticks measured with none due")
-    parser.add_argument("--late", type=int, default=1000, help="recurrences due in the same second")
+    parser.add_argument("--late", type=int, default=1000, help="schedules due in the same second")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating repetitions of the lateness")
     parser.add_argument(
-        "--only", choices=["lateness"], help="lateness: only PackageScheduler's lateness (part 3)"
+        "--schedulers",
+        default="jqm,redbeat,django",
+        help="real beat processes measured for lateness and RSS: jqm, redbeat, django (comma-separated)",
+    )
+    parser.add_argument(
+        "--only", choices=["lateness"], help="lateness: only the real beat processes (part 3)"
     )
     args = parser.parse_args(argv)
-    args.sizes = sorted(int(size) for size in args.sizes.split(","))
+    args.sizes = sorted({int(size) for size in args.sizes.split(",")} | ({100_000} if args.large else set()))
+    args.schedulers = [name.strip() for name in args.schedulers.split(",") if name.strip()]
+    unknown = sorted(set(args.schedulers) - set(LABELS))
+    if unknown:
+        parser.error(f"unknown scheduler(s) {', '.join(unknown)}; choose among {', '.join(LABELS)}")
     return args
 
 
@@ -724,50 +562,33 @@ def run(args: argparse.Namespace) -> str:
     with ExitStack() as stack:
         folder = stack.enter_context(scratch_dir())
         url = stack.enter_context(postgres_database("jqm_beat_scale"))
+        key_prefix = f"redbeat-{unique_queue()}"
         conf = {
             "broker_url": f"{REDIS_URL}/0",
             "result_backend": f"{REDIS_URL}/1",
             "task_default_queue": unique_queue(),
             "jqm_database_url": url,
             "result_expires": 600,
+            "redbeat_redis_url": f"{REDIS_URL}/0",
+            "redbeat_key_prefix": key_prefix,
         }
         configure_django(url, migrate=True)
         app = make_app(conf)
         stack.callback(delete_queues, app, [conf["task_default_queue"]])
         JobQueueManager.of(app).upgrade_db()
         rows = Rows(url)
-        if args.only == "lateness":
-            return _lateness_only(args, rows, conf, folder, stack)
-        jqm, dj = JqmSide(app), DjangoSide(app)
+        redbeat = RedBeatRows(app) if "redbeat" in args.schedulers else None
+        if redbeat is not None:
+            stack.callback(redbeat.clear)
         started = time.monotonic()
+        jqm = dj = None
+        if args.only != "lateness":
+            jqm, dj = JqmSide(app), DjangoSide(app)
         results: list[SizeResult] = []
+        late: dict[int, list[Lateness]] = {}
         heavy = {size: 3 if size <= 10_000 else 1 for size in args.sizes}
         edits = {size: 3 if size <= 10_000 else 2 for size in args.sizes}
         jqm_names, dj_names = _names(BULK_PREFIX, 1), _names(BULK_PREFIX, 501)
-        rss_small: dict[str, tuple[tuple[float, float], float]] = {}
-        for size in args.sizes:
-            rows.grow(size)
-            print(
-                f"   N={size:,}: rows ready after {time.monotonic() - started:.0f} s",
-                file=sys.stderr,
-                flush=True,
-            )
-            if not rss_small:
-                for scheduler in ("jqm", "django"):
-                    rss_small[scheduler] = measure_rss(conf, scheduler, folder)
-            result = measure_ticks(size, rows, jqm, dj, args.repeat, heavy[size])
-            result.jqm_edit = measure_edits(jqm, jqm_names, edits[size], timeout_s=30)
-            rows.finish_runs()
-            dj.sync()
-            result.dj_edit = measure_edits(dj, dj_names, edits[size], timeout_s=60 + size / 1000)
-            results.append(result)
-            print(
-                f"   N={size:,}: measured after {time.monotonic() - started:.0f} s",
-                file=sys.stderr,
-                flush=True,
-            )
-        dj.retire()
-        rows.finish_runs()
         worker = Worker(
             "benchmarks.beat_scale:make_app",
             conf,
@@ -775,46 +596,72 @@ def run(args: argparse.Namespace) -> str:
             folder=folder,
         )
         stack.enter_context(worker)
-        late = [late_jqm(rows, conf, folder, args.late)]
-        print(f"   lateness (jqm) after {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
-        late.append(late_django(rows, conf, folder, args.late))
-        sections = [
-            report_ticks(results, args.repeat, heavy),
-            report_edits(results),
-            report_processes(args.sizes[0], rss_small, late, args.sizes[-1], args.late),
-            report_targets(results, late),
-        ]
+        for index, size in enumerate(args.sizes):
+            rows.grow(size)
+            if redbeat is not None:
+                redbeat.grow(size, rows.base)
+            _progress(f"N={size:,}: rows ready", started)
+            if jqm is not None and dj is not None:
+                result = measure_ticks(size, rows, jqm, dj, args.repeat, heavy[size])
+                result.jqm_edit = measure_edits(jqm, jqm_names, edits[size], timeout_s=30)
+                rows.finish_runs()
+                dj.sync()
+                result.dj_edit = measure_edits(dj, dj_names, edits[size], timeout_s=60 + size / 1000)
+                results.append(result)
+                dj.retire()
+                rows.finish_runs()
+                _progress(f"N={size:,}: ticks and edits measured", started)
+            late[size] = measure_lateness(args, index, rows, redbeat, app, conf, folder, started)
+        sections = []
+        if results:
+            sections += [report_ticks(results, args.repeat, heavy), report_edits(results)]
+        sections.append(
+            "3. Real celery beat processes, a real worker consuming (prefork, 2 processes).\n\n"
+            + "\n\n".join(report(size, args.late, entries) for size, entries in late.items())
+        )
+        sections.append(report_targets(results, late))
         return "\n\n".join(sections) + f"\n\n(measured in {time.monotonic() - started:.0f} s)"
 
 
-def _lateness_only(
-    args: argparse.Namespace, rows: Rows, conf: dict[str, Any], folder: Path, stack: ExitStack
-) -> str:
-    started = time.monotonic()
-    rows.grow(args.sizes[-1])
-    rows.finish_runs()
-    worker = Worker(
-        "benchmarks.beat_scale:make_app",
-        conf,
-        ["--pool=prefork", "--concurrency=2", "--loglevel=WARNING"],
-        folder=folder,
-    )
-    stack.enter_context(worker)
-    late = late_jqm(rows, conf, folder, args.late)
-    run, first = late.run_started_ms, late.first_job_ms
-    return "\n".join(
-        [
-            f"Lateness, {args.late:,} recurrences due in the same second "
-            f"(N={args.sizes[-1]:,} others not due),",
-            "ms after the due instant — p50 / p99 / max:",
-            f"   {late.label:>18}: run started {_percentile(run, 50):>7.0f} / {_percentile(run, 99):>7.0f} / "
-            f"{max(run):>7.0f};  first job started {_percentile(first, 50):>7.0f} / "
-            f"{_percentile(first, 99):>7.0f} / {max(first):>7.0f}",
-            f"   PackageScheduler lateness p99 (run started): {_percentile(run, 99):.0f} ms "
-            "(target: ≤ 1000 ms)",
-            f"(measured in {time.monotonic() - started:.0f} s)",
-        ]
-    )
+def measure_lateness(
+    args: argparse.Namespace,
+    index: int,
+    rows: Rows,
+    redbeat: RedBeatRows | None,
+    app: Celery,
+    conf: dict[str, Any],
+    folder: Path,
+    started: float,
+) -> list[Lateness]:
+    """``args.rounds`` repetitions, each of every scheduler in turn, the order rotating between them."""
+    queue = conf["task_default_queue"]
+
+    def queue_empty() -> bool:
+        with app.connection_for_write() as conn:
+            return int(conn.default_channel.client.llen(queue)) == 0
+
+    late: list[Lateness] = []
+    for round_ in range(args.rounds):
+        shift = round_ % len(args.schedulers)
+        for scheduler in args.schedulers[shift:] + args.schedulers[:shift]:
+            prefix = f"{scheduler[0]}{index}{round_}x"
+            rows.finish_runs()
+            if scheduler == "jqm":
+                late.append(late_jqm(rows, conf, folder, args.late, prefix))
+            elif scheduler == "django":
+                late.append(late_django(rows, conf, folder, args.late, prefix))
+            elif redbeat is not None:
+                late.append(late_redbeat(redbeat, conf, folder, args.late, prefix, queue_empty))
+            _progress(
+                f"N={args.sizes[index]:,}: round {round_ + 1}, {LABELS[scheduler]}: p99 "
+                f"{percentile(late[-1].run_started_ms, 99):.0f} ms",
+                started,
+            )
+    return late
+
+
+def _progress(what: str, started: float) -> None:
+    print(f"   {what} after {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -823,7 +670,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"jqm-celery beat benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; "
         f"Python {platform.python_version()}, "
         f"Celery {celery.__version__}, {os.cpu_count()} CPUs; PostgreSQL and Redis on loopback; "
-        f"sizes {', '.join(f'{size:,}' for size in args.sizes)}",
+        f"sizes {', '.join(f'{size:,}' for size in args.sizes)}; load {os.getloadavg()[0]:.1f}",
         flush=True,
     )
     try:
