@@ -1,10 +1,12 @@
-"""The broker lost mid-run: Redis killed and restarted empty, and Redis paused; on PostgreSQL.
+"""The broker lost mid-run, killed and restarted empty or paused: on the test's own Redis and on the
+test's own RabbitMQ node, with PostgreSQL.
 
-Each scenario runs a package of several jobs (a group among them) on the test's own Redis, breaks the
-broker while the run is in flight, and checks that the run ends with every job in a final state, that every
-task body that ran has its attempt in the log, and that no job ran more often than the rule allows: once,
-plus once per attempt logged INTERRUPTED (its worker was lost while it ran). It prints the time from the
-broker's return to the run's end. A worker that exits when Redis drops is replaced by a fresh one.
+Each scenario runs a package of several jobs (a group among them) on the broker, breaks the broker while
+the run is in flight, and checks that the run ends with every job in a final state, that every task body
+that ran has its attempt in the log, and that no job ran more often than the rule allows: once, plus once
+per attempt logged INTERRUPTED (its worker was lost while it ran). It prints the time from the broker's
+return to the run's end. A worker that exits when the broker drops is replaced by a fresh one. RabbitMQ
+"restarted empty" is its node killed and its database deleted; its results go to the shared Redis.
 
 ``JQM_FAULT_SOAK=1`` makes the run longer and the outage longer (a minute or so per scenario).
 """
@@ -18,17 +20,19 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 
 from jqm_celery import Entry, JobQueueManager, JobStatus, Package, RunStatus
 from jqm_celery.records import Run
 from jqm_celery.statuses import AttemptStatus, LogKind
+from tests.fault.rabbitmq_server import RabbitMQServer
 from tests.fault.redis_server import RedisServer
 from tests.integration.conftest import Backend, Worker
 from tests.integration.testapp import read_marks
 from tests.processes import wait_until
-from tests.services import postgres_database
+from tests.services import REDIS_RESULTS_DB, postgres_database, redis_url, require
 
 pytestmark = [pytest.mark.fault, pytest.mark.integration]
 
@@ -41,28 +45,43 @@ OUTAGE_S = 20.0 if SOAK else 2.0
 RUN_TIMEOUT_S = 300.0 if SOAK else 90.0
 
 
-@pytest.fixture
-def redis(tmp_path: Path) -> Iterator[RedisServer]:
-    with RedisServer(tmp_path) as server:
+class Broker(Protocol):
+    """The test's own broker server: ``RedisServer`` or ``RabbitMQServer``."""
+
+    def start(self) -> object: ...
+    def kill(self) -> None: ...
+    def pause(self) -> None: ...
+    def resume(self) -> None: ...
+
+
+@pytest.fixture(params=["redis", "rabbitmq"])
+def broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RedisServer | RabbitMQServer]:
+    server = RedisServer(tmp_path) if request.param == "redis" else RabbitMQServer(tmp_path)
+    with server:
         yield server
 
 
 @pytest.fixture
-def backend(redis: RedisServer, tmp_path: Path) -> Iterator[Backend]:
+def backend(broker: RedisServer | RabbitMQServer, tmp_path: Path) -> Iterator[Backend]:
     with ExitStack() as stack:
         url = stack.enter_context(postgres_database())
+        if isinstance(broker, RedisServer):
+            name, broker_url, results_url = "redis-pg-fault", broker.url(0), broker.url(1)
+        else:
+            require("redis")  # the results, on the shared Redis: the fault is the broker's alone
+            name, broker_url, results_url = "rabbitmq-pg-fault", broker.url(), redis_url(REDIS_RESULTS_DB)
         conf = {
             "task_default_queue": f"jqm-fault-{uuid.uuid4().hex[:10]}",
             "jqm_auto_migrate": True,
-            "broker_url": redis.url(0),
-            "result_backend": redis.url(1),
+            "broker_url": broker_url,
+            "result_backend": results_url,
             "jqm_database_url": url,
             # Seconds, not minutes: a heartbeat every half second, a message gone after 3 s of no progress.
             "jqm_reconcile_interval_s": 0.5,
             "jqm_lost_after_s": 3,
             "broker_connection_retry_on_startup": True,
         }
-        yield Backend("redis-pg-fault", conf, tmp_path)
+        yield Backend(name, conf, tmp_path)
 
 
 class Workers:
@@ -98,7 +117,7 @@ def _package(name: str, marks: Path) -> Package:
     return Package(name, entries=entries)
 
 
-def _run_through(backend: Backend, marks: Path, outage: str, redis: RedisServer) -> tuple[Run, float, int]:
+def _run_through(backend: Backend, marks: Path, outage: str, broker: Broker) -> tuple[Run, float, int]:
     """Run the package, break the broker once its first job has started, and wait for the run's end.
 
     Returns the finished run, the seconds from the broker's return to the run's end, workers replaced.
@@ -112,13 +131,13 @@ def _run_through(backend: Backend, marks: Path, outage: str, redis: RedisServer)
         run = jqm.run_now(name)
         wait_until(lambda: any(m["event"] == "start" for m in read_marks(marks)), 60, "no job started")
         if outage == "restart-empty":
-            redis.kill()
+            broker.kill()
             time.sleep(OUTAGE_S)  # the outage itself: the broker is down this long
-            redis.start()
+            broker.start()
         else:
-            redis.pause()
+            broker.pause()
             time.sleep(OUTAGE_S)
-            redis.resume()
+            broker.resume()
         back = time.monotonic()
 
         def finished() -> bool:
@@ -163,8 +182,8 @@ def _check(
 
 @pytest.mark.parametrize("outage", ["restart-empty", "pause"])
 def test_a_run_ends_with_every_job_once_after_the_broker_is_lost(
-    backend: Backend, redis: RedisServer, tmp_path: Path, outage: str
+    backend: Backend, broker: Broker, tmp_path: Path, outage: str
 ) -> None:
     marks = tmp_path / f"marks-{uuid.uuid4().hex[:6]}.jsonl"
-    run, recovered_s, replaced = _run_through(backend, marks, outage, redis)
+    run, recovered_s, replaced = _run_through(backend, marks, outage, broker)
     _check(JobQueueManager.of(backend.app()), run, marks, outage, recovered_s, replaced)
