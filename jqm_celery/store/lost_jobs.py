@@ -53,14 +53,16 @@ class LostJobStore:
                 default_queue if q is None else q
                 for q in s.scalars(
                     select(JobRow.queue)
-                    .where(_in_queues(named, default_queue), _moved_since(JobRow, cutoff))
+                    .where(_in_queues(named, default_queue), _moved_since(JobRow, cutoff, now))
                     .distinct()
                 )
             }
             still = named - paused - moving
-            rows = s.execute(_candidates(still, default_queue, cutoff).limit(limit)).all() if still else []
-            due = _last_activity(s, [r.id for r in rows])
-            unclosed = list(s.scalars(_unclosed_runs(cutoff)))
+            rows = (
+                s.execute(_candidates(still, default_queue, cutoff, now).limit(limit)).all() if still else []
+            )
+            due = _last_activity(s, [r.id for r in rows], now)
+            unclosed = list(s.scalars(_unclosed_runs(cutoff, now)))
         jobs = []
         for r in rows:
             due_at = max(t for t in (r.created_at, r.not_before, r.run_started_at, due.get(r.id)) if t)
@@ -101,11 +103,13 @@ def _in_queues(names: Collection[str], default_queue: str) -> ColumnElement[bool
     return or_(matches, JobRow.queue.is_(None)) if default_queue in names else matches
 
 
-def _moved_since(job: Any, cutoff: datetime) -> ColumnElement[bool]:
-    return or_(job.status == JobStatus.RUNNING, job.finished_at >= cutoff)
+def _moved_since(job: Any, cutoff: datetime, now: datetime) -> ColumnElement[bool]:
+    # A time ahead of the database's clock (written by a client whose clock runs ahead) is no sign of
+    # movement: counting it would keep its queue "moving", and its lost jobs unsent, until that time.
+    return or_(job.status == JobStatus.RUNNING, job.finished_at.between(cutoff, now))
 
 
-def _candidates(queues: Collection[str], default_queue: str, cutoff: datetime) -> Any:
+def _candidates(queues: Collection[str], default_queue: str, cutoff: datetime, now: datetime) -> Any:
     """Waiting jobs of ``queues`` due before ``cutoff`` as far as their row tells, not in a moving run."""
     other = aliased(JobRow, name="other_job")
     standalone = and_(
@@ -116,7 +120,7 @@ def _candidates(queues: Collection[str], default_queue: str, cutoff: datetime) -
     first_unfinished = ~exists().where(
         other.run_id == JobRow.run_id, other.run_order < JobRow.run_order, other.status.not_in(_FINISHED)
     )
-    run_still = ~exists().where(other.run_id == JobRow.run_id, _moved_since(other, cutoff))
+    run_still = ~exists().where(other.run_id == JobRow.run_id, _moved_since(other, cutoff, now))
     # A run beat fired but has not recorded as sent is beat's to recover (``schedule.recover_unsent``).
     unsent = exists().where(FireRow.run_id == JobRow.run_id, FireRow.sent_at.is_(None))
     in_run = and_(
@@ -124,7 +128,7 @@ def _candidates(queues: Collection[str], default_queue: str, cutoff: datetime) -
     )
     recently_logged = exists().where(
         LogEntryRow.job_id == JobRow.id,
-        func.coalesce(LogEntryRow.finished_at, LogEntryRow.started_at) >= cutoff,
+        func.coalesce(LogEntryRow.finished_at, LogEntryRow.started_at).between(cutoff, now),
     )
     return (
         select(
@@ -148,7 +152,7 @@ def _candidates(queues: Collection[str], default_queue: str, cutoff: datetime) -
     )
 
 
-def _last_activity(s: Any, job_ids: list[int]) -> dict[int, datetime]:
+def _last_activity(s: Any, job_ids: list[int], now: datetime) -> dict[int, datetime]:
     """For each job, the last time its log shows it moving: an attempt's start or end (a failed attempt's
     planned retry delay added), or the last time it was sent again."""
     last: dict[int, datetime] = {}
@@ -160,12 +164,14 @@ def _last_activity(s: Any, job_ids: list[int]) -> dict[int, datetime]:
         ).where(LogEntryRow.job_id.in_(job_ids))
     )
     for job_id, started_at, finished_at, delay_s in entries:
+        if (finished_at or started_at) > now:
+            continue  # ahead of the database's clock: no sign of movement (see _moved_since)
         at = (finished_at or started_at) + timedelta(seconds=delay_s or 0.0)
         last[job_id] = max(last.get(job_id, at), at)
     return last
 
 
-def _unclosed_runs(cutoff: datetime) -> Any:
+def _unclosed_runs(cutoff: datetime, now: datetime) -> Any:
     job = aliased(JobRow, name="run_job")
     return (
         select(RunRow.id)
@@ -173,7 +179,8 @@ def _unclosed_runs(cutoff: datetime) -> Any:
             RunRow.status == RunStatus.RUNNING,
             RunRow.started_at < cutoff,
             ~exists().where(
-                job.run_id == RunRow.id, or_(job.status.not_in(_FINISHED), job.finished_at >= cutoff)
+                job.run_id == RunRow.id,
+                or_(job.status.not_in(_FINISHED), job.finished_at.between(cutoff, now)),
             ),
         )
         .order_by(RunRow.id)

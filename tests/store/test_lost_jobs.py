@@ -57,6 +57,16 @@ def test_a_job_sent_again_names_its_new_message_once_and_is_due_again_from_then(
     assert _lost(jobs, now + timedelta(seconds=61)) == [job_id]
 
 
+def test_a_job_that_finished_at_a_time_ahead_of_now_does_not_keep_its_queue_moving(jobs: JobStore) -> None:
+    # Its end was written by a clock far ahead (a client's, not the database's): no sign of movement.
+    ahead = _add(jobs, "m1")
+    claimed = jobs.store.claim_job(ahead, "w1", "m1", T0, redelivered=False)
+    assert claimed is not None
+    jobs.store.end_attempt(claimed, T0 + timedelta(days=365), AttemptStatus.DONE)
+    waiting = _add(jobs, "m2")
+    assert _lost(jobs, T0 + timedelta(seconds=61)) == [waiting]
+
+
 def test_a_job_of_a_queue_no_live_worker_consumes_is_not_lost(jobs: JobStore) -> None:
     _add(jobs, "m1")
     assert _lost(jobs, T0 + timedelta(minutes=5), consumed=("other",)) == []
