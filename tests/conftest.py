@@ -1,4 +1,5 @@
-"""Shared fixtures: integration tests are marked by folder; some RabbitMQ runs are left to a switch."""
+"""Shared fixtures: integration tests are marked by folder, long folders run first; some RabbitMQ runs are
+left to a switch."""
 
 from __future__ import annotations
 
@@ -18,10 +19,22 @@ RABBITMQ_BY_DEFAULT = (
 )
 
 
+#: The folders whose modules take longest, first: the two xdist workers (``-n 2 --dist loadfile
+#: --no-loadscope-reorder``) take modules in this order, so the long ones are not left for the end while
+#: the other worker idles; the many short unit modules fill in last.
+FIRST = ("walkthrough", "multihost", "fault", "integration", "web", "store", "unit")
+
+
+def _folder_rank(item: pytest.Item) -> int:
+    folder = item.path.parent.name
+    return FIRST.index(folder) if folder in FIRST else len(FIRST)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if "/integration/" in str(item.fspath):
             item.add_marker(pytest.mark.integration)
+    items.sort(key=_folder_rank)  # stable: each module's own order is kept
     if os.environ.get("JQM_TEST_ALL_BACKENDS") == "1":
         return
     left = [

@@ -17,14 +17,27 @@ POSTGRES_DATABASE_PREFIX = os.environ.get("JQM_TEST_POSTGRES_PREFIX", "jqm_test_
 RABBITMQ_URL = os.environ.get("JQM_TEST_RABBITMQ", "amqp://guest:guest@127.0.0.1:5672//")
 
 
+#: The pytest-xdist worker this process is (0 for ``gw0`` or without xdist). The tests run in two
+#: processes (``-n 2`` in pyproject.toml), a test module wholly in one of them (``--dist loadfile``).
+XDIST_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+
+
 def _redis_db(purpose: str, default: int) -> int:
     return int(os.environ.get(f"JQM_TEST_REDIS_{purpose}_DB", default))
 
 
+def _per_worker(first: int) -> int:
+    """The first of two databases a purpose shared by every test module takes in this xdist worker:
+    ``first`` in ``gw0``, then 10, 12, 14 for ``gw1``..``gw3``, so that two workers never consume,
+    restore (a visibility timeout) or flush each other's messages."""
+    return first if XDIST_WORKER == 0 else 8 + 2 * XDIST_WORKER
+
+
 # The Redis database numbers the tests use, one per purpose (JQM_TEST_REDIS_<PURPOSE>_DB overrides each):
-# no test names a database number of its own.
-REDIS_BROKER_DB = _redis_db("BROKER", 0)
-REDIS_RESULTS_DB = _redis_db("RESULTS", 1)
+# no test names a database number of its own. The broker's and the results' databases are used by every
+# integration module, so each xdist worker has its own pair; the others belong to one module each.
+REDIS_BROKER_DB = _redis_db("BROKER", _per_worker(0))
+REDIS_RESULTS_DB = _redis_db("RESULTS", _per_worker(0) + 1)
 REDIS_EXAMPLES_DB = _redis_db("EXAMPLES", 2)
 REDIS_WALKTHROUGH_DB = _redis_db("WALKTHROUGH", 7)
 REDIS_REDELIVERY_DB = _redis_db("REDELIVERY", 8)
