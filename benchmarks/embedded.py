@@ -10,7 +10,9 @@ broker, results and store), as in ``benchmarks.dispatch``. huey: one ``huey_cons
     (``task.s().then(task)…``); done when the run is finished in the store, or the last task's result is
     in huey's result store;
 (2) BURST at once: BURST one-entry packages started with ``run_now``, against BURST huey tasks enqueued;
-    done when every run is finished, or every result is stored.
+    done when every run is finished, or every result is stored;
+(3) the same BURST started with one ``run_now_many`` call (one transaction, one publish batch), against
+    huey's BURST tasks enqueued again.
 
 jqm and huey alternate within each repetition (jqm huey, then huey jqm, …). The report gives, per shape,
 the medians and spreads of both, their ratio (and its spread over the repetitions' pairs), the CPU time
@@ -35,7 +37,7 @@ from types import ModuleType
 
 import celery
 
-from benchmarks.dispatch import Bench, make_app
+from benchmarks.dispatch import Bench, Sample, make_app
 from benchmarks.harness import (
     ROOT,
     Spread,
@@ -229,16 +231,27 @@ def run(args: argparse.Namespace) -> str:
         peer, consumer = stack.enter_context(huey_consumer(folder, args.concurrency))
         huey = HueyBench(peer, args.n, args.burst, args.timeout)
         started = time.monotonic()
-        bench.prepare()
+        bench.prepare(chains=True, bursts=True)
         huey.prepare()
         assert worker.process is not None
         pairs = [
-            (f"(1) sequence of {args.n}", args.n, bench.package_chain, huey.pipeline),
-            (f"(2) {args.burst} at once", args.burst, bench.package_burst, huey.burst_at_once),
+            (f"(1) sequence of {args.n}", args.n, _wall(bench.package_chain), huey.pipeline),
+            (f"(2) {args.burst} at once", args.burst, _wall(bench.package_burst), huey.burst_at_once),
+            (
+                f"(3) {args.burst} at once, run_now_many",
+                args.burst,
+                _wall(bench.package_burst_many),
+                huey.burst_at_once,
+            ),
         ]
         shapes = measure(pairs, worker.process.pid, consumer.pid, args.repeat)
         elapsed_s = time.monotonic() - started
         return f"{report(shapes, args.repeat, args.concurrency)}\n(measured in {elapsed_s:.0f} s)"
+
+
+def _wall(step: Callable[[], Sample]) -> Step:
+    """A jqm measurement as a wall time in seconds, as huey's are."""
+    return lambda: step().seconds
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
