@@ -127,7 +127,7 @@ def main(argv: list[str]) -> None:
 
 def measure_beat(conf: dict[str, Any], scheduler: str, folder: Path) -> tuple[float, list[str]]:
     """Start ``celery beat`` with the scheduler, wait until it has settled; its RSS and its modules."""
-    from benchmarks.beat_scale import BeatProcess
+    from benchmarks.beat_lateness import BeatProcess
 
     modules = folder / f"modules-{scheduler}-{time.monotonic_ns()}.txt"
     os.environ[MODULES_ENV] = str(modules)
