@@ -206,18 +206,12 @@ def start_queued(s: Session, run_id: int, now: datetime) -> RunPlan | None:
 
 def start_next(s: Session, package: str, now: datetime) -> RunPlan | None:
     """Start the package's oldest queued run, unless one of its runs is running."""
-    running = s.scalar(
-        select(RunRow.id).where(RunRow.package_name == package, RunRow.status == RunStatus.RUNNING).limit(1)
-    )
-    if running is not None:
+    s.flush()  # the looks below are Core, on the session's connection: they see what the session changed
+    conn = s.connection()
+    params = {"p_package": package}
+    if conn.execute(statements.running_run(), params).first() is not None:
         return None
-    next_id = s.scalar(
-        select(RunRow.id)
-        .where(RunRow.package_name == package, RunRow.status == RunStatus.QUEUED)
-        .order_by(RunRow.id)
-        .limit(1)
-        .with_for_update()
-    )
+    next_id = conn.execute(statements.next_queued_run_locked(), params).scalar()
     return None if next_id is None else start_queued(s, next_id, now)
 
 
@@ -359,14 +353,24 @@ def close(s: Session, run_id: int, now: datetime) -> RunClosed | None:
     counts: dict[str, int] = dict(conn.execute(statements.job_counts(), {"p_run_id": run_id}).all())
     if any(status not in _FINISHED for status in counts):
         return None
-    run = s.get_one(RunRow, run_id)
     status = outcome(counts)
-    ended = end(s, run, status, now, message=finished_message(status, counts), notify=locked.notifies)
-    stopped = False
-    if run.stop_package_after:
+    message = finished_message(status, counts)
+    if locked.stop_package_after:
+        run = s.get_one(RunRow, run_id)
+        ended = end(s, run, status, now, message=message, notify=locked.notifies)
         reason = "a job failed; the run finished (FINISH_THEN_STOP)"
         stopped = stop_package(s, run.package_name, now, run_id, reason)
-    return RunClosed(run_id, run.package_name, status, stopped, ended.next_run)
+        return RunClosed(run_id, run.package_name, status, stopped, ended.next_run)
+    # What ``end`` does, as Core statements: this runs once per run, on the worker (every database but
+    # PostgreSQL, whose writer has its own prepared ``close``), and the ORM's load and flush of the run
+    # would cost several times the statements.
+    package = locked.package_name
+    conn.execute(statements.finish_run(), {"p_run_id": run_id, "p_status": status, "p_now": now})
+    finished = log.LogLine(
+        LogKind.RUN_FINISHED, status, now, package, run_id, message=message, notify=locked.notifies
+    )
+    log.write(s, [finished])
+    return RunClosed(run_id, package, status, False, start_next(s, package, now))
 
 
 def outcome(counts: Mapping[str, int]) -> RunStatus:

@@ -112,6 +112,14 @@ def finish_run() -> Update:
 
 
 @functools.cache
+def insert_attempt() -> Insert:
+    """The RUNNING log entry of an attempt, returning its id (parameters: the entry's columns, by name).
+
+    Built once: a statement built per call with ``.values(...)`` costs more than the insert on SQLite."""
+    return insert(LogEntryRow).returning(LogEntryRow.id)
+
+
+@functools.cache
 def insert_finished_log() -> Insert:
     """The RUN_FINISHED log entry of a run (``writers.PostgresWriter.close_run``)."""
     columns = LogEntryRow.__table__.c
@@ -150,6 +158,25 @@ def finish_log_and_next_queued() -> Select[Any]:
     finished = finish_run().cte("finished_run")
     logged = insert_finished_log().cte("finished_log")
     return next_queued_run().add_cte(finished, logged)
+
+
+@functools.cache
+def running_run() -> Select[int]:
+    """A RUNNING run of the package (parameter: p_package), if any."""
+    return (
+        select(RunRow.id)
+        .where(
+            RunRow.package_name == bindparam("p_package", type_=RunRow.package_name.type),
+            RunRow.status == RunStatus.RUNNING,
+        )
+        .limit(1)
+    )
+
+
+@functools.cache
+def next_queued_run_locked() -> Select[int]:
+    """``next_queued_run``, locked: the one to start."""
+    return next_queued_run().with_for_update()
 
 
 @functools.cache

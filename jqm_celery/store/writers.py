@@ -30,7 +30,7 @@ from jqm_celery.events import Event
 from jqm_celery.plans import ClaimedJob, RunClosed
 from jqm_celery.statuses import FINISHED_JOB, AttemptStatus, LogKind, RunStatus
 from jqm_celery.store import bulk, driver, lifecycle, log, statements
-from jqm_celery.store.models import Base, JobRow, LogEntryRow
+from jqm_celery.store.models import Base, JobRow
 
 if TYPE_CHECKING:
     from jqm_celery.store.base import StoreBase
@@ -278,21 +278,18 @@ def claim_in(
                 reason,
             )
         )
-    log_id = conn.execute(
-        insert(LogEntryRow)
-        .values(
-            kind=LogKind.ATTEMPT,
-            status=AttemptStatus.RUNNING,
-            package_name=row.package_name,
-            run_id=row.run_id,
-            job_id=job_id,
-            task=row.task,
-            run_order=row.run_order,
-            celery_task_id=params["p_celery_task_id"],
-            worker=params["p_worker"],
-            retry=row.retry,
-            started_at=now,
-        )
-        .returning(LogEntryRow.id)
-    ).scalar_one()
+    attempt = {
+        "kind": LogKind.ATTEMPT,
+        "status": AttemptStatus.RUNNING,
+        "package_name": row.package_name,
+        "run_id": row.run_id,
+        "job_id": job_id,
+        "task": row.task,
+        "run_order": row.run_order,
+        "celery_task_id": params["p_celery_task_id"],
+        "worker": params["p_worker"],
+        "retry": row.retry,
+        "started_at": now,
+    }
+    log_id = conn.execute(statements.insert_attempt(), attempt).scalar_one()
     return statements.claimed_job(job_id, log_id, row)
