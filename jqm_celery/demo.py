@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import multiprocessing
 import os
 import shutil
+from multiprocessing.synchronize import Event
 from pathlib import Path
 
 from jqm_celery.errors import NotFoundError
@@ -12,7 +14,7 @@ from jqm_celery.manager import JobQueueManager
 from jqm_celery.records import Run
 from jqm_celery.statuses import AttemptStatus, JobStatus
 
-#: Seconds the demo's worker gets to stop before it is killed.
+#: Seconds to wait for the demo's killed worker to be gone.
 STOP_WAIT_S = 1.0
 
 WORKER_ARGS = [
@@ -26,9 +28,13 @@ WORKER_ARGS = [
 ]
 
 
-def _worker_main(data_dir: str) -> None:
+def _worker_main(data_dir: str, go: Event) -> None:
+    # Celery, the store and the demo's tasks are imported while the demo prepares its store (about a
+    # second of the demo's wall time); the store is opened once it is ready.
+    importlib.import_module("celery.apps.worker")
     from jqm_celery.examples.demo import make_app
 
+    go.wait()
     # The worker's banner and log go to a file beside the store, not over the demo's output.
     log = os.open(Path(data_dir) / "worker.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(log, 1)
@@ -39,27 +45,36 @@ def _worker_main(data_dir: str) -> None:
 
 
 class DemoWorker:
-    """A real Celery worker in a child process (spawned, so it shares nothing with this one)."""
+    """A real Celery worker in a child process (spawned, so it shares nothing with this one).
+
+    ``start`` spawns it at once, to import what it runs while the store is prepared; it opens the store
+    and consumes once ``store_ready`` is called.
+    """
 
     def __init__(self, data_dir: Path) -> None:
-        self._process = multiprocessing.get_context("spawn").Process(
-            target=_worker_main, args=(str(data_dir),), name="jqm-demo-worker", daemon=True
+        context = multiprocessing.get_context("spawn")
+        self._go = context.Event()
+        self._process = context.Process(
+            target=_worker_main, args=(str(data_dir), self._go), name="jqm-demo-worker", daemon=True
         )
 
     def start(self) -> DemoWorker:
         self._process.start()
         return self
 
+    def store_ready(self) -> None:
+        self._go.set()
+
     def stop(self) -> None:
-        # The run has finished and the worker holds nothing: a warm shutdown would only make the user wait.
-        self._process.terminate()
+        # The run has finished and the worker holds nothing: a warm shutdown (a second or more) would
+        # only make the user wait. SQLite's transactions are atomic, so killing it loses nothing.
+        self._process.kill()
         self._process.join(STOP_WAIT_S)
-        if self._process.is_alive():
-            self._process.kill()
-            self._process.join(STOP_WAIT_S)
 
     def __enter__(self) -> DemoWorker:
-        return self.start()
+        self.start()
+        self.store_ready()
+        return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()

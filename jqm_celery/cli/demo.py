@@ -46,7 +46,12 @@ def run_demo(cli: CliContext, data_dir: Path, timeout: float) -> None:
         sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     started = time.monotonic()
     console = cli.console
-    jqm = prepare(data_dir)
+    worker = DemoWorker(data_dir).start()
+    try:
+        jqm = prepare(data_dir)
+    except BaseException:
+        worker.stop()
+        raise
     package = jqm.packages()[0]
     console.print(
         f"[bold]jqm demo[/]: package [bold]{package.name}[/], {len(package.definition.entries)} entries, "
@@ -55,7 +60,7 @@ def run_demo(cli: CliContext, data_dir: Path, timeout: float) -> None:
         "so the run ends FAILED: that is the intended outcome.\n"
         f"Store, broker and results: SQLite files in {data_dir.resolve()}"
     )
-    worker = DemoWorker(data_dir).start()
+    worker.store_ready()
     try:
         console.print("starting a worker and running the package:")
         run = _follow(cli, jqm, jqm.run_now(package.name), timeout)
