@@ -146,7 +146,6 @@ class JobRow(Base):
     __tablename__ = "jqm_job"
     __table_args__ = (
         Index("ix_jqm_job_run_status", "run_id", "status"),
-        Index("ix_jqm_job_run_order", "run_id", "run_order"),
         Index("ix_jqm_job_status_queue", "status", "queue"),
         Index("ix_jqm_job_finished_at", "finished_at"),
         Index("ix_jqm_job_package_id", "package_name", "id"),

@@ -1,6 +1,5 @@
 """A store at revision 0005 upgrades to the column defaults of 0006, and a run in flight then finishes; one
-at 0006 upgrades to queues that can be paused (0007); one at 0007 gets the index of a run's jobs by run order
-(0008)."""
+at 0006 upgrades to queues that can be paused (0007)."""
 
 from __future__ import annotations
 
@@ -14,7 +13,7 @@ from jqm_celery.statuses import AttemptStatus, JobStatus
 from jqm_celery.store import Store, migrate
 from jqm_celery.store.engine import make_engine
 from jqm_celery.store.jobs import JobStore, NewJob
-from jqm_celery.store.models import Base, JobRow, PackageRow, RunRow
+from jqm_celery.store.models import JobRow, PackageRow, RunRow
 from jqm_celery.store.queue_control import QueueControlStore
 from jqm_celery.store.queue_models import QueueRow
 
@@ -118,29 +117,3 @@ def test_a_store_at_0006_upgrades_to_queues_that_can_be_paused(database_url: str
     assert store.claim_job(job_id, "w", "task-1", NOW, redelivered=False) is None, "the refused message"
     assert store.claim_job(job_id, "w", "task-2", NOW, redelivered=False) is not None
     store.dispose()
-
-
-def _indexes(engine: Engine) -> set[tuple[str, str, tuple[str, ...]]]:
-    found = inspect(engine)
-    return {
-        (table, index["name"], tuple(str(column) for column in index["column_names"]))
-        for table in Base.metadata.tables
-        for index in found.get_indexes(table)
-        if index["name"]
-    }
-
-
-def test_a_store_at_0007_upgrades_to_every_index_the_models_declare(database_url: str) -> None:
-    """0008 adds ``(run_id, run_order)``; after it, the database has each index of the models, no fewer."""
-    engine = make_engine(database_url)
-    migrate.upgrade(engine, "0007")
-    assert ("jqm_job", "ix_jqm_job_run_order", ("run_id", "run_order")) not in _indexes(engine)
-    migrate.upgrade(engine, "head")
-    declared = {
-        (table.name, str(index.name), tuple(column.name for column in index.columns))
-        for table in Base.metadata.tables.values()
-        for index in table.indexes
-    }
-    assert ("jqm_job", "ix_jqm_job_run_order", ("run_id", "run_order")) in declared
-    assert declared - _indexes(engine) == set()
-    engine.dispose()
