@@ -26,18 +26,17 @@ def _redis_db(purpose: str, default: int) -> int:
     return int(os.environ.get(f"JQM_TEST_REDIS_{purpose}_DB", default))
 
 
-def _per_worker(first: int) -> int:
-    """The first of two databases a purpose shared by every test module takes in this xdist worker:
-    ``first`` in ``gw0``, then 10, 12, 14 for ``gw1``..``gw3``, so that two workers never consume,
-    restore (a visibility timeout) or flush each other's messages."""
-    return first if XDIST_WORKER == 0 else 8 + 2 * XDIST_WORKER
+#: What the second xdist process adds to the broker's and the results' database numbers.
+XDIST_DB_STEP = 10
 
 
 # The Redis database numbers the tests use, one per purpose (JQM_TEST_REDIS_<PURPOSE>_DB overrides each):
 # no test names a database number of its own. The broker's and the results' databases are used by every
-# integration module, so each xdist worker has its own pair; the others belong to one module each.
-REDIS_BROKER_DB = _redis_db("BROKER", _per_worker(0))
-REDIS_RESULTS_DB = _redis_db("RESULTS", _per_worker(0) + 1)
+# integration module, so each xdist process has its own pair: the second one adds XDIST_DB_STEP (0 and 1
+# become 10 and 11), so that two processes never consume, restore (a visibility timeout) or flush each
+# other's messages. The others belong to one module each, which runs wholly in one process.
+REDIS_BROKER_DB = _redis_db("BROKER", 0) + XDIST_DB_STEP * XDIST_WORKER
+REDIS_RESULTS_DB = _redis_db("RESULTS", 1) + XDIST_DB_STEP * XDIST_WORKER
 REDIS_EXAMPLES_DB = _redis_db("EXAMPLES", 2)
 REDIS_WALKTHROUGH_DB = _redis_db("WALKTHROUGH", 7)
 REDIS_REDELIVERY_DB = _redis_db("REDELIVERY", 8)
