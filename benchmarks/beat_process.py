@@ -33,7 +33,17 @@ from typing import Any
 
 from celery import Celery
 
-from benchmarks.harness import REDIS_URL, delete_queues, postgres_database, require, scratch_dir, unique_queue
+from benchmarks.harness import (
+    REDIS_BROKER_DB,
+    REDIS_REDBEAT_DB,
+    REDIS_RESULTS_DB,
+    delete_queues,
+    postgres_database,
+    redis_url,
+    require,
+    scratch_dir,
+    unique_queue,
+)
 from benchmarks.memory import arguments, compare, forbidden_in, load_text, print_report, top_packages
 
 SCHEDULERS = {
@@ -155,9 +165,9 @@ def memory_report(args: argparse.Namespace) -> str:
     modules: dict[str, list[str]] = {}
     with scratch_dir("jqm-bench-beat-") as folder, postgres_database("jqm_bench_beat_memory") as url:
         conf: dict[str, Any] = {
-            "broker_url": f"{REDIS_URL}/0",
-            "result_backend": f"{REDIS_URL}/1",
-            "redbeat_redis_url": f"{REDIS_URL}/2",
+            "broker_url": redis_url(REDIS_BROKER_DB),
+            "result_backend": redis_url(REDIS_RESULTS_DB),
+            "redbeat_redis_url": redis_url(REDIS_REDBEAT_DB),
             "redbeat_key_prefix": unique_queue("redbeat"),
             "jqm_database_url": url,
             "task_default_queue": unique_queue(),

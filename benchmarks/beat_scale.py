@@ -66,11 +66,13 @@ from benchmarks.beat_lateness import (
 )
 from benchmarks.beat_process import configure_django
 from benchmarks.harness import (
-    REDIS_URL,
+    REDIS_BROKER_DB,
+    REDIS_RESULTS_DB,
     ServiceMissing,
     Worker,
     delete_queues,
     postgres_database,
+    redis_url,
     require,
     scratch_dir,
     unique_queue,
@@ -564,12 +566,12 @@ def run(args: argparse.Namespace) -> str:
         url = stack.enter_context(postgres_database("jqm_beat_scale"))
         key_prefix = f"redbeat-{unique_queue()}"
         conf = {
-            "broker_url": f"{REDIS_URL}/0",
-            "result_backend": f"{REDIS_URL}/1",
+            "broker_url": redis_url(REDIS_BROKER_DB),
+            "result_backend": redis_url(REDIS_RESULTS_DB),
             "task_default_queue": unique_queue(),
             "jqm_database_url": url,
             "result_expires": 600,
-            "redbeat_redis_url": f"{REDIS_URL}/0",
+            "redbeat_redis_url": redis_url(REDIS_BROKER_DB),
             "redbeat_key_prefix": key_prefix,
         }
         configure_django(url, migrate=True)

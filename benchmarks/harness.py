@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import celery
 from celery import Celery
@@ -42,6 +43,12 @@ def _redis_db(purpose: str, default: int) -> int:
 # each, as JQM_TEST_REDIS_<PURPOSE>_DB does for the tests): no benchmark names a database number of its own.
 REDIS_BROKER_DB = _redis_db("BROKER", 0)
 REDIS_RESULTS_DB = _redis_db("RESULTS", 1)
+#: ``benchmarks.jobs``: its broker, its results, and the counter its tasks increment.
+REDIS_JOBS_BROKER_DB = _redis_db("JOBS_BROKER", 4)
+REDIS_JOBS_RESULTS_DB = _redis_db("JOBS_RESULTS", 5)
+REDIS_COUNTER_DB = _redis_db("COUNTER", 6)
+#: ``benchmarks.beat_process --memory``: RedBeat's schedule.
+REDIS_REDBEAT_DB = _redis_db("REDBEAT", 2)
 
 
 def redis_url(db: int) -> str:
@@ -54,7 +61,17 @@ PROFILE_ENV = "JQM_BENCH_PROFILE_DIR"
 #: The worker touches this file once it is ready to consume.
 READY_ENV = "JQM_BENCH_READY_FILE"
 
-_PORTS = {"postgresql": 5432, "redis": 6379, "rabbitmq": 5672}
+#: Where each server listens: the port of its URL above (so an override is what is checked).
+_PORTS = {
+    "postgresql": urlsplit(POSTGRES_ADMIN_URL).port or 5432,
+    "redis": urlsplit(REDIS_URL).port or 6379,
+    "rabbitmq": urlsplit(RABBITMQ_URL).port or 5672,
+}
+_HOSTS = {
+    "postgresql": urlsplit(POSTGRES_ADMIN_URL).hostname or "127.0.0.1",
+    "redis": urlsplit(REDIS_URL).hostname or "127.0.0.1",
+    "rabbitmq": urlsplit(RABBITMQ_URL).hostname or "127.0.0.1",
+}
 
 
 class ServiceMissing(RuntimeError):
@@ -62,10 +79,12 @@ class ServiceMissing(RuntimeError):
 
 
 def require(service: str) -> None:
+    """Raise ``ServiceMissing`` unless the server of ``service``'s URL (``JQM_BENCH_*``) is listening."""
+    host, port = _HOSTS[service], _PORTS[service]
     with socket.socket() as sock:
         sock.settimeout(0.5)
-        if sock.connect_ex(("127.0.0.1", _PORTS[service])) != 0:
-            raise ServiceMissing(f"{service} is not listening on 127.0.0.1:{_PORTS[service]}; start it first")
+        if sock.connect_ex((host, port)) != 0:
+            raise ServiceMissing(f"{service} is not listening on {host}:{port}; start it first")
 
 
 @contextmanager

@@ -36,12 +36,15 @@ from celery import Celery
 from sqlalchemy import create_engine, func, select, text
 
 from benchmarks.harness import (
-    REDIS_URL,
+    REDIS_COUNTER_DB,
+    REDIS_JOBS_BROKER_DB,
+    REDIS_JOBS_RESULTS_DB,
     Spread,
     Worker,
     delete_queues,
     postgres_database,
     process_group_cpu_seconds,
+    redis_url,
     require,
     scratch_dir,
     unique_queue,
@@ -85,9 +88,9 @@ def main() -> None:
     with postgres_database() as url, scratch_dir() as folder:
         queue = unique_queue("bench-jobs")
         conf = {
-            "broker_url": f"{REDIS_URL}/4",
-            "result_backend": f"{REDIS_URL}/5",
-            "bench_counter_url": f"{REDIS_URL}/6",
+            "broker_url": redis_url(REDIS_JOBS_BROKER_DB),
+            "result_backend": redis_url(REDIS_JOBS_RESULTS_DB),
+            "bench_counter_url": redis_url(REDIS_COUNTER_DB),
             "task_default_queue": queue,
             "jqm_database_url": url,
             "jqm_auto_migrate": True,

@@ -34,11 +34,13 @@ from celery import Celery, chain
 from sqlalchemy import create_engine, func, select
 
 from benchmarks.harness import (
-    REDIS_URL,
+    REDIS_BROKER_DB,
+    REDIS_RESULTS_DB,
     Spread,
     Worker,
     delete_queues,
     postgres_database,
+    redis_url,
     require,
     run_per_backend,
     scratch_dir,
@@ -217,8 +219,8 @@ def run_redis_pg(args: argparse.Namespace) -> str:
         conf = {
             "task_default_queue": unique_queue(),
             "result_expires": 600,
-            "broker_url": f"{REDIS_URL}/0",
-            "result_backend": f"{REDIS_URL}/1",
+            "broker_url": redis_url(REDIS_BROKER_DB),
+            "result_backend": redis_url(REDIS_RESULTS_DB),
             "jqm_database_url": url,
         }
         app = make_app(conf)

@@ -32,10 +32,12 @@ from celery.result import ResultSet
 from benchmarks.harness import (
     PROFILE_ENV,
     READY_ENV,
-    REDIS_URL,
+    REDIS_BROKER_DB,
+    REDIS_RESULTS_DB,
     Worker,
     delete_queues,
     postgres_database,
+    redis_url,
     require,
     scratch_dir,
     unique_queue,
@@ -154,8 +156,8 @@ def memory_report(args: argparse.Namespace) -> str:
     require("redis")
     with scratch_dir() as folder, postgres_database("jqm_bench_memory") as url:
         conf: dict[str, Any] = {
-            "broker_url": f"{REDIS_URL}/0",
-            "result_backend": f"{REDIS_URL}/1",
+            "broker_url": redis_url(REDIS_BROKER_DB),
+            "result_backend": redis_url(REDIS_RESULTS_DB),
             "jqm_database_url": url,
             "task_default_queue": unique_queue(),
             "result_expires": 600,
