@@ -43,6 +43,7 @@ from benchmarks.harness import (
     REDIS_BROKER_DB,
     REDIS_RESULTS_DB,
     Spread,
+    Steal,
     Worker,
     delete_queues,
     postgres_database,
@@ -382,11 +383,11 @@ def run_backend(name: str, args: argparse.Namespace) -> str:
         started = time.monotonic()
         chains, bursts = args.only in ("all", "chain"), args.only in ("all", "burst")
         bench.prepare(chains, bursts)
-        load_before = os.getloadavg()
+        load_before, steal = os.getloadavg(), Steal()
         rows = measure(bench, worker, steps(bench, chains, bursts), args.repeat)
         load_after = os.getloadavg()
         text = report(name, description, rows, args.concurrency, args.repeat)
-        load = f"load {_load(load_before)} before, {_load(load_after)} after"
+        load = f"load {_load(load_before)} before, {_load(load_after)} after; {steal.text()}"
         return f"{text}\n(measured in {time.monotonic() - started:.0f} s; {load})"
 
 

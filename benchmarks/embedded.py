@@ -41,6 +41,7 @@ from benchmarks.dispatch import Bench, Sample, make_app
 from benchmarks.harness import (
     ROOT,
     Spread,
+    Steal,
     Worker,
     process_group_cpu_seconds,
     scratch_dir,
@@ -244,9 +245,11 @@ def run(args: argparse.Namespace) -> str:
                 huey.burst_at_once,
             ),
         ]
+        steal = Steal()
         shapes = measure(pairs, worker.process.pid, consumer.pid, args.repeat)
         elapsed_s = time.monotonic() - started
-        return f"{report(shapes, args.repeat, args.concurrency)}\n(measured in {elapsed_s:.0f} s)"
+        measured = f"(measured in {elapsed_s:.0f} s; {steal.text()})"
+        return f"{report(shapes, args.repeat, args.concurrency)}\n{measured}"
 
 
 def _wall(step: Callable[[], Sample]) -> Step:

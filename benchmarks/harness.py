@@ -56,6 +56,35 @@ def redis_url(db: int) -> str:
     return f"{REDIS_URL}/{db}"
 
 
+class Steal:
+    """The share of the machine's CPU time its hypervisor took (``steal`` in ``/proc/stat``) since this
+    was made: on a shared virtual machine, a run with a few percent of it can be 1.5–2× slower than one
+    without, whatever was measured. ``None`` where ``/proc/stat`` has no steal column."""
+
+    def __init__(self) -> None:
+        self._start = _cpu_times()
+
+    def percent(self) -> float | None:
+        end = _cpu_times()
+        if self._start is None or end is None:
+            return None
+        total = sum(end) - sum(self._start)
+        return 100.0 * (end[7] - self._start[7]) / total if total > 0 else 0.0
+
+    def text(self) -> str:
+        value = self.percent()
+        return "steal n/a" if value is None else f"steal {value:.1f} %"
+
+
+def _cpu_times() -> list[int] | None:
+    """The first line of ``/proc/stat`` (all CPUs), in ticks: user … steal (8 fields at least)."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    except OSError:
+        return None
+    return [int(value) for value in fields[:8]] if len(fields) >= 8 else None
+
+
 #: Set to a folder to profile every pool process of every worker with cProfile (one .prof file each).
 PROFILE_ENV = "JQM_BENCH_PROFILE_DIR"
 #: The worker touches this file once it is ready to consume.
