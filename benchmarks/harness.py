@@ -90,16 +90,14 @@ PROFILE_ENV = "JQM_BENCH_PROFILE_DIR"
 #: The worker touches this file once it is ready to consume.
 READY_ENV = "JQM_BENCH_READY_FILE"
 
-#: Where each server listens: the port of its URL above (so an override is what is checked).
-_PORTS = {
-    "postgresql": urlsplit(POSTGRES_ADMIN_URL).port or 5432,
-    "redis": urlsplit(REDIS_URL).port or 6379,
-    "rabbitmq": urlsplit(RABBITMQ_URL).port or 5672,
-}
-_HOSTS = {
-    "postgresql": urlsplit(POSTGRES_ADMIN_URL).hostname or "127.0.0.1",
-    "redis": urlsplit(REDIS_URL).hostname or "127.0.0.1",
-    "rabbitmq": urlsplit(RABBITMQ_URL).hostname or "127.0.0.1",
+#: Where each server listens: the host and port of its URL above (so an override is what is checked).
+_SERVERS = {
+    service: (parts.hostname or "127.0.0.1", parts.port or default_port)
+    for service, parts, default_port in (
+        ("postgresql", urlsplit(POSTGRES_ADMIN_URL), 5432),
+        ("redis", urlsplit(REDIS_URL), 6379),
+        ("rabbitmq", urlsplit(RABBITMQ_URL), 5672),
+    )
 }
 
 
@@ -109,7 +107,7 @@ class ServiceMissing(RuntimeError):
 
 def require(service: str) -> None:
     """Raise ``ServiceMissing`` unless the server of ``service``'s URL (``JQM_BENCH_*``) is listening."""
-    host, port = _HOSTS[service], _PORTS[service]
+    host, port = _SERVERS[service]
     with socket.socket() as sock:
         sock.settimeout(0.5)
         if sock.connect_ex((host, port)) != 0:

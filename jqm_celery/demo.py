@@ -71,14 +71,6 @@ class DemoWorker:
         self._process.kill()
         self._process.join(STOP_WAIT_S)
 
-    def __enter__(self) -> DemoWorker:
-        self.start()
-        self.store_ready()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
 
 def prepare(data_dir: Path) -> JobQueueManager:
     """A fresh demo store in ``data_dir`` with the demo package saved and activated."""

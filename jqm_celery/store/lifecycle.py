@@ -330,18 +330,27 @@ def end(
         run.stop_reason = reason
     if notify is None:
         notify = _notifies(s, run.package_name)
+    return _ended(s, run.package_name, run.id, status, now, message=message, error=error, notify=notify)
+
+
+def _ended(
+    s: Session,
+    package: str,
+    run_id: int,
+    status: RunStatus,
+    now: datetime,
+    *,
+    message: str,
+    error: str | None = None,
+    notify: bool,
+) -> Ended:
+    """What follows a run's final status, however it was written: its RUN_FINISHED entry, then the start
+    of the package's next queued run."""
     line = log.LogLine(
-        LogKind.RUN_FINISHED,
-        status,
-        now,
-        run.package_name,
-        run.id,
-        error=error,
-        message=message,
-        notify=notify,
+        LogKind.RUN_FINISHED, status, now, package, run_id, error=error, message=message, notify=notify
     )
     log.write(s, [line])
-    return Ended(status, start_next(s, run.package_name, now))
+    return Ended(status, start_next(s, package, now))
 
 
 def close(s: Session, run_id: int, now: datetime) -> RunClosed | None:
@@ -361,16 +370,13 @@ def close(s: Session, run_id: int, now: datetime) -> RunClosed | None:
         reason = "a job failed; the run finished (FINISH_THEN_STOP)"
         stopped = stop_package(s, run.package_name, now, run_id, reason)
         return RunClosed(run_id, run.package_name, status, stopped, ended.next_run)
-    # What ``end`` does, as Core statements: this runs once per run, on the worker (every database but
-    # PostgreSQL, whose writer has its own prepared ``close``), and the ORM's load and flush of the run
-    # would cost several times the statements.
+    # ``end`` with the run's status written by one Core UPDATE: this runs once per run, on the worker
+    # (every database but PostgreSQL, whose writer has its own prepared ``close``), and the ORM's load
+    # and flush of the run would cost several times the statement.
     package = locked.package_name
     conn.execute(statements.finish_run(), {"p_run_id": run_id, "p_status": status, "p_now": now})
-    finished = log.LogLine(
-        LogKind.RUN_FINISHED, status, now, package, run_id, message=message, notify=locked.notifies
-    )
-    log.write(s, [finished])
-    return RunClosed(run_id, package, status, False, start_next(s, package, now))
+    ended = _ended(s, package, run_id, status, now, message=message, notify=locked.notifies)
+    return RunClosed(run_id, package, status, False, ended.next_run)
 
 
 def outcome(counts: Mapping[str, int]) -> RunStatus:
