@@ -73,13 +73,14 @@ def _broker_scheme(app: Celery) -> str:
 
 
 def result_backend_for(database_url: str) -> tuple[str, dict[str, Any]]:
-    """A Celery database result backend beside the jqm store (a file of its own for SQLite)."""
+    """jqm's database result backend (``jqm_celery.results``) beside the jqm store (a file of its own for
+    SQLite)."""
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
         path = Path(url.database or "jqm.sqlite")
         results = path.with_name(f"{path.stem}-results{path.suffix or '.sqlite'}")
-        return f"db+sqlite:///{results}", {"connect_args": {"timeout": 30}}
-    return "db+" + url.render_as_string(hide_password=False), {}
+        return f"jqm+sqlite:///{results}", {"connect_args": {"timeout": 30}}
+    return "jqm+" + url.render_as_string(hide_password=False), {}
 
 
 def supports_chords(app: Celery) -> bool:

@@ -24,7 +24,7 @@ def embedded_conf(data_dir: str | Path, *, polling_interval_s: float = 0.05) -> 
         "broker_url": f"sqlite:///{folder / 'broker.sqlite'}",
         "broker_transport": TRANSPORT,
         "broker_transport_options": {"polling_interval": polling_interval_s},
-        "result_backend": f"db+sqlite:///{folder / 'results.sqlite'}",
+        "result_backend": f"jqm+sqlite:///{folder / 'results.sqlite'}",
         "database_engine_options": {"connect_args": {"timeout": 30}},
         "jqm_database_url": f"sqlite:///{folder / 'jqm.sqlite'}",
     }

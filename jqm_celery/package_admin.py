@@ -201,7 +201,7 @@ def _validate(
         raise ValidationError(
             f"package '{package.name}': entries that share a run order run as a Celery chord, which "
             f"needs a result backend that supports chords; the app's result_backend is "
-            f"{app.conf.result_backend!r} — use redis://, db+postgresql://… or leave it unset"
+            f"{app.conf.result_backend!r} — use redis://, jqm+postgresql://… or leave it unset"
         )
 
 

@@ -16,6 +16,7 @@ RABBITMQ_BY_DEFAULT = (
     "test_celery_failures.py",
     "test_recovery.py",
     "test_job_results.py",
+    "test_chord_results.py",
 )
 
 

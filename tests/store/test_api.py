@@ -179,6 +179,6 @@ def test_the_drop_in_config_adds_a_result_backend_beside_the_store_when_there_is
     app = Celery("bare", set_as_current=False)
     app.conf.jqm_database_url = "sqlite:////tmp/x/jqm.sqlite"
     JobQueueManager(app)
-    assert app.conf.result_backend == "db+sqlite:////tmp/x/jqm-results.sqlite"
+    assert app.conf.result_backend == "jqm+sqlite:////tmp/x/jqm-results.sqlite"
     assert app.conf.worker_send_task_events is True
     assert {"jqm.job", "jqm.finish_run", "jqm.job_failed"} <= set(app.tasks.keys())

@@ -1,0 +1,171 @@
+"""Celery's database result backend, with each chord joined by the last task of its group.
+
+Celery's own database backend (``db+…``) cannot count a chord's finished tasks, so it joins a chord by
+polling: a ``celery.chord_unlock`` message first looks a second after the chord was sent, then every
+``result_chord_retry_interval``. Every group of a package would wait up to a second for nothing. This
+backend (``jqm+…``: ``jqm+sqlite:///results.sqlite``, ``jqm+postgresql://…``) keeps Celery's tables and
+everything else, and counts: each task of the group, once its result is stored, records itself as a
+part of its chord in the same database; the one that completes the count joins the group and sends the
+chord's body, or calls its error callbacks if a task of the group failed — what ``chord_unlock`` does,
+without the wait. A task delivered again (at-least-once) is counted once.
+
+Registered with Celery under the name ``jqm`` (the entry point ``celery.result_backends``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from celery.backends.database import DatabaseBackend, session_cleanup
+from celery.canvas import maybe_signature
+from celery.exceptions import ChordError
+from celery.result import allow_join_result, result_from_tuple
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    delete,
+    exists,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import Connection
+
+logger = logging.getLogger("jqm_celery.results")
+
+#: The name Celery knows this backend by: ``result_backend = "jqm+<SQLAlchemy URL>"``.
+SCHEME = "jqm"
+
+_metadata = MetaData()
+#: One row per chord sent and not yet joined: its group's results (``GroupResult.as_tuple``, as JSON) and
+#: how many of its tasks have ended.
+chords = Table(
+    "jqm_chord",
+    _metadata,
+    Column("group_id", String(155), primary_key=True),
+    Column("header", Text, nullable=False),
+    Column("ended", Integer, nullable=False),
+    Column("sent_at", DateTime(timezone=True), nullable=False),
+)
+#: The tasks of a chord's group that have ended, so that a task delivered again is counted once.
+chord_parts = Table(
+    "jqm_chord_part",
+    _metadata,
+    Column("group_id", String(155), primary_key=True),
+    Column("task_id", String(155), primary_key=True),
+)
+
+
+class DatabaseResults(DatabaseBackend):  # type: ignore[misc]
+    """Celery's ``DatabaseBackend``, whose chords are joined by their last task instead of polled."""
+
+    #: Whether this backend has made sure its tables exist (Celery's, then its own).
+    _tables_ready = False
+
+    def ResultSession(self, session_manager: Any = None) -> Any:
+        session = super().ResultSession(session_manager)
+        if not self._tables_ready:
+            _metadata.create_all(session.get_bind(), checkfirst=True)
+            self._tables_ready = True
+        return session
+
+    def apply_chord(self, header_result_args: Any, body: Any, **kwargs: Any) -> None:
+        """Open the chord's count, before any task of its group can end (Celery sends them after this).
+
+        A chord sent again under the same group id (a frozen chord applied anew) starts a new count.
+        """
+        self.ensure_chords_allowed()
+        header = self.app.GroupResult(*header_result_args)
+        session = self.ResultSession()
+        with session_cleanup(session):
+            _forget(session, header.id)
+            row = {
+                "group_id": header.id,
+                "header": json.dumps(header.as_tuple()),
+                "ended": 0,
+                "sent_at": datetime.now(UTC),
+            }
+            session.execute(insert(chords).values(row))
+            session.commit()
+
+    def on_chord_part_return(self, request: Any, state: str, result: Any, **kwargs: Any) -> None:
+        """Count this task of its chord's group; the last one joins the group and sends the body."""
+        group_id = request.group
+        if not group_id or not request.chord:
+            return
+        counted = self._count_part(group_id, request.id)
+        if counted is None:
+            return
+        ended, header = counted
+        deps = result_from_tuple(json.loads(header), app=self.app)
+        size = request.chord.get("chord_size") or len(deps)
+        if ended < size:
+            return
+        if ended > size:
+            logger.warning("jqm: chord %s: %d tasks ended, its group has %d", group_id, ended, size)
+            return
+        callback = maybe_signature(request.chord, app=self.app)
+        try:
+            with allow_join_result():
+                joined = deps.join(timeout=self.app.conf.result_chord_join_timeout, propagate=True)
+        except Exception as exc:
+            culprit = next(deps._failed_join_report(), None)
+            reason = repr(exc) if culprit is None else f"Dependency {culprit.id} raised {exc!r}"
+            self.chord_error_from_stack(callback, ChordError(reason))
+        else:
+            try:
+                callback.delay(joined)
+            except Exception as exc:
+                logger.exception("jqm: chord %s: its body could not be sent", group_id)
+                self.chord_error_from_stack(callback, ChordError(f"Callback error: {exc!r}"))
+        finally:
+            session = self.ResultSession()
+            with session_cleanup(session):
+                _forget(session, group_id)
+                session.commit()
+
+    def _count_part(self, group_id: str, task_id: str) -> tuple[int, str] | None:
+        """Record the task as ended in its chord: how many have, and the chord's header. None if it was
+        counted already, or if its chord was sent before this backend counted chords (Celery's
+        ``chord_unlock`` joins that one)."""
+        session = self.ResultSession()
+        with session_cleanup(session):
+            conn: Connection = session.connection()
+            # The count's row is locked first (PostgreSQL); SQLite takes its one write lock here.
+            counted = conn.execute(
+                update(chords)
+                .where(chords.c.group_id == group_id)
+                .values(ended=chords.c.ended + 1)
+                .returning(chords.c.ended, chords.c.header)
+            ).first()
+            seen = exists().where(chord_parts.c.group_id == group_id, chord_parts.c.task_id == task_id)
+            if counted is None or conn.scalar(select(seen)):
+                session.rollback()
+                return None
+            conn.execute(insert(chord_parts).values(group_id=group_id, task_id=task_id))
+            session.commit()
+            return int(counted.ended), str(counted.header)
+
+    def _cleanup(self) -> None:
+        """Celery's clean-up of expired results, and of chords sent before then and never joined."""
+        super()._cleanup()
+        cutoff = datetime.now(UTC) - self.expires
+        session = self.ResultSession()
+        with session_cleanup(session):
+            stale = select(chords.c.group_id).where(chords.c.sent_at < cutoff)
+            session.execute(delete(chord_parts).where(chord_parts.c.group_id.in_(stale)))
+            session.execute(delete(chords).where(chords.c.sent_at < cutoff))
+            session.commit()
+
+
+def _forget(session: Any, group_id: str) -> None:
+    session.execute(delete(chord_parts).where(chord_parts.c.group_id == group_id))
+    session.execute(delete(chords).where(chords.c.group_id == group_id))

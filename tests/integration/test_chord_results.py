@@ -1,0 +1,57 @@
+"""A user's own chords on every backend: Redis's native join, and jqm's database result backend (the
+embedded default's SQLite results, PostgreSQL results beside a PostgreSQL store), which joins a chord when
+the last task of its group ends."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from celery import chord, group
+from celery.exceptions import ChordError
+from sqlalchemy import func, select
+
+from jqm_celery import JobQueueManager
+from jqm_celery.results import DatabaseResults, chords
+from tests.integration.conftest import Worker
+from tests.integration.testapp import read_marks
+from tests.processes import wait_until
+
+
+def test_a_chord_runs_its_body_once_its_group_has_ended(
+    jqm: JobQueueManager, worker: Worker, marks: Path
+) -> None:
+    app = jqm.app
+    logged = len(worker.log())
+    header = group(app.signature("tests.record", (str(marks), f"part {i}")) for i in range(3))
+    body = app.signature("tests.noop")
+    result = chord(header)(body)
+    assert result.get(timeout=30) is None
+    assert sorted(m["label"] for m in read_marks(marks) if m["event"] == "end") == [
+        "part 0",
+        "part 1",
+        "part 2",
+    ]
+    # No celery.chord_unlock polled the group (the worker logs each task it receives, the unlock first).
+    assert "celery.chord_unlock" not in worker.log()[logged:]
+    if isinstance(app.backend, DatabaseResults):
+        assert _open_chords(app.backend) == 0  # joined by its last task, and forgotten
+
+
+def test_a_chord_whose_group_failed_calls_its_error_callback(jqm: JobQueueManager, marks: Path) -> None:
+    app = jqm.app
+    header = group([app.signature("tests.noop"), app.signature("tests.boom", ("part failed",))])
+    errback = app.signature("tests.record", (str(marks), "errback"), immutable=True)
+    body = app.signature("tests.noop").set(link_error=[errback])
+    result = chord(header)(body)
+    wait_until(result.ready, 30, "the chord's body never ended")
+    assert isinstance(result.result, ChordError)
+    assert "part failed" in str(result.result)
+    wait_until(lambda: any(m["label"] == "errback" for m in read_marks(marks)), 30, "no error callback")
+
+
+def _open_chords(backend: DatabaseResults) -> int:
+    session = backend.ResultSession()
+    try:
+        return int(session.scalar(select(func.count()).select_from(chords)))
+    finally:
+        session.close()

@@ -1,0 +1,111 @@
+"""jqm's database result backend counts each chord's finished tasks, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from celery import Celery
+from celery.result import AsyncResult, result_from_tuple
+from sqlalchemy import func, select, update
+
+from jqm_celery.results import DatabaseResults, chord_parts, chords
+
+
+@pytest.fixture
+def results(database_url: str) -> Iterator[DatabaseResults]:
+    app = Celery("jqm-results-test", set_as_current=False)
+    backend = DatabaseResults(app=app, url=database_url, expires=timedelta(hours=1))
+    yield backend
+    backend.session_manager.invalidate(database_url)
+
+
+def _send(results: DatabaseResults, group_id: str, size: int) -> None:
+    """What Celery does when it sends a chord: ``apply_chord`` with the header's results."""
+    header = [AsyncResult(f"{group_id}-{i}", app=results.app) for i in range(size)]
+    results.apply_chord((group_id, header), body=None)
+
+
+def _rows(results: DatabaseResults, table: object) -> int:
+    session = results.ResultSession()
+    try:
+        return int(session.scalar(select(func.count()).select_from(table)))  # type: ignore[arg-type]
+    finally:
+        session.close()
+
+
+def test_each_task_of_a_group_is_counted_once(results: DatabaseResults) -> None:
+    _send(results, "g1", 3)
+    first = results._count_part("g1", "g1-0")
+    assert first is not None
+    assert first[0] == 1
+    assert results._count_part("g1", "g1-0") is None  # delivered again: not counted twice
+    assert [c[0] for c in (results._count_part("g1", "g1-1"), results._count_part("g1", "g1-2")) if c] == [
+        2,
+        3,
+    ]
+
+
+def test_the_header_is_kept_for_the_join(results: DatabaseResults) -> None:
+    _send(results, "g2", 2)
+    counted = results._count_part("g2", "g2-1")
+    assert counted is not None
+    restored = result_from_tuple(json.loads(counted[1]), app=results.app)
+    assert restored.id == "g2"
+    assert [r.id for r in restored.results] == ["g2-0", "g2-1"]
+
+
+def test_tasks_ending_together_are_each_counted_and_one_sees_the_last_count(results: DatabaseResults) -> None:
+    size = 8
+    _send(results, "g3", size)
+    counts: list[int | None] = []
+    start = threading.Barrier(size)
+
+    def end(i: int) -> None:
+        start.wait()
+        counted = results._count_part("g3", f"g3-{i}")
+        counts.append(None if counted is None else counted[0])
+
+    threads = [threading.Thread(target=end, args=(i,)) for i in range(size)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(c for c in counts if c is not None) == list(range(1, size + 1))
+
+
+def test_a_chord_sent_before_counting_is_left_to_celerys_chord_unlock(results: DatabaseResults) -> None:
+    assert results._count_part("unknown-group", "t1") is None
+    assert _rows(results, chord_parts) == 0
+
+
+def test_a_chord_sent_again_under_its_group_id_counts_anew(results: DatabaseResults) -> None:
+    _send(results, "g4", 2)
+    assert results._count_part("g4", "g4-0") is not None
+    _send(results, "g4", 2)
+    again = results._count_part("g4", "g4-0")
+    assert again is not None
+    assert again[0] == 1
+
+
+def test_cleanup_forgets_chords_never_joined_once_results_expire(results: DatabaseResults) -> None:
+    _send(results, "old", 2)
+    _send(results, "new", 2)
+    assert results._count_part("old", "old-0") is not None
+    session = results.ResultSession()
+    try:
+        long_ago = datetime.now(UTC) - timedelta(hours=2)
+        session.execute(update(chords).where(chords.c.group_id == "old").values(sent_at=long_ago))
+        session.commit()
+    finally:
+        session.close()
+    results.cleanup()
+    session = results.ResultSession()
+    try:
+        assert list(session.scalars(select(chords.c.group_id))) == ["new"]
+    finally:
+        session.close()
+    assert _rows(results, chord_parts) == 0
