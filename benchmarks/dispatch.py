@@ -396,11 +396,18 @@ def _load(averages: tuple[float, float, float]) -> str:
 
 
 def _bench_and_worker(
-    stack: ExitStack, name: str, args: argparse.Namespace, extra: dict[str, Any]
+    stack: ExitStack,
+    name: str,
+    args: argparse.Namespace,
+    extra: dict[str, Any],
+    adjust: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> tuple[Bench, Worker, str]:
-    """A backend's bench and its running worker (``extra``: the worker's own conf keys), for ``stack``."""
+    """A backend's bench and its running worker, for ``stack``. ``extra``: the worker's own conf keys;
+    ``adjust``: a change to the backend's conf, for this process's app and the worker's alike."""
     folder = stack.enter_context(scratch_dir())
     conf, description = stack.enter_context(backend_conf(name, folder))
+    if adjust is not None:
+        conf = adjust(conf)
     app = make_app(conf)
     bench = Bench(app, args.n, args.burst, args.timeout)
     stack.callback(bench.dispose)

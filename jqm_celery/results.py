@@ -38,6 +38,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 logger = logging.getLogger("jqm_celery.results")
 
@@ -45,13 +46,15 @@ logger = logging.getLogger("jqm_celery.results")
 SCHEME = "jqm"
 
 _metadata = MetaData()
-#: One row per chord sent and not yet joined: its group's results (``GroupResult.as_tuple``, as JSON) and
-#: how many of its tasks have ended.
+#: One row per chord sent and not yet joined: its group's results (``GroupResult.as_tuple``, as JSON), how
+#: many of its tasks must end (Celery's chord size, which counts the tasks of a nested group or the last
+#: of a chain; set as the group is sent) and how many have.
 chords = Table(
     "jqm_chord",
     _metadata,
     Column("group_id", String(155), primary_key=True),
     Column("header", Text, nullable=False),
+    Column("size", Integer, nullable=True),
     Column("ended", Integer, nullable=False),
     Column("sent_at", DateTime(timezone=True), nullable=False),
 )
@@ -78,40 +81,56 @@ class DatabaseResults(DatabaseBackend):  # type: ignore[misc]
         return session
 
     def apply_chord(self, header_result_args: Any, body: Any, **kwargs: Any) -> None:
-        """Open the chord's count, before any task of its group can end (Celery sends them after this).
+        """Open the chord's count, before any task of its group is sent (Celery sends them after this).
 
         A chord sent again under the same group id (a frozen chord applied anew) starts a new count.
         """
         self.ensure_chords_allowed()
         header = self.app.GroupResult(*header_result_args)
+        row = {
+            "header": json.dumps(header.as_tuple()),
+            "size": None,
+            "ended": 0,
+            "sent_at": datetime.now(UTC),
+        }
         session = self.ResultSession()
         with session_cleanup(session):
-            _forget(session, header.id)
-            row = {
-                "group_id": header.id,
-                "header": json.dumps(header.as_tuple()),
-                "ended": 0,
-                "sent_at": datetime.now(UTC),
-            }
-            session.execute(insert(chords).values(row))
+            session.execute(delete(chord_parts).where(chord_parts.c.group_id == header.id))
+            session.execute(delete(chords).where(chords.c.group_id == header.id))
+            try:
+                session.execute(insert(chords).values(group_id=header.id, **row))
+                session.commit()
+            except IntegrityError:
+                # Sent again by another process at the same time: its count is reset all the same.
+                session.rollback()
+                session.execute(delete(chord_parts).where(chord_parts.c.group_id == header.id))
+                session.execute(update(chords).where(chords.c.group_id == header.id).values(row))
+                session.commit()
+
+    def set_chord_size(self, group_id: str, chord_size: int) -> None:
+        """How many tasks of the group must end: Celery tells it before it sends the group's last task."""
+        session = self.ResultSession()
+        with session_cleanup(session):
+            session.execute(update(chords).where(chords.c.group_id == group_id).values(size=chord_size))
             session.commit()
 
     def on_chord_part_return(self, request: Any, state: str, result: Any, **kwargs: Any) -> None:
-        """Count this task of its chord's group; the last one joins the group and sends the body."""
+        """Count this task of its chord's group; the one that ends the count joins the group and sends
+        the chord's body (or calls its error callbacks)."""
         group_id = request.group
         if not group_id or not request.chord:
             return
         counted = self._count_part(group_id, request.id)
         if counted is None:
             return
-        ended, header = counted
-        deps = result_from_tuple(json.loads(header), app=self.app)
-        size = request.chord.get("chord_size") or len(deps)
-        if ended < size:
+        ended, size, header = counted
+        if size is None or ended < size:
+            # Not the last; or the group's size is not known yet, and its last task is not sent yet.
             return
         if ended > size:
             logger.warning("jqm: chord %s: %d tasks ended, its group has %d", group_id, ended, size)
             return
+        deps = result_from_tuple(json.loads(header), app=self.app)
         callback = maybe_signature(request.chord, app=self.app)
         try:
             with allow_join_result():
@@ -132,10 +151,10 @@ class DatabaseResults(DatabaseBackend):  # type: ignore[misc]
                 _forget(session, group_id)
                 session.commit()
 
-    def _count_part(self, group_id: str, task_id: str) -> tuple[int, str] | None:
-        """Record the task as ended in its chord: how many have, and the chord's header. None if it was
-        counted already, or if its chord was sent before this backend counted chords (Celery's
-        ``chord_unlock`` joins that one)."""
+    def _count_part(self, group_id: str, task_id: str) -> tuple[int, int | None, str] | None:
+        """Record the task as ended in its chord: how many have, how many must, and the chord's header.
+        None if it was counted already, or if its chord was sent before this backend counted chords
+        (Celery's ``chord_unlock`` joins that one)."""
         session = self.ResultSession()
         with session_cleanup(session):
             conn: Connection = session.connection()
@@ -144,7 +163,7 @@ class DatabaseResults(DatabaseBackend):  # type: ignore[misc]
                 update(chords)
                 .where(chords.c.group_id == group_id)
                 .values(ended=chords.c.ended + 1)
-                .returning(chords.c.ended, chords.c.header)
+                .returning(chords.c.ended, chords.c.size, chords.c.header)
             ).first()
             seen = exists().where(chord_parts.c.group_id == group_id, chord_parts.c.task_id == task_id)
             if counted is None or conn.scalar(select(seen)):
@@ -152,7 +171,7 @@ class DatabaseResults(DatabaseBackend):  # type: ignore[misc]
                 return None
             conn.execute(insert(chord_parts).values(group_id=group_id, task_id=task_id))
             session.commit()
-            return int(counted.ended), str(counted.header)
+            return int(counted.ended), counted.size, str(counted.header)
 
     def _cleanup(self) -> None:
         """Celery's clean-up of expired results, and of chords sent before then and never joined."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from celery import chord, group
+from celery import chain, chord, group
 from celery.exceptions import ChordError
 from sqlalchemy import func, select
 
@@ -55,3 +55,22 @@ def _open_chords(backend: DatabaseResults) -> int:
         return int(session.scalar(select(func.count()).select_from(chords)))
     finally:
         session.close()
+
+
+def test_a_chain_of_groups_runs_each_group_once_the_one_before_has_ended(
+    jqm: JobQueueManager, marks: Path
+) -> None:
+    # Each group is followed by one task, the chord's body, as jqm compiles a run: Celery gives the rest of
+    # the chain to that body (two groups in a row would give it to every task of the first).
+    app = jqm.app
+    steps = []
+    for stage in range(10):
+        record = app.signature("tests.record", (str(marks), f"stage {stage}"), immutable=True)
+        steps += [group([record, record.clone()]), app.signature("tests.noop", immutable=True)]
+    assert chain(*steps).apply_async().get(timeout=60) is None
+    marked = read_marks(marks)
+    assert len(marked) == 40  # each task once, start and end
+    for stage in range(1, 10):
+        before = max(m["t"] for m in marked if m["label"] == f"stage {stage - 1}" and m["event"] == "end")
+        starts = [m["t"] for m in marked if m["label"] == f"stage {stage}" and m["event"] == "start"]
+        assert min(starts) >= before
