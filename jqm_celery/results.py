@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from celery.backends.database import DatabaseBackend, session_cleanup
+from celery.backends.database.session import ResultModelBase
 from celery.canvas import maybe_signature
 from celery.exceptions import ChordError
 from celery.result import allow_join_result, result_from_tuple
@@ -27,7 +28,6 @@ from sqlalchemy import (
     Column,
     DateTime,
     Integer,
-    MetaData,
     String,
     Table,
     Text,
@@ -42,10 +42,10 @@ from sqlalchemy.exc import IntegrityError
 
 logger = logging.getLogger("jqm_celery.results")
 
-#: The name Celery knows this backend by: ``result_backend = "jqm+<SQLAlchemy URL>"``.
-SCHEME = "jqm"
-
-_metadata = MetaData()
+# Celery's own tables' metadata: Celery creates these with them, on first use, as it does its own (and
+# retries a creation that races another process's). Once this module is imported, Celery's ``db+``
+# backend in the same process creates them too; it does not use them.
+_metadata = ResultModelBase.metadata
 #: One row per chord sent and not yet joined: its group's results (``GroupResult.as_tuple``, as JSON), how
 #: many of its tasks must end (Celery's chord size, which counts the tasks of a nested group or the last
 #: of a chain; set as the group is sent) and how many have.
@@ -69,16 +69,6 @@ chord_parts = Table(
 
 class DatabaseResults(DatabaseBackend):  # type: ignore[misc]
     """Celery's ``DatabaseBackend``, whose chords are joined by their last task instead of polled."""
-
-    #: Whether this backend has made sure its tables exist (Celery's, then its own).
-    _tables_ready = False
-
-    def ResultSession(self, session_manager: Any = None) -> Any:
-        session = super().ResultSession(session_manager)
-        if not self._tables_ready:
-            _metadata.create_all(session.get_bind(), checkfirst=True)
-            self._tables_ready = True
-        return session
 
     def apply_chord(self, header_result_args: Any, body: Any, **kwargs: Any) -> None:
         """Open the chord's count, before any task of its group is sent (Celery sends them after this).
