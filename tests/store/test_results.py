@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from celery import Celery
@@ -149,3 +151,17 @@ def test_a_chord_sent_twice_at_once_under_one_group_id_is_counted_once(results: 
         (1, 2),
         (2, 2),
     ]
+
+
+def test_sqlite_results_are_written_ahead_without_a_flush_per_commit(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'results.sqlite'}"
+    backend = DatabaseResults(app=Celery("jqm-results-wal", set_as_current=False), url=url)
+    backend.store_result("t1", 42, "SUCCESS")
+    assert backend.get_result("t1") == 42
+    with sqlite3.connect(tmp_path / "results.sqlite") as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    session = backend.ResultSession()
+    try:
+        assert session.connection().exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+    finally:
+        session.close()
