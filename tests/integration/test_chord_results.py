@@ -5,6 +5,7 @@ the last task of its group ends."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from celery import chain, chord, group
 from celery.exceptions import ChordError
@@ -74,3 +75,21 @@ def test_a_chain_of_groups_runs_each_group_once_the_one_before_has_ended(
         before = max(m["t"] for m in marked if m["label"] == f"stage {stage - 1}" and m["event"] == "end")
         starts = [m["t"] for m in marked if m["label"] == f"stage {stage}" and m["event"] == "start"]
         assert min(starts) >= before
+
+
+def test_a_chord_whose_group_holds_a_chain_waits_for_the_chains_last_task(
+    jqm: JobQueueManager, marks: Path
+) -> None:
+    # Celery counts a chain in a chord's group as one task, its last (the chord's size); the others of
+    # the chain end without ending the count.
+    app = jqm.app
+
+    def record(label: str) -> Any:
+        return app.signature("tests.record", (str(marks), label), immutable=True)
+
+    header = group([chain(record("first"), record("second")), record("alone")])
+    assert chord(header)(record("body")).get(timeout=30) == "body"
+    marked = read_marks(marks)
+    body = min(m["t"] for m in marked if m["label"] == "body" and m["event"] == "start")
+    assert all(m["t"] < body for m in marked if m["event"] == "end" and m["label"] != "body")
+    assert sorted(m["label"] for m in marked if m["event"] == "end") == ["alone", "body", "first", "second"]
