@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from celery.backends.database import DatabaseBackend, session_cleanup
-from celery.backends.database.session import ResultModelBase
+from celery.backends.database.session import ResultModelBase, SessionManager
 from celery.canvas import maybe_signature
 from celery.exceptions import ChordError
 from celery.result import allow_join_result, result_from_tuple
@@ -76,6 +76,8 @@ class DatabaseResults(DatabaseBackend):  # type: ignore[misc]
     a crash of a process loses nothing; a power cut may lose the last results, never the store's record.
     """
 
+    session_manager: Any
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         theirs = self.session_manager.engine_callback
@@ -86,7 +88,7 @@ class DatabaseResults(DatabaseBackend):  # type: ignore[misc]
             if theirs is not None:
                 theirs(engine)
 
-        self.session_manager.engine_callback = prepare
+        self.session_manager = _Sessions(engine_callback=prepare)
 
     def apply_chord(self, header_result_args: Any, body: Any, **kwargs: Any) -> None:
         """Open the chord's count, before any task of its group is sent (Celery sends them after this).
@@ -191,6 +193,34 @@ class DatabaseResults(DatabaseBackend):  # type: ignore[misc]
             session.execute(delete(chord_parts).where(chord_parts.c.group_id.in_(stale)))
             session.execute(delete(chords).where(chords.c.sent_at < cutoff))
             session.commit()
+
+
+class _Sessions(SessionManager):  # type: ignore[misc]
+    """Celery's session manager, which keeps one engine per database in a process that has not forked.
+
+    Celery's builds a new engine for every session there (a client sending a chord, a worker's main
+    process, a pool of threads), with no pool so that no connection crosses a later fork: about 6 ms a
+    result on SQLite, against 1 ms with the engine kept. The engine kept here has no pool either, so
+    a fork still inherits no connection; a forked child uses Celery's own (pooled) engines.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._kept: dict[str, Engine] = {}
+
+    def get_engine(self, dburi: str, **kwargs: Any) -> Engine:
+        if self.forked:
+            return super().get_engine(dburi, **kwargs)  # type: ignore[no-any-return]
+        engine = self._kept.get(dburi)
+        if engine is None:
+            engine = self._kept[dburi] = super().get_engine(dburi, **kwargs)
+        return engine
+
+    def invalidate(self, dburi: str) -> None:
+        super().invalidate(dburi)
+        engine = self._kept.pop(dburi, None)
+        if engine is not None:
+            engine.dispose()
 
 
 def _write_ahead_log(dbapi_connection: Any, _record: Any) -> None:

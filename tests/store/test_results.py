@@ -13,6 +13,7 @@ import pytest
 from celery import Celery
 from celery.result import AsyncResult, result_from_tuple
 from sqlalchemy import func, select, update
+from sqlalchemy.pool import NullPool
 
 from jqm_celery.results import DatabaseResults, chord_parts, chords
 
@@ -165,3 +166,14 @@ def test_sqlite_results_are_written_ahead_without_a_flush_per_commit(tmp_path: P
         assert session.connection().exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
     finally:
         session.close()
+
+
+def test_a_process_that_has_not_forked_keeps_one_engine_with_no_pool(results: DatabaseResults) -> None:
+    # Celery's own manager builds an engine for every session there; a forked child uses Celery's.
+    first, second = results.ResultSession(), results.ResultSession()
+    try:
+        assert first.get_bind() is second.get_bind()
+        assert isinstance(first.get_bind().pool, NullPool)  # nothing kept open to cross a fork
+    finally:
+        first.close()
+        second.close()
