@@ -34,6 +34,7 @@ from kombu.transport import virtual
 from kombu.transport.virtual.exchange import ExchangeType
 
 from jqm_celery.broker_wakeup import Wakeup
+from jqm_celery.sqlite_files import write_ahead
 
 #: ``broker_transport`` that selects this transport.
 TRANSPORT = "jqm_celery.broker:Transport"
@@ -82,8 +83,7 @@ class _Database:
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
         if connection is None:
             connection = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=NORMAL")
+            write_ahead(connection)
             self._local.connection = connection
         return connection
 

@@ -10,6 +10,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DisconnectionError, NoSuchModuleError
 
 from jqm_celery.errors import ConfigError
+from jqm_celery.sqlite_files import write_ahead
 
 _EXAMPLES = "e.g. 'sqlite:///jqm.sqlite' or 'postgresql+psycopg://user@127.0.0.1/jqm'"
 
@@ -89,11 +90,8 @@ def _sqlite_engine(url: URL, timeout_s: float) -> Engine:
         # Take over transaction control from pysqlite so every transaction can BEGIN IMMEDIATE: writers
         # then queue on SQLite's lock instead of failing with "database is locked" on upgrade.
         dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
+        write_ahead(dbapi_connection)
+        dbapi_connection.execute("PRAGMA foreign_keys=ON")
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
