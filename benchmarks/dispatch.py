@@ -13,8 +13,10 @@ JobQueueManager, and this process measures, from sending to completion:
 (e) the same packages started with one ``run_now_many`` call (waits on all runs).
 
 The chains (a, b) alternate within each repetition, and so do the bursts (c, d, e); the table shows the
-median of the repetitions and their spread, the CPU time this process spent sending and the worker's
-processes spent per entry, and the ratios (b)/(a) in time per entry and (d)/(c), (e)/(c) in throughput,
+median of the repetitions and their spread, the CPU time per entry that this process spent sending, that
+the worker's processes spent, that the servers (PostgreSQL and the broker's; run alone: they count
+whatever they serve) spent, and all three together, and the ratios (b)/(a) in time per entry and
+(d)/(c), (e)/(c) in throughput,
 with the machine's load. See docs/benchmarks.md.
 
 ``--claim-commit`` measures (b) and (d) instead with durable claims against claims that do not wait for
@@ -36,7 +38,7 @@ from typing import Any
 
 from celery import Celery, chain
 from celery.result import ResultSet
-from sqlalchemy import Engine, create_engine, func, select
+from sqlalchemy import Engine, bindparam, create_engine, func, select
 
 from benchmarks.harness import (
     RABBITMQ_URL,
@@ -51,6 +53,7 @@ from benchmarks.harness import (
     require,
     run_per_backend,
     scratch_dir,
+    servers_cpu_seconds,
     unique_queue,
     wait_until,
 )
@@ -62,6 +65,8 @@ from jqm_celery.store.models import RunRow
 
 BACKENDS = ("redis-pg", "embedded", "rabbitmq-pg")
 DEFAULT_BACKENDS = ("redis-pg", "embedded")
+#: The servers each backend runs on (see ``harness.SERVER_PROCESSES``); the embedded one has none.
+SERVERS = {"redis-pg": ("postgresql", "redis"), "embedded": (), "rabbitmq-pg": ("postgresql", "rabbitmq")}
 NOOP = "bench.noop"
 CHAIN_PACKAGE = "bench-chain"
 WARM_PACKAGE = "bench-warm-up"
@@ -127,6 +132,15 @@ def backend_conf(name: str, folder: Path) -> Iterator[tuple[dict[str, Any], str]
             yield conf, "RabbitMQ broker, PostgreSQL results (jqm's default), PostgreSQL store"
         return
     raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
+
+
+#: The oldest run with an id from ``low`` to ``high`` that has not finished (``Bench._wait_runs``).
+_OLDEST_UNFINISHED = (
+    select(RunRow.id)
+    .where(RunRow.id.between(bindparam("low"), bindparam("high")), RunRow.finished_at.is_(None))
+    .order_by(RunRow.id)
+    .limit(1)
+)
 
 
 @dataclass(frozen=True)
@@ -237,16 +251,26 @@ class Bench:
 
     def _package_burst_many(self, size: int) -> Sample:
         started, cpu = time.perf_counter(), time.process_time()
-        runs = self.jqm.run_now_many([self.one_entry(index) for index in range(size)])  # type: ignore[attr-defined]
+        runs = self.jqm.run_now_many([self.one_entry(index) for index in range(size)])
         sent = time.process_time() - cpu
         self._wait_runs([run.id for run in runs], poll_s=0.02)
         return Sample(time.perf_counter() - started, sent)
 
     def _wait_runs(self, run_ids: Sequence[int], poll_s: float) -> None:
-        unfinished = select(func.count()).where(RunRow.id.in_(run_ids), RunRow.finished_at.is_(None))
+        """Wait until every run of ``run_ids`` has finished (the bench starts no other runs meanwhile).
+
+        Each poll asks for the oldest unfinished run from the one the last poll found on: an index scan
+        over the runs finished since, not a look at every run (1,000 ids in an ``IN`` list cost
+        PostgreSQL about 2 ms a poll, taken from the worker it measures)."""
+        low, high = min(run_ids), max(run_ids)
 
         def finished() -> bool:
-            return self.poll_conn.scalar(unfinished) == 0
+            nonlocal low
+            found = self.poll_conn.scalar(_OLDEST_UNFINISHED, {"low": low, "high": high})
+            if found is None:
+                return True
+            low = found
+            return False
 
         wait_until(finished, self.timeout_s, poll_s, f"{len(run_ids)} run(s)")
         failed = self.poll_conn.scalar(
@@ -266,6 +290,8 @@ class Row:
     worker_cpu_seconds: Spread
     #: CPU time this process spent sending (see ``Sample``).
     client_cpu_seconds: Spread
+    #: CPU time the broker's and the database's servers spent on the measurement (none when embedded).
+    servers_cpu_seconds: Spread
 
     @property
     def ms_per_entry(self) -> Spread:
@@ -282,6 +308,22 @@ class Row:
     @property
     def client_cpu_ms_per_entry(self) -> Spread:
         return Spread(tuple(1000 * s / self.entries for s in self.client_cpu_seconds.values))
+
+    @property
+    def servers_cpu_ms_per_entry(self) -> Spread:
+        return Spread(tuple(1000 * s / self.entries for s in self.servers_cpu_seconds.values))
+
+    @property
+    def total_cpu_ms_per_entry(self) -> Spread:
+        """Client, worker and servers: the machine's CPU time per entry, which bounds a burst's pace
+        once every core is busy."""
+        parts = zip(
+            self.client_cpu_seconds.values,
+            self.worker_cpu_seconds.values,
+            self.servers_cpu_seconds.values,
+            strict=True,
+        )
+        return Spread(tuple(1000 * sum(each) / self.entries for each in parts))
 
 
 @dataclass(frozen=True)
@@ -314,17 +356,21 @@ def steps(bench: Bench, chains: bool, bursts: bool) -> list[list[Step]]:
     return groups
 
 
-def measure(bench: Bench, worker: Worker, groups: list[list[Step]], repeat: int) -> list[Row]:
+def measure(
+    bench: Bench, worker: Worker, groups: list[list[Step]], repeat: int, servers: Sequence[str]
+) -> list[Row]:
     """Within each group the measurements alternate (a b / b a / …) so drift and noise hit all alike."""
     samples: dict[str, list[Sample]] = {step.key: [] for group in groups for step in group}
     cpu: dict[str, list[float]] = {key: [] for key in samples}
+    servers_cpu: dict[str, list[float]] = {key: [] for key in samples}
     for rep in range(repeat):
         for group in groups:
             order = list(reversed(group)) if rep % 2 else group
             for step in order:
-                cpu_before = worker.cpu_seconds()
+                cpu_before, servers_before = worker.cpu_seconds(), servers_cpu_seconds(servers)
                 samples[step.key].append(step.run())
                 cpu[step.key].append(worker.cpu_seconds() - cpu_before)
+                servers_cpu[step.key].append(servers_cpu_seconds(servers) - servers_before)
     return [
         Row(
             step.key,
@@ -333,6 +379,7 @@ def measure(bench: Bench, worker: Worker, groups: list[list[Step]], repeat: int)
             Spread(tuple(s.seconds for s in samples[step.key])),
             Spread(tuple(cpu[step.key])),
             Spread(tuple(s.client_cpu_seconds for s in samples[step.key])),
+            Spread(tuple(servers_cpu[step.key])),
         )
         for group in groups
         for step in group
@@ -344,13 +391,14 @@ def report(backend: str, description: str, rows: list[Row], concurrency: int, re
     lines = [
         f"backend {backend}: {description}; worker prefork ×{concurrency}; median of {repeat}",
         f"{'measurement':<40}{'ms/entry':>9}{'per s':>8}{'client CPU':>11}{'worker CPU':>11}"
-        "   spread ms/entry",
-        f"{'':<40}{'':>9}{'':>8}{'ms/entry':>11}{'ms/entry':>11}",
+        f"{'server CPU':>11}{'all CPU':>9}   spread ms/entry",
+        f"{'':<40}{'':>9}{'':>8}{'ms/entry':>11}{'ms/entry':>11}{'ms/entry':>11}{'ms/entry':>9}",
     ]
     for row in rows:
         lines.append(
             f"{row.label:<40}{row.ms_per_entry.median:>9.2f}{row.per_second.median:>8.1f}"
             f"{row.client_cpu_ms_per_entry.median:>11.2f}{row.worker_cpu_ms_per_entry.median:>11.2f}"
+            f"{row.servers_cpu_ms_per_entry.median:>11.2f}{row.total_cpu_ms_per_entry.median:>9.2f}"
             f"   {row.ms_per_entry.range_text()}"
         )
     if "a" in by_key:
@@ -372,7 +420,8 @@ def report(backend: str, description: str, rows: list[Row], concurrency: int, re
                 f"({key})/(c) throughput:     {x.per_second.median / c.per_second.median:.2f} "
                 f"(per repetition {paired.range_text()}; target ≥ 0.7 on redis-pg); worker CPU per "
                 f"entry {x.worker_cpu_ms_per_entry.median / c.worker_cpu_ms_per_entry.median:.2f}, "
-                f"client {x.client_cpu_ms_per_entry.median / c.client_cpu_ms_per_entry.median:.2f}"
+                f"client {x.client_cpu_ms_per_entry.median / c.client_cpu_ms_per_entry.median:.2f}, "
+                f"all {x.total_cpu_ms_per_entry.median / c.total_cpu_ms_per_entry.median:.2f}"
             )
     return "\n".join(lines)
 
@@ -384,7 +433,7 @@ def run_backend(name: str, args: argparse.Namespace) -> str:
         chains, bursts = args.only in ("all", "chain"), args.only in ("all", "burst")
         bench.prepare(chains, bursts)
         load_before, steal = os.getloadavg(), Steal()
-        rows = measure(bench, worker, steps(bench, chains, bursts), args.repeat)
+        rows = measure(bench, worker, steps(bench, chains, bursts), args.repeat, SERVERS[name])
         load_after = os.getloadavg()
         text = report(name, description, rows, args.concurrency, args.repeat)
         load = f"load {_load(load_before)} before, {_load(load_after)} after; {steal.text()}"

@@ -245,6 +245,38 @@ def process_group_cpu_seconds(pgid: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+#: The process names (``comm``) of each server a benchmark may use, for ``servers_cpu_seconds``.
+SERVER_PROCESSES = {"postgresql": "postgres", "redis": "redis-server", "rabbitmq": "beam.smp"}
+
+
+def servers_cpu_seconds(services: Sequence[str]) -> float:
+    """User + system CPU seconds the servers of ``services`` (keys of ``SERVER_PROCESSES``) have used.
+
+    A server's live processes count, and so do those it has reaped (its ``cutime``/``cstime``: a
+    PostgreSQL backend that has exited moves into its postmaster's), so the difference between two
+    readings is what the servers spent in between, whoever they served: run the benchmark alone.
+    """
+    names = {SERVER_PROCESSES[service] for service in services}
+    stats: dict[int, list[str]] = {}
+    comms: dict[int, str] = {}
+    for path in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            head, tail = path.read_text().rsplit(")", 1)
+        except (OSError, ValueError):
+            continue
+        pid, comm = int(path.parent.name), head.split("(", 1)[1]
+        comms[pid] = comm
+        if comm in names:
+            stats[pid] = tail.split()
+    ticks = 0
+    for fields in stats.values():
+        ticks += int(fields[11]) + int(fields[12])
+        if comms.get(int(fields[1])) not in names:
+            # The server's first process: what its exited children used is kept here.
+            ticks += int(fields[13]) + int(fields[14])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass(frozen=True)
 class Spread:
     """Repeated measurements of one quantity."""
