@@ -14,13 +14,14 @@ SQLite, whose statements run in-process, keeps SQLAlchemy's multi-row INSERT.
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
 from enum import Enum
 from typing import Any, cast
 
-from sqlalchemy import JSON, Connection, Table, bindparam, insert, text, update
+from sqlalchemy import JSON, Connection, Dialect, Table, TextClause, bindparam, insert, text, update
 
 from jqm_celery.store.models import Base
 
@@ -78,21 +79,9 @@ def update_json(
     table = _same_columns(model, rows, "update_rows")
     if not rows:
         return
-    dialect = conn.dialect
-    quote = dialect.identifier_preparer.quote
-    names = list(rows[0])
-    values, casts = _json_columns(dialect, table, names, [[row[name] for row in rows] for name in names])
-    assignments = ", ".join(
-        f"{quote(name)} = {cast_}" for name, cast_ in zip(names, casts, strict=True) if name != key
-    )
-    conn.execute(
-        text(
-            f"UPDATE {quote(table.name)} SET {assignments} "
-            f"FROM json_array_elements(CAST(:rows AS json)) AS r "
-            f"WHERE {quote(table.name)}.{quote(key)} = {casts[names.index(key)]}"
-        ),
-        {"rows": _json_rows(table, values)},
-    )
+    names = tuple(rows[0])
+    statement, processors = _json_update(conn.dialect, table, names, key)
+    conn.execute(statement, {"rows": _json_rows(table, names, processors, rows)})
 
 
 def _same_columns(model: type[Base], rows: Sequence[Mapping[str, Any]], operation: str) -> Table:
@@ -109,24 +98,77 @@ def _by_columns(rows: Sequence[Mapping[str, Any]]) -> list[list[Mapping[str, Any
     return list(by_columns.values())
 
 
+#: A column's bind processing (aware datetimes in UTC, enums), or None where its values go as they are.
+Processor = Callable[[Any], Any] | None
+
+
+@functools.lru_cache(maxsize=256)
 def _json_columns(
-    dialect: Any, table: Table, names: Sequence[str], columns: list[list[Any]]
-) -> tuple[list[list[Any]], list[str]]:
-    """Each column's values after its bind processing, and the SQL that reads it back from a row ``r``."""
+    dialect: Dialect, table: Table, names: tuple[str, ...]
+) -> tuple[list[Processor], list[str]]:
+    """Each column's bind processing, and the SQL that reads its value back from a row ``r``.
+
+    Built once per table and set of columns (with the statements below): what a write of one row spent
+    most of its time on before."""
+    processors: list[Processor] = []
     casts: list[str] = []
-    for index, (name, values) in enumerate(zip(names, columns, strict=True)):
+    for index, name in enumerate(names):
         column_type = table.c[name].type
         if isinstance(column_type, JSON):
+            processors.append(None)
             casts.append(f"CAST(r -> {index} AS json)")
             continue
-        process = column_type.dialect_impl(dialect).bind_processor(dialect)
-        if process is not None:
-            columns[index] = [process(value) for value in values]
+        processors.append(column_type.dialect_impl(dialect).bind_processor(dialect))
         casts.append(f"CAST(r ->> {index} AS {column_type.compile(dialect=dialect)})")
-    return columns, casts
+    return processors, casts
 
 
-def _json_rows(table: Table, columns: list[list[Any]]) -> str:
+@functools.lru_cache(maxsize=256)
+def _json_insert(
+    dialect: Dialect, table: Table, names: tuple[str, ...], with_ids: bool
+) -> tuple[TextClause, list[Processor]]:
+    """The INSERT of ``_from_json``, and its columns' bind processing."""
+    processors, selects = _json_columns(dialect, table, names)
+    quote = dialect.identifier_preparer.quote
+    into = f"INSERT INTO {quote(table.name)} ({', '.join(quote(name) for name in names)}"
+    values = "json_array_elements(CAST(:rows AS json)) WITH ORDINALITY AS e(r, n)"
+    if not with_ids:
+        return text(f"{into}) SELECT {', '.join(selects)} FROM {values}"), processors
+    statement = (
+        f"WITH ids AS (SELECT nextval(pg_get_serial_sequence(:table, 'id')) AS id, n "
+        f"FROM generate_series(1, :count) AS n), "
+        f"inserted AS ({into}, id) SELECT {', '.join(selects)}, ids.id FROM {values} JOIN ids USING (n)) "
+        "SELECT id FROM ids ORDER BY n"
+    )
+    return text(statement), processors
+
+
+@functools.lru_cache(maxsize=64)
+def _json_update(
+    dialect: Dialect, table: Table, names: tuple[str, ...], key: str
+) -> tuple[TextClause, list[Processor]]:
+    """The UPDATE of ``update_json``, and its columns' bind processing."""
+    processors, casts = _json_columns(dialect, table, names)
+    quote = dialect.identifier_preparer.quote
+    assignments = ", ".join(
+        f"{quote(name)} = {cast_}" for name, cast_ in zip(names, casts, strict=True) if name != key
+    )
+    statement = text(
+        f"UPDATE {quote(table.name)} SET {assignments} "
+        f"FROM json_array_elements(CAST(:rows AS json)) AS r "
+        f"WHERE {quote(table.name)}.{quote(key)} = {casts[names.index(key)]}"
+    )
+    return statement, processors
+
+
+def _json_rows(
+    table: Table, names: tuple[str, ...], processors: list[Processor], rows: Sequence[Mapping[str, Any]]
+) -> str:
+    """``rows`` as one JSON array, a row an array of its values after their columns' bind processing."""
+    columns: list[Any] = []
+    for name, process in zip(names, processors, strict=True):
+        values = [row[name] for row in rows]
+        columns.append(values if process is None else [process(value) for value in values])
     try:
         return json.dumps(list(zip(*columns, strict=True)), default=_json_default, allow_nan=False)
     except ValueError as exc:
@@ -147,24 +189,13 @@ def _from_json(
     with its id, and returns the ids in the order of ``rows`` (a row's place in the array pairs it with
     its id: an ``INSERT … RETURNING`` does not promise its rows' order).
     """
-    dialect = conn.dialect
-    names = list(rows[0])
-    columns: list[list[Any]] = [[row[name] for row in rows] for name in names]
-    quote = dialect.identifier_preparer.quote
-    columns, selects = _json_columns(dialect, table, names, columns)
-    into = f"INSERT INTO {quote(table.name)} ({', '.join(quote(name) for name in names)}"
-    values = "json_array_elements(CAST(:rows AS json)) WITH ORDINALITY AS e(r, n)"
-    parameters = {"rows": _json_rows(table, columns)}
+    names = tuple(rows[0])
+    statement, processors = _json_insert(conn.dialect, table, names, with_ids)
+    parameters = {"rows": _json_rows(table, names, processors, rows)}
     if not with_ids:
-        conn.execute(text(f"{into}) SELECT {', '.join(selects)} FROM {values}"), parameters)
+        conn.execute(statement, parameters)
         return []
-    statement = (
-        f"WITH ids AS (SELECT nextval(pg_get_serial_sequence(:table, 'id')) AS id, n "
-        f"FROM generate_series(1, :count) AS n), "
-        f"inserted AS ({into}, id) SELECT {', '.join(selects)}, ids.id FROM {values} JOIN ids USING (n)) "
-        "SELECT id FROM ids ORDER BY n"
-    )
-    ids = conn.execute(text(statement), {**parameters, "table": table.name, "count": len(rows)})
+    ids = conn.execute(statement, {**parameters, "table": table.name, "count": len(rows)})
     return list(ids.scalars())
 
 

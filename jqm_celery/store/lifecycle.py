@@ -20,12 +20,13 @@ close of a run on the worker's kept connection (``writers.PostgresWriter.close_r
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, select, update
+from sqlalchemy import Select, and_, bindparam, exists, select, update
 from sqlalchemy.orm import Session
 
 from jqm_celery.definitions import Package
@@ -71,14 +72,20 @@ def in_flight(s: Session, packages: Sequence[str]) -> dict[str, set[str]]:
     found: dict[str, set[str]] = {name: set() for name in packages}
     if not packages:
         return found
-    rows = s.connection().execute(
-        select(RunRow.package_name, RunRow.status)
-        .where(RunRow.package_name.in_(list(packages)), RunRow.status.in_(IN_FLIGHT))
-        .with_for_update()
-    )
+    rows = s.connection().execute(_in_flight_locked(), {"packages": list(packages)})
     for package, status in rows:
         found[package].add(status)
     return found
+
+
+@functools.cache
+def _in_flight_locked() -> Select[str, str]:
+    """The runs in flight of the packages of parameter ``packages`` (a list), locked: built once."""
+    return (
+        select(RunRow.package_name, RunRow.status)
+        .where(RunRow.package_name.in_(bindparam("packages", expanding=True)), RunRow.status.in_(IN_FLIGHT))
+        .with_for_update()
+    )
 
 
 def run_values(package: Package, trigger: str, now: datetime, *, start_now: bool) -> dict[str, Any]:
