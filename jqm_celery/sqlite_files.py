@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    # Only for the annotation: a worker on PostgreSQL never loads SQLite's module.
+    import sqlite3
 
 
 def write_ahead(connection: sqlite3.Connection) -> None:

@@ -77,6 +77,23 @@ import beat_schedules
     assert sorted(added & FORBIDDEN) == []
 
 
+def test_an_app_on_a_postgresql_store_does_not_load_sqlite(tmp_path: Path) -> None:
+    # What a worker's pool process runs, on PostgreSQL: the store's engine is made, nothing connects.
+    added = added_modules(
+        """
+from jqm_celery import JobQueueManager
+import jqm_celery.tasks, jqm_celery.runtime, jqm_celery.store.writers
+app = Celery("proj", broker="memory://")
+app.conf.jqm_database_url = "postgresql+psycopg://jqm@127.0.0.1:1/never_connected"
+jqm = JobQueueManager(app)
+jqm._store.engine
+""",
+        tmp_path,
+    )
+    assert {"jqm_celery", "sqlalchemy", "psycopg"} <= added
+    assert sorted(added & {"sqlite3", "_sqlite3"}) == []
+
+
 def test_importing_the_package_imports_none_of_its_modules(tmp_path: Path) -> None:
     added = added_modules("import jqm_celery", tmp_path)
     assert added == {"jqm_celery"}
