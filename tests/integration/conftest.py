@@ -123,6 +123,7 @@ def _conf(name: str, tmp: Path, stack: ExitStack) -> dict[str, Any]:
         return {
             **common,
             "broker_url": redis_url(REDIS_BROKER_DB),
+            "broker_transport_options": _own_unacked_keys(queue),
             "result_backend": redis_url(REDIS_RESULTS_DB),
             "jqm_database_url": url,
         }
@@ -131,6 +132,20 @@ def _conf(name: str, tmp: Path, stack: ExitStack) -> dict[str, Any]:
         url = stack.enter_context(postgres_database())
         return {**common, "broker_url": RABBITMQ_URL, "jqm_database_url": url}
     raise ValueError(name)
+
+
+def _own_unacked_keys(tag: str) -> dict[str, Any]:
+    """Redis keeps its unacknowledged messages, and the lock of the sweep that puts a lost worker's back,
+    under keys shared by every consumer of the database. A worker killed by a test in another process
+    while it held that lock (for 300 s by default) would stop every other test's lost messages from
+    coming back for five minutes. Each test process has keys of its own, and a lock held by a worker it
+    killed itself expires after 5 s."""
+    return {
+        "unacked_key": f"unacked-{tag}",
+        "unacked_index_key": f"unacked_index-{tag}",
+        "unacked_mutex_key": f"unacked_mutex-{tag}",
+        "unacked_mutex_expire": 5,
+    }
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

@@ -64,7 +64,8 @@ def test_a_whole_worker_killed_mid_job_hands_the_job_to_the_next_worker(
     # Redis and the embedded broker give a dead consumer's unacknowledged message back after their
     # visibility timeout (an hour by default); RabbitMQ as soon as the connection drops. A short timeout
     # keeps this test quick.
-    conf = {**backend.conf, "broker_transport_options": {"visibility_timeout": 5}}
+    transport = {**backend.conf.get("broker_transport_options", {}), "visibility_timeout": 5}
+    conf = {**backend.conf, "broker_transport_options": transport}
     quick = replace(backend, conf=conf, _app=None)
     queue = f"loss-{uuid.uuid4().hex[:8]}"
     args = ["--pool=prefork", "--concurrency=1", "-Q", f"{backend.queue},{queue}"]
