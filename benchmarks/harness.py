@@ -232,14 +232,20 @@ class Worker:
         self.stop()
 
 
+def _process_stats() -> Iterator[tuple[int, str, list[str]]]:
+    """Each live process's pid, name (``comm``) and the fields of ``/proc/PID/stat`` after the name."""
+    for path in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            head, tail = path.read_text().rsplit(")", 1)
+        except (OSError, ValueError):
+            continue
+        yield int(path.parent.name), head.split("(", 1)[1], tail.split()
+
+
 def process_group_cpu_seconds(pgid: int) -> float:
     """User + system CPU seconds of the live processes in a process group (Linux /proc)."""
     ticks = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
+    for _, _, fields in _process_stats():
         if int(fields[2]) == pgid:
             ticks += int(fields[11]) + int(fields[12])
     return ticks / os.sysconf("SC_CLK_TCK")
@@ -257,19 +263,14 @@ def servers_cpu_seconds(services: Sequence[str]) -> float:
     readings is what the servers spent in between, whoever they served: run the benchmark alone.
     """
     names = {SERVER_PROCESSES[service] for service in services}
-    stats: dict[int, list[str]] = {}
     comms: dict[int, str] = {}
-    for path in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            head, tail = path.read_text().rsplit(")", 1)
-        except (OSError, ValueError):
-            continue
-        pid, comm = int(path.parent.name), head.split("(", 1)[1]
+    servers: list[list[str]] = []
+    for pid, comm, fields in _process_stats():
         comms[pid] = comm
         if comm in names:
-            stats[pid] = tail.split()
+            servers.append(fields)
     ticks = 0
-    for fields in stats.values():
+    for fields in servers:
         ticks += int(fields[11]) + int(fields[12])
         if comms.get(int(fields[1])) not in names:
             # The server's first process: what its exited children used is kept here.

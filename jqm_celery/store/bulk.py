@@ -80,8 +80,8 @@ def update_json(
     if not rows:
         return
     names = tuple(rows[0])
-    statement, processors = _json_update(conn.dialect, table, names, key)
-    conn.execute(statement, {"rows": _json_rows(table, names, processors, rows)})
+    statement = _json_update(conn.dialect, table, names, key)
+    conn.execute(statement, {"rows": _json_rows(conn.dialect, table, names, rows)})
 
 
 def _same_columns(model: type[Base], rows: Sequence[Mapping[str, Any]], operation: str) -> Table:
@@ -124,47 +124,43 @@ def _json_columns(
 
 
 @functools.lru_cache(maxsize=256)
-def _json_insert(
-    dialect: Dialect, table: Table, names: tuple[str, ...], with_ids: bool
-) -> tuple[TextClause, list[Processor]]:
-    """The INSERT of ``_from_json``, and its columns' bind processing."""
-    processors, selects = _json_columns(dialect, table, names)
+def _json_insert(dialect: Dialect, table: Table, names: tuple[str, ...], with_ids: bool) -> TextClause:
+    """The INSERT of ``_from_json``."""
+    _, selects = _json_columns(dialect, table, names)
     quote = dialect.identifier_preparer.quote
     into = f"INSERT INTO {quote(table.name)} ({', '.join(quote(name) for name in names)}"
     values = "json_array_elements(CAST(:rows AS json)) WITH ORDINALITY AS e(r, n)"
     if not with_ids:
-        return text(f"{into}) SELECT {', '.join(selects)} FROM {values}"), processors
+        return text(f"{into}) SELECT {', '.join(selects)} FROM {values}")
     statement = (
         f"WITH ids AS (SELECT nextval(pg_get_serial_sequence(:table, 'id')) AS id, n "
         f"FROM generate_series(1, :count) AS n), "
         f"inserted AS ({into}, id) SELECT {', '.join(selects)}, ids.id FROM {values} JOIN ids USING (n)) "
         "SELECT id FROM ids ORDER BY n"
     )
-    return text(statement), processors
+    return text(statement)
 
 
 @functools.lru_cache(maxsize=64)
-def _json_update(
-    dialect: Dialect, table: Table, names: tuple[str, ...], key: str
-) -> tuple[TextClause, list[Processor]]:
-    """The UPDATE of ``update_json``, and its columns' bind processing."""
-    processors, casts = _json_columns(dialect, table, names)
+def _json_update(dialect: Dialect, table: Table, names: tuple[str, ...], key: str) -> TextClause:
+    """The UPDATE of ``update_json``."""
+    _, casts = _json_columns(dialect, table, names)
     quote = dialect.identifier_preparer.quote
     assignments = ", ".join(
         f"{quote(name)} = {cast_}" for name, cast_ in zip(names, casts, strict=True) if name != key
     )
-    statement = text(
+    return text(
         f"UPDATE {quote(table.name)} SET {assignments} "
         f"FROM json_array_elements(CAST(:rows AS json)) AS r "
         f"WHERE {quote(table.name)}.{quote(key)} = {casts[names.index(key)]}"
     )
-    return statement, processors
 
 
 def _json_rows(
-    table: Table, names: tuple[str, ...], processors: list[Processor], rows: Sequence[Mapping[str, Any]]
+    dialect: Dialect, table: Table, names: tuple[str, ...], rows: Sequence[Mapping[str, Any]]
 ) -> str:
     """``rows`` as one JSON array, a row an array of its values after their columns' bind processing."""
+    processors, _ = _json_columns(dialect, table, names)
     columns: list[Any] = []
     for name, process in zip(names, processors, strict=True):
         values = [row[name] for row in rows]
@@ -190,8 +186,8 @@ def _from_json(
     its id: an ``INSERT … RETURNING`` does not promise its rows' order).
     """
     names = tuple(rows[0])
-    statement, processors = _json_insert(conn.dialect, table, names, with_ids)
-    parameters = {"rows": _json_rows(table, names, processors, rows)}
+    statement = _json_insert(conn.dialect, table, names, with_ids)
+    parameters = {"rows": _json_rows(conn.dialect, table, names, rows)}
     if not with_ids:
         conn.execute(statement, parameters)
         return []
