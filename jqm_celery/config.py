@@ -22,7 +22,12 @@ _EVENTS = {
 # Kombu's Redis transport puts a lost worker's unacknowledged message back once it is older than the
 # visibility timeout, but it looks only on every 10th call of its 10-second restore timer: about every
 # 100 s. One look per call brings jobs back within visibility_timeout + 10 s, for one cheap query.
-_REDIS_TRANSPORT_OPTIONS = {"unacked_restore_throttle": 1}
+#
+# Each look holds a lock in Redis that every worker of the database shares, and Kombu lets it expire after
+# 300 s: a worker killed while it looked would stop every other worker's looks for five minutes. A look
+# takes milliseconds (one short transaction per message it puts back), so a lock that expires after 30 s
+# still keeps two looks apart.
+_REDIS_TRANSPORT_OPTIONS = {"unacked_restore_throttle": 1, "unacked_mutex_expire": 30}
 _REDIS_SCHEMES = ("redis", "rediss", "sentinel")
 
 # Result backends whose chords do not work (a group of parallel entries needs one).

@@ -137,9 +137,9 @@ def _conf(name: str, tmp: Path, stack: ExitStack) -> dict[str, Any]:
 def _own_unacked_keys(tag: str) -> dict[str, Any]:
     """Redis keeps its unacknowledged messages, and the lock of the sweep that puts a lost worker's back,
     under keys shared by every consumer of the database. A worker killed by a test in another process
-    while it held that lock (for 300 s by default) would stop every other test's lost messages from
-    coming back for five minutes. Each test process has keys of its own, and a lock held by a worker it
-    killed itself expires after 5 s."""
+    while it held that lock (for 30 s with jqm's expiry) would hold every other test's lost messages
+    back. Each test process has keys of its own, and a lock held by a worker it killed itself expires
+    after 5 s."""
     return {
         "unacked_key": f"unacked-{tag}",
         "unacked_index_key": f"unacked_index-{tag}",

@@ -173,6 +173,25 @@ def test_the_drop_in_config_keeps_the_apps_own_settings() -> None:
     assert app.conf.task_send_sent_event is True
 
 
+def test_the_drop_in_config_tunes_redis_restore_sweeps_and_keeps_the_apps_own_options() -> None:
+    app = Celery("mine", set_as_current=False)
+    app.conf.update(
+        broker_url=redis_url(REDIS_RESULTS_DB),
+        broker_transport_options={"visibility_timeout": 60, "unacked_mutex_expire": 120},
+        jqm_database_url="sqlite:///:memory:",
+    )
+    JobQueueManager(app)
+    assert app.conf.broker_transport_options == {
+        "unacked_restore_throttle": 1,
+        "visibility_timeout": 60,
+        "unacked_mutex_expire": 120,
+    }
+    bare = Celery("bare", set_as_current=False)
+    bare.conf.update(broker_url=redis_url(REDIS_RESULTS_DB), jqm_database_url="sqlite:///:memory:")
+    JobQueueManager(bare)
+    assert bare.conf.broker_transport_options == {"unacked_restore_throttle": 1, "unacked_mutex_expire": 30}
+
+
 def test_the_drop_in_config_adds_a_result_backend_beside_the_store_when_there_is_none(
     tmp_path: object,
 ) -> None:
