@@ -34,7 +34,7 @@ from kombu.transport import virtual
 from kombu.transport.virtual.exchange import ExchangeType
 
 from jqm_celery.broker_wakeup import Wakeup
-from jqm_celery.sqlite_files import write_ahead
+from jqm_celery.sqlite_files import WriteLock, write_ahead
 
 #: ``broker_transport`` that selects this transport.
 TRANSPORT = "jqm_celery.broker:Transport"
@@ -67,15 +67,17 @@ class _Binding(NamedTuple):
 
 
 class _Database:
-    """One SQLite connection per thread on the broker file; writers queue on BEGIN IMMEDIATE.
+    """One SQLite connection per thread on the broker file; writers queue on the file's ``WriteLock``,
+    then BEGIN IMMEDIATE.
 
-    A single statement runs in autocommit (``execute``): it is atomic alone and costs no BEGIN and
-    COMMIT; reads take no write lock (WAL readers see the last commit and block nobody).
+    A single statement that writes runs in autocommit (``write``): it is atomic alone and costs no BEGIN
+    and COMMIT; reads take no lock (WAL readers see the last commit and block nobody).
     """
 
     def __init__(self, path: str) -> None:
         self.path = path
         self._local = threading.local()
+        self._write_lock = WriteLock.of(path)
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._connection().executescript(_SCHEMA)
 
@@ -88,18 +90,25 @@ class _Database:
         return connection
 
     def execute(self, sql: str, parameters: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        """A read, or a write that needs no lock of the file's (creating the schema)."""
         return self._connection().execute(sql, parameters)
+
+    def write(self, sql: str, parameters: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        """One statement that writes, in autocommit, holding the file's write lock."""
+        with self._write_lock.held():
+            return self._connection().execute(sql, parameters)
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         connection = self._connection()
-        connection.execute("BEGIN IMMEDIATE")
-        try:
-            yield connection
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
-        connection.execute("COMMIT")
+        with self._write_lock.held():
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield connection
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
 
 
 class Channel(virtual.Channel):
@@ -117,7 +126,7 @@ class Channel(virtual.Channel):
     # -- messages ---------------------------------------------------------------------------
 
     def _put(self, queue: str, message: dict[str, Any], **kwargs: Any) -> None:
-        self._db.execute(
+        self._db.write(
             "INSERT INTO message (queue, payload, visible_at) VALUES (?, ?, ?)",
             (queue, json.dumps(message), time.time()),
         )
@@ -175,7 +184,7 @@ class Channel(virtual.Channel):
         row = self._row_of(delivery_tag)
         super().basic_ack(delivery_tag, multiple)
         if row is not None:
-            self._db.execute("DELETE FROM message WHERE id = ?", (row,))
+            self._db.write("DELETE FROM message WHERE id = ?", (row,))
         # A message less in hand: this connection's consumer may take the next one now.
         self._wakeup().notify_self()
 
@@ -183,7 +192,7 @@ class Channel(virtual.Channel):
         row = self._row_of(delivery_tag)
         super().basic_reject(delivery_tag, requeue=requeue)
         if not requeue and row is not None:
-            self._db.execute("DELETE FROM message WHERE id = ?", (row,))
+            self._db.write("DELETE FROM message WHERE id = ?", (row,))
         self._wakeup().notify_self()
 
     def _restore(self, message: Any) -> None:
@@ -191,7 +200,7 @@ class Channel(virtual.Channel):
         if row is None:
             super()._restore(message)
             return
-        self._db.execute("UPDATE message SET visible_at = ? WHERE id = ?", (time.time(), row))
+        self._db.write("UPDATE message SET visible_at = ? WHERE id = ?", (time.time(), row))
         self._wakeup().notify()
 
     def _wakeup(self) -> Wakeup:

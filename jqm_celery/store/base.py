@@ -58,11 +58,16 @@ class StoreBase:
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        """One transaction (BEGIN IMMEDIATE on SQLite); the schema is checked on first use."""
+        """One transaction (on SQLite: BEGIN IMMEDIATE, after the file's write lock); the schema is checked on
+        first use."""
         self.ensure_schema_once()
         events: list[Event] = []
         info = {EVENTS: events, WRITER: self.writer}
-        with Session(self.engine, expire_on_commit=False, info=info) as session, session.begin():
+        with (
+            self.writer.write_lock(),
+            Session(self.engine, expire_on_commit=False, info=info) as session,
+            session.begin(),
+        ):
             yield session
         if events and self.listeners:
             self._publish(events)

@@ -16,8 +16,10 @@ Nothing outside this module asks which database the store is on.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
@@ -28,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from jqm_celery.events import Event
 from jqm_celery.plans import ClaimedJob, RunClosed
+from jqm_celery.sqlite_files import WriteLock
 from jqm_celery.statuses import FINISHED_JOB, AttemptStatus, LogKind, RunStatus
 from jqm_celery.store import bulk, driver, lifecycle, log, statements
 from jqm_celery.store.models import Base, JobRow
@@ -54,6 +57,10 @@ class PortableWriter:
 
     def __init__(self, store: StoreBase) -> None:
         self.store = store
+
+    def write_lock(self) -> AbstractContextManager[None]:
+        """What a transaction of the store holds from before it begins to after it ends: nothing here."""
+        return nullcontext()
 
     # -- an attempt -------------------------------------------------------------------------
 
@@ -126,6 +133,15 @@ class SQLiteWriter(PortableWriter):
 
     ticks_take_turns = True
     migrates_itself = True
+
+    def write_lock(self) -> AbstractContextManager[None]:
+        """The file's ``WriteLock``: writers wait for each other on it rather than in SQLite's polling."""
+        return nullcontext() if self._write_lock is None else self._write_lock.held()
+
+    @functools.cached_property
+    def _write_lock(self) -> WriteLock | None:
+        database = self.store.engine.url.database
+        return WriteLock.of(database) if database and database != ":memory:" else None
 
     def add_new_rows(self, s: Session, model: type[Base], rows: Sequence[Row]) -> None:
         s.execute(sqlite.insert(model).values(list(rows)).on_conflict_do_nothing())
