@@ -71,7 +71,7 @@ class _Database:
     then BEGIN IMMEDIATE.
 
     A single statement that writes runs in autocommit (``write``): it is atomic alone and costs no BEGIN
-    and COMMIT; reads take no lock (WAL readers see the last commit and block nobody).
+    and COMMIT; reads (``read``) take no lock (WAL readers see the last commit and block nobody).
     """
 
     def __init__(self, path: str) -> None:
@@ -89,8 +89,8 @@ class _Database:
             self._local.connection = connection
         return connection
 
-    def execute(self, sql: str, parameters: tuple[Any, ...] = ()) -> sqlite3.Cursor:
-        """A read, or a write that needs no lock of the file's (creating the schema)."""
+    def read(self, sql: str, parameters: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        """One statement that only reads: it takes no lock."""
         return self._connection().execute(sql, parameters)
 
     def write(self, sql: str, parameters: tuple[Any, ...] = ()) -> sqlite3.Cursor:
@@ -135,7 +135,7 @@ class Channel(virtual.Channel):
     def _get(self, queue: str, timeout: float | None = None) -> dict[str, Any]:
         now = time.time()
         # Looking costs no write lock; only a queue that has a message is claimed in a transaction.
-        if self._db.execute(_ANY_VISIBLE, (queue, now)).fetchone() is None:
+        if self._db.read(_ANY_VISIBLE, (queue, now)).fetchone() is None:
             raise Empty()
         with self._db.transaction() as db:
             row = db.execute(
@@ -159,7 +159,7 @@ class Channel(virtual.Channel):
         return message
 
     def _size(self, queue: str) -> int:
-        (count,) = self._db.execute("SELECT COUNT(*) FROM message WHERE queue = ?", (queue,)).fetchone()
+        (count,) = self._db.read("SELECT COUNT(*) FROM message WHERE queue = ?", (queue,)).fetchone()
         return int(count)
 
     def _purge(self, queue: str) -> int:
@@ -225,7 +225,7 @@ class Channel(virtual.Channel):
             )
 
     def get_table(self, exchange: str) -> list[Any]:
-        rows = self._db.execute(
+        rows = self._db.read(
             "SELECT routing_key, pattern, queue FROM binding WHERE exchange = ?", (exchange,)
         ).fetchall()
         return [_Binding(*row) for row in rows]

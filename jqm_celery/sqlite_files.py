@@ -49,22 +49,18 @@ class WriteLock:
     def held(self) -> Iterator[None]:
         """Hold the lock for the block; a block inside another on the same thread holds it already."""
         hold = self._hold()
-        if hold is None or hold.depth:
-            if hold is not None:
-                hold.depth += 1
-            try:
-                yield
-            finally:
-                if hold is not None:
-                    hold.depth -= 1
+        if hold is None:
+            yield
             return
-        fcntl.flock(hold.fd, fcntl.LOCK_EX)
-        hold.depth = 1
+        if not hold.depth:
+            fcntl.flock(hold.fd, fcntl.LOCK_EX)
+        hold.depth += 1
         try:
             yield
         finally:
-            hold.depth = 0
-            fcntl.flock(hold.fd, fcntl.LOCK_UN)
+            hold.depth -= 1
+            if not hold.depth:
+                fcntl.flock(hold.fd, fcntl.LOCK_UN)
 
     def _hold(self) -> _Hold | None:
         # A descriptor of its own for each thread of each process: an flock excludes other descriptors
