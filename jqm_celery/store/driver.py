@@ -1,15 +1,21 @@
-"""PostgreSQL: a job attempt's two statements, executed straight on the driver.
+"""A job attempt's statements, executed straight on the driver (PostgreSQL's psycopg, SQLite's sqlite3).
 
-An attempt's start and its end are one statement each (``one_statement``). Run through SQLAlchemy's
-``Connection``, each of them also costs a pool checkout and checkin, an isolation-level switch there and
-back, parameter processing and a result wrapper: on a short task, more of the worker's CPU than the
-statement itself. Here a statement is compiled to SQL once, and executed as a prepared statement on an
-autocommit connection that the calling thread keeps (one per thread, so a threaded pool does not
-serialise its jobs on one socket).
+Run through SQLAlchemy's ``Connection`` (and on SQLite its ORM ``Session``), a statement of an attempt
+also costs a pool checkout and checkin, an isolation-level switch there and back, parameter processing and
+a result wrapper: on a short task, more of the worker's CPU than the statement itself. Here a statement is
+compiled to SQL once, and executed on an autocommit connection that the calling thread keeps (one per
+thread, so a threaded pool does not serialise its jobs on one socket); on PostgreSQL as a prepared
+statement.
+
+On PostgreSQL, psycopg takes and gives the Python values as they are. On SQLite, the columns' own
+conversions (times as UTC text, JSON as text) are applied to parameters and rows, as SQLAlchemy applies
+them; ``transaction`` begins with ``BEGIN IMMEDIATE``, as the store's engine does, and the caller holds
+the file's ``WriteLock`` around it (``SQLiteWriter``).
 
 The kept connection is pinged before use when it has been idle for ``PING_AFTER_IDLE_S`` (the pool's own
-rule), replaced once broken, never shared with a forked child, and closed when its engine is disposed. Its
-plans use indexes even while the tables are small (``enable_seqscan`` off), see ``_connect``.
+rule), replaced once broken, never shared with a forked child, and closed when its engine is disposed. On
+PostgreSQL its plans use indexes even while the tables are small (``enable_seqscan`` off), see
+``_connect``.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import threading
 import time
 import weakref
 from collections import namedtuple
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
@@ -28,7 +34,6 @@ from typing import Any, cast
 from sqlalchemy import Engine, Select, event
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.dml import UpdateBase
 
 from jqm_celery.store.engine import PING_AFTER_IDLE_S
 
@@ -40,6 +45,11 @@ class _Compiled:
     constants: dict[str, Any]
     #: The class of its rows (fields named after the returned columns), or None if it returns none.
     row: type[tuple[Any, ...]] | None
+    #: SQLite: the conversions of parameters (by name) and of a row's values (in order); none on PostgreSQL.
+    binds: dict[str, Callable[[Any], Any]]
+    results: tuple[Callable[[Any], Any] | None, ...]
+    #: The parameters' names in the order of the SQL's placeholders, if they are positional (SQLite's).
+    positions: tuple[str, ...] | None
     #: Kept so that the id this is cached under is never reused by another statement.
     statement: ClauseElement
 
@@ -51,6 +61,9 @@ class _Held:
     connection: Any
     idle_since: float
     engine: weakref.ref[Engine]
+    sqlite: bool
+    #: Closed here (sqlite3's connections do not tell).
+    dropped: bool = False
 
 
 _compiled: dict[tuple[int, str], _Compiled] = {}
@@ -72,7 +85,7 @@ def execute_one(engine: Engine, statement: ClauseElement, params: Mapping[str, A
 
 def execute_all(engine: Engine, statement: ClauseElement, params: Mapping[str, Any]) -> list[Any]:
     """Like ``execute_one``, but every row."""
-    return _execute(engine, statement, params, every_row=True)
+    return cast(list[Any], _execute(engine, statement, params, every_row=True))
 
 
 @contextmanager
@@ -83,37 +96,85 @@ def transaction(engine: Engine) -> Iterator[None]:
     """
     held = _connection(engine)
     try:
-        with held.connection.transaction():
-            yield
+        if held.sqlite:
+            with _sqlite_transaction(held.connection):
+                yield
+        else:
+            with held.connection.transaction():
+                yield
     except Exception:
-        if held.connection.broken or held.connection.closed:
+        if _broken(held):
             _drop(engine, held)
         raise
     held.idle_since = time.monotonic()
+
+
+def execute_count(engine: Engine, statement: ClauseElement, params: Mapping[str, Any]) -> int:
+    """Run ``statement`` (an UPDATE or DELETE) like ``execute_one``; the number of rows it touched."""
+    return cast(int, _execute(engine, statement, params, every_row=None))
+
+
+@contextmanager
+def _sqlite_transaction(connection: Any) -> Iterator[None]:
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+
+
+def _broken(held: _Held) -> bool:
+    if held.sqlite:
+        # sqlite3 says nothing of a connection's state: one that failed is closed and opened anew.
+        return True
+    return bool(held.connection.broken or held.connection.closed)
+
+
+def _closed(held: _Held) -> bool:
+    return held.dropped or (not held.sqlite and bool(held.connection.closed))
 
 
 def _execute(
-    engine: Engine, statement: ClauseElement, params: Mapping[str, Any], *, every_row: bool
-) -> list[Any]:
+    engine: Engine, statement: ClauseElement, params: Mapping[str, Any], *, every_row: bool | None
+) -> Any:
+    """The statement's rows (every one, or the first); with ``every_row`` None, its row count."""
     compiled = _compile(engine, statement)
     held = _connection(engine)
+    values = {**compiled.constants, **params}
+    for name, convert in compiled.binds.items():
+        values[name] = convert(values[name])
     try:
-        cursor = held.connection.execute(compiled.sql, {**compiled.constants, **params})
+        if compiled.positions is not None:
+            cursor = held.connection.execute(compiled.sql, [values[name] for name in compiled.positions])
+        else:
+            cursor = held.connection.execute(compiled.sql, values)
+        if every_row is None:
+            return cursor.rowcount
         if compiled.row is None:
-            values = []
+            rows = []
         elif every_row:
-            values = cursor.fetchall()
+            rows = cursor.fetchall()
         else:
             first = cursor.fetchone()
-            values = [] if first is None else [first]
+            rows = [] if first is None else [first]
     except Exception:
-        if held.connection.broken or held.connection.closed:
+        if _broken(held):
             _drop(engine, held)
         raise
-    held.idle_since = time.monotonic()
+    finally:
+        held.idle_since = time.monotonic()
     if compiled.row is None:
         return []
-    return [compiled.row._make(row) for row in values]  # type: ignore[attr-defined]
+    if compiled.results:
+        rows = [_converted(row, compiled.results) for row in rows]
+    return [compiled.row._make(row) for row in rows]  # type: ignore[attr-defined]
+
+
+def _converted(row: tuple[Any, ...], results: tuple[Callable[[Any], Any] | None, ...]) -> tuple[Any, ...]:
+    pairs = zip(row, results, strict=True)
+    return tuple(value if convert is None else convert(value) for value, convert in pairs)
 
 
 def _compile(engine: Engine, statement: ClauseElement) -> _Compiled:
@@ -130,18 +191,30 @@ def _compile(engine: Engine, statement: ClauseElement) -> _Compiled:
             for name, value in expanded.parameters.items()
             if not name.startswith("p_")
         }
-        compiled = _Compiled(expanded.statement, constants, _row_class(statement), statement)
+        binds: dict[str, Callable[[Any], Any]] = {}
+        results: tuple[Callable[[Any], Any] | None, ...] = ()
+        if engine.dialect.name == "sqlite":
+            # The statement's own conversions by name, and those of the names an IN list expanded to.
+            named = cast(dict[str, Any], {**done._bind_processors, **expanded.processors})
+            binds = {name: named[name] for name in expanded.parameters if named.get(name) is not None}
+            results = tuple(
+                column.type._cached_result_processor(engine.dialect, None) for column in done._result_columns
+            )
+        positions = None if expanded.positiontup is None else tuple(expanded.positiontup)
+        compiled = _Compiled(
+            expanded.statement, constants, _row_class(statement, done), binds, results, positions, statement
+        )
         _compiled[key] = compiled
     return compiled
 
 
-def _row_class(statement: ClauseElement) -> type[tuple[Any, ...]] | None:
+def _row_class(statement: ClauseElement, compiled: SQLCompiler) -> type[tuple[Any, ...]] | None:
     if isinstance(statement, Select):
         names = list(statement.selected_columns.keys())
-    elif isinstance(statement, UpdateBase):
-        names = [column["name"] for column in statement.returning_column_descriptions]
     else:
-        names = []
+        # (Not the statement's ``returning_column_descriptions``: read on an UPDATE without RETURNING, it
+        # leaves the statement's copies made later with ``returning()`` without their columns.)
+        names = [column.keyname for column in compiled._result_columns]
     return namedtuple("Row", names) if names else None
 
 
@@ -153,7 +226,7 @@ def _connection(engine: Engine) -> _Held:
         # starts a thread per request (and enqueues jobs from it) does not pile up idle connections.
         weakref.finalize(by_engine, _close_thread, _local.__dict__.setdefault("held", []))
     held = by_engine.get(engine)
-    if held is not None and held.pid == os.getpid() and not held.connection.closed:
+    if held is not None and held.pid == os.getpid() and not _closed(held):
         if time.monotonic() - held.idle_since <= PING_AFTER_IDLE_S:
             return held
         try:
@@ -171,12 +244,15 @@ def _connect(engine: Engine) -> _Held:
     connection: Any = fairy.driver_connection
     # Out of the pool for good: this thread keeps it, and closing it closes the connection.
     fairy.detach()
-    connection.autocommit = True
-    # Every statement run here finds its rows through an index (primary keys, a run's jobs). Prepared, a
-    # statement soon runs a generic plan made once for the connection's life; made while the tables are
-    # still small, that plan would read them whole, and keep doing so as they grow.
-    connection.execute("SET enable_seqscan = off")
-    held = _Held(os.getpid(), fairy, connection, time.monotonic(), weakref.ref(engine))
+    sqlite = engine.dialect.name == "sqlite"
+    if not sqlite:
+        # (SQLite's connections are in autocommit already: the store's engine takes over its BEGINs.)
+        connection.autocommit = True
+        # Every statement run here finds its rows through an index (primary keys, a run's jobs). Prepared,
+        # a statement soon runs a generic plan made once for the connection's life; made while the tables
+        # are still small, that plan would read them whole, and keep doing so as they grow.
+        connection.execute("SET enable_seqscan = off")
+    held = _Held(os.getpid(), fairy, connection, time.monotonic(), weakref.ref(engine), sqlite)
     _local.held.append(held)
     with _lock:
         if engine not in _listened:
@@ -215,8 +291,9 @@ def _close_kept(engine: Engine) -> None:
 
 def _close(held: _Held) -> None:
     # A forked child must never close its parent's connection: the socket is the parent's session.
-    if held.pid != os.getpid() or held.connection.closed:
+    if held.pid != os.getpid() or _closed(held):
         return
+    held.dropped = True
     try:
         held.fairy.close()
     except Exception:

@@ -378,7 +378,7 @@ def close(s: Session, run_id: int, now: datetime) -> RunClosed | None:
         stopped = stop_package(s, run.package_name, now, run_id, reason)
         return RunClosed(run_id, run.package_name, status, stopped, ended.next_run)
     # ``end`` with the run's status written by one Core UPDATE: this runs once per run, on the worker
-    # (every database but PostgreSQL, whose writer has its own prepared ``close``), and the ORM's load
+    # (every database but PostgreSQL and SQLite, whose writers close on the driver), and the ORM's load
     # and flush of the run would cost several times the statement.
     package = locked.package_name
     conn.execute(statements.finish_run(), {"p_run_id": run_id, "p_status": status, "p_now": now})

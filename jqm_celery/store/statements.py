@@ -113,10 +113,33 @@ def finish_run() -> Update:
 
 @functools.cache
 def insert_attempt() -> Insert:
-    """The RUNNING log entry of an attempt, returning its id (parameters: the entry's columns, by name).
+    """The RUNNING log entry of a claimed job's attempt, returning its id (parameters: ``attempt_params``).
 
     Built once: a statement built per call with ``.values(...)`` costs more than the insert on SQLite."""
-    return insert(LogEntryRow).returning(LogEntryRow.id)
+    columns = LogEntryRow.__table__.c
+    names = ["package_name", "run_id", "job_id", "task", "run_order", "celery_task_id", "worker", "retry"]
+    values: dict[str, Any] = {name: bindparam(f"p_{name}", type_=columns[name].type) for name in names}
+    started_at = bindparam("p_now", type_=columns.started_at.type)
+    return (
+        insert(LogEntryRow)
+        .values(kind=LogKind.ATTEMPT, status=AttemptStatus.RUNNING, started_at=started_at, **values)
+        .returning(LogEntryRow.id)
+    )
+
+
+def attempt_params(params: dict[str, Any] | Any, row: Any) -> dict[str, Any]:
+    """``insert_attempt``'s parameters: the claim's (``params``) and the claimed job's row."""
+    return {
+        "p_package_name": row.package_name,
+        "p_run_id": row.run_id,
+        "p_job_id": params["p_job_id"],
+        "p_task": row.task,
+        "p_run_order": row.run_order,
+        "p_celery_task_id": params["p_celery_task_id"],
+        "p_worker": params["p_worker"],
+        "p_retry": row.retry,
+        "p_now": params["p_now"],
+    }
 
 
 @functools.cache

@@ -4,12 +4,16 @@ Every writer has the same methods and the same meaning (``tests/store/test_write
 it); they differ only in how many round trips a write costs:
 
 - ``PortableWriter`` (any database SQLAlchemy supports): SQLAlchemy Core, each write a short transaction.
-- ``SQLiteWriter``: the portable writer, on a database that runs one write transaction at a time, so
-  beat's ticks take turns through a lease, and an embedded store migrates itself.
+- ``SQLiteWriter``: on a database that runs one write transaction at a time, so beat's ticks take turns
+  through a lease, writers queue on the file's ``WriteLock``, and an embedded store migrates itself. An
+  attempt's claim and end and a run's close are the portable writer's statements, run straight on the
+  worker thread's kept connection (``driver``): the same rows, without SQLAlchemy's per-statement work.
 - ``PostgresWriter``: each write of an attempt one autocommitted prepared statement on the worker's kept
   connection (``one_statement``, ``driver``); many rows in one statement from one JSON parameter
-  (``bulk``). Its statements name only the columns they set; the database supplies the others' defaults
-  (migration 0006).
+  (``bulk``).
+
+The statements run on the driver name only the columns they set; the database supplies the others'
+defaults (migration 0006).
 
 Nothing outside this module asks which database the store is on.
 """
@@ -128,7 +132,75 @@ class PortableWriter:
                 continue
 
 
-class SQLiteWriter(PortableWriter):
+class _DriverWriter(PortableWriter):
+    """A run's close as statements on the driver's kept connection (``driver``), in one transaction: a
+    one-job run is closed by its job, on the worker, once per run. The writers below differ only in how
+    many statements the lock and the finish take (``_locked_run``, ``_finish_and_next_queued``)."""
+
+    def close_run(self, run_id: int, now: datetime) -> RunClosed | None:
+        """``lifecycle.close`` on the driver.
+
+        A run whose package must be stopped (FINISH_THEN_STOP) is closed by the portable ``close``. A
+        queued run behind this one is started as ``lifecycle.end`` starts it, in a transaction of its own.
+        """
+        engine = self.store.engine
+        self.store.ensure_schema_once()
+        with self.write_lock(), driver.transaction(engine):
+            locked = self._locked_run(run_id)
+            if locked is None or RunStatus(locked[0].status).finished:
+                return None
+            run, counts = locked
+            stops_package = bool(run.stop_package_after)
+            following = None if stops_package else self._finish(run, counts, run_id, now)
+        if stops_package:
+            # After the driver's transaction, which held the run's lock, has ended.
+            return super().close_run(run_id, now)
+        if following is None:
+            return None
+        status, message, next_queued = following
+        if self.store.listeners:
+            finished = LogKind.RUN_FINISHED, status.value, now, run.package_name, run_id
+            self.store._publish([Event(*finished, message=message, notify=run.notifies)])
+        next_run = None
+        if next_queued is not None:
+            with self.store.transaction() as s:
+                next_run = lifecycle.start_next(s, run.package_name, now)
+        return RunClosed(run_id, run.package_name, status, False, next_run)
+
+    def _locked_run(self, run_id: int) -> tuple[Any, dict[str, int]] | None:
+        """The run, locked (``statements.lock_run``'s columns), and its jobs' counts by status."""
+        raise NotImplementedError
+
+    def _finish_and_next_queued(self, params: dict[str, Any]) -> Any:
+        """``statements.finish_run`` and ``insert_finished_log``; then the package's next queued run."""
+        raise NotImplementedError
+
+    def _finish(
+        self, run: Any, counts: dict[str, int], run_id: int, now: datetime
+    ) -> tuple[RunStatus, str, Any] | None:
+        """The end of a locked run whose jobs have all finished; None if some have not."""
+        if any(status not in _FINISHED for status in counts):
+            # On PostgreSQL the counts were read in the snapshot taken before the lock was granted: a
+            # transaction that held it may have finished jobs since. Finished is final, so only this needs
+            # a look.
+            counts = dict(
+                driver.execute_all(self.store.engine, statements.job_counts(), {"p_run_id": run_id})
+            )
+            if any(status not in _FINISHED for status in counts):
+                return None
+        status = lifecycle.outcome(counts)
+        message = lifecycle.finished_message(status, counts)
+        params = {
+            "p_status": status.value,
+            "p_package": run.package_name,
+            "p_run_id": run_id,
+            "p_message": message,
+            "p_now": now,
+        }
+        return status, message, self._finish_and_next_queued(params)
+
+
+class SQLiteWriter(_DriverWriter):
     """The portable writer on SQLite: one write transaction at a time, and an embedded store."""
 
     ticks_take_turns = True
@@ -143,11 +215,50 @@ class SQLiteWriter(PortableWriter):
         database = self.store.engine.url.database
         return WriteLock.of(database) if database and database != ":memory:" else None
 
+    def claim(self, params: Mapping[str, Any]) -> ClaimedJob | None:
+        """The claim and its attempt's log entry as the portable writer's, straight on the driver."""
+        engine = self.store.engine
+        self.store.ensure_schema_once()
+        with self.write_lock(), driver.transaction(engine):
+            row = driver.execute_one(engine, statements.claim(redelivered=False), params)
+            if row is None:
+                return None
+            attempt = statements.attempt_params(params, row)
+            logged = driver.execute_one(engine, statements.insert_attempt(), attempt)
+        return statements.claimed_job(params["p_job_id"], logged.id, row)
+
+    def end(self, outcome: AttemptStatus, params: Mapping[str, Any], events: list[Event]) -> bool:
+        """The end as the portable writer's, straight on the driver."""
+        engine = self.store.engine
+        end_job, end_log = statements.end_attempt(outcome)
+        self.store.ensure_schema_once()
+        with self.write_lock(), driver.transaction(engine):
+            if not driver.execute_count(engine, end_log, params):
+                return False
+            driver.execute_count(engine, end_job, params)
+        if events and self.store.listeners:
+            self.store._publish(events)
+        return True
+
+    def _locked_run(self, run_id: int) -> tuple[Any, dict[str, int]] | None:
+        # (The transaction's BEGIN IMMEDIATE holds the whole file: a run needs no lock of its own.)
+        engine, params = self.store.engine, {"p_run_id": run_id}
+        run = driver.execute_one(engine, statements.lock_run(), params)
+        return (
+            None if run is None else (run, dict(driver.execute_all(engine, statements.job_counts(), params)))
+        )
+
+    def _finish_and_next_queued(self, params: dict[str, Any]) -> Any:
+        engine = self.store.engine
+        driver.execute_count(engine, statements.finish_run(), params)
+        driver.execute_count(engine, statements.insert_finished_log(), params)
+        return driver.execute_one(engine, statements.next_queued_run(), params)
+
     def add_new_rows(self, s: Session, model: type[Base], rows: Sequence[Row]) -> None:
         s.execute(sqlite.insert(model).values(list(rows)).on_conflict_do_nothing())
 
 
-class PostgresWriter(PortableWriter):
+class PostgresWriter(_DriverWriter):
     """Each write of an attempt one prepared statement on the worker's kept connection; rows as JSON."""
 
     def claim(self, params: Mapping[str, Any]) -> ClaimedJob | None:
@@ -164,60 +275,14 @@ class PostgresWriter(PortableWriter):
             self.store._publish(events)
         return True
 
-    def close_run(self, run_id: int, now: datetime) -> RunClosed | None:
-        """``lifecycle.close`` as prepared statements in one transaction on the kept connection: a one-job
-        run is closed by its job, on the worker, once per run.
-
-        A run whose package must be stopped (FINISH_THEN_STOP) is closed by the portable ``close``. A
-        queued run behind this one is started as ``lifecycle.end`` starts it, in a transaction of its own.
-        """
-        engine = self.store.engine
-        self.store.ensure_schema_once()
-        with driver.transaction(engine):
-            run = driver.execute_one(engine, statements.lock_run_and_count_jobs(), {"p_run_id": run_id})
-            if run is None or RunStatus(run.status).finished:
-                return None
-            stops_package = bool(run.stop_package_after)
-            following = None if stops_package else self._finish(run, run_id, now)
-        if stops_package:
-            # After the kept connection's transaction, which held the run's lock, has ended.
-            return super().close_run(run_id, now)
-        if following is None:
-            return None
-        status, message, next_queued = following
-        if self.store.listeners:
-            finished = LogKind.RUN_FINISHED, status.value, now, run.package_name, run_id
-            self.store._publish([Event(*finished, message=message, notify=run.notifies)])
-        next_run = None
-        if next_queued is not None:
-            with self.store.transaction() as s:
-                next_run = lifecycle.start_next(s, run.package_name, now)
-        return RunClosed(run_id, run.package_name, status, False, next_run)
-
-    def _finish(self, run: Any, run_id: int, now: datetime) -> tuple[RunStatus, str, Any] | None:
-        """The end of a locked run whose jobs have all finished; None if some have not."""
-        engine = self.store.engine
-        counts: dict[str, int] = run.job_counts or {}
-        if any(status not in _FINISHED for status in counts):
-            # The counts were read in the snapshot taken before the lock was granted: a transaction
-            # that held it may have finished jobs since. Finished is final, so only this needs a look.
-            counts = dict(driver.execute_all(engine, statements.job_counts(), {"p_run_id": run_id}))
-            if any(status not in _FINISHED for status in counts):
-                return None
-        status = lifecycle.outcome(counts)
-        message = lifecycle.finished_message(status, counts)
-        next_queued = driver.execute_one(
-            engine,
-            statements.finish_log_and_next_queued(),
-            {
-                "p_status": status.value,
-                "p_package": run.package_name,
-                "p_run_id": run_id,
-                "p_message": message,
-                "p_now": now,
-            },
+    def _locked_run(self, run_id: int) -> tuple[Any, dict[str, int]] | None:
+        run = driver.execute_one(
+            self.store.engine, statements.lock_run_and_count_jobs(), {"p_run_id": run_id}
         )
-        return status, message, next_queued
+        return None if run is None else (run, run.job_counts or {})
+
+    def _finish_and_next_queued(self, params: dict[str, Any]) -> Any:
+        return driver.execute_one(self.store.engine, statements.finish_log_and_next_queued(), params)
 
     def add_jobs(self, values: list[dict[str, Any]]) -> list[int]:
         if len(values) != 1:
@@ -294,18 +359,5 @@ def claim_in(
                 reason,
             )
         )
-    attempt = {
-        "kind": LogKind.ATTEMPT,
-        "status": AttemptStatus.RUNNING,
-        "package_name": row.package_name,
-        "run_id": row.run_id,
-        "job_id": job_id,
-        "task": row.task,
-        "run_order": row.run_order,
-        "celery_task_id": params["p_celery_task_id"],
-        "worker": params["p_worker"],
-        "retry": row.retry,
-        "started_at": now,
-    }
-    log_id = conn.execute(statements.insert_attempt(), attempt).scalar_one()
+    log_id = conn.execute(statements.insert_attempt(), statements.attempt_params(params, row)).scalar_one()
     return statements.claimed_job(job_id, log_id, row)

@@ -36,8 +36,8 @@ def _run(store: Store, on_error: OnError = OnError.STOP, *, activate: bool = Fal
 def _writes(store: Store) -> Iterator[dict[str, int]]:
     """Counts commits and writing statements (INSERT/UPDATE/DELETE, or WITH … around them) sent to the
     database; a writing statement on an autocommit connection is a transaction of its own, so it counts
-    as a commit too. Statements the store runs straight on the driver (store/driver.py, always
-    autocommitted) are counted where they enter it."""
+    as a commit too. Statements the store runs straight on the driver (store/driver.py) are counted where
+    they enter it, and commit on their own unless they are in a driver transaction."""
     counts = {"commits": 0, "statements": 0}
 
     def writes(statement: str) -> bool:
@@ -49,24 +49,36 @@ def _writes(store: Store) -> Iterator[dict[str, int]]:
             if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
                 counts["commits"] += 1
 
-    on_driver = driver.execute_one
+    on_driver, in_driver_transaction = driver._execute, driver.transaction
+    inside: list[bool] = []
 
-    def execute_one(engine: Engine, statement: ClauseElement, params: Mapping[str, Any]) -> Any:
+    def execute(engine: Engine, statement: ClauseElement, params: Mapping[str, Any], **how: Any) -> Any:
         if writes(str(statement.compile(dialect=engine.dialect))):
             counts["statements"] += 1
-            counts["commits"] += 1
-        return on_driver(engine, statement, params)
+            if not inside:
+                counts["commits"] += 1
+        return on_driver(engine, statement, params, **how)
+
+    @contextmanager
+    def transaction(engine: Engine) -> Iterator[None]:
+        inside.append(True)
+        try:
+            with in_driver_transaction(engine):
+                yield
+        finally:
+            inside.pop()
+        counts["commits"] += 1
 
     def on_commit(conn: object) -> None:
         counts["commits"] += 1
 
     event.listen(store.engine, "before_cursor_execute", on_execute)
     event.listen(store.engine, "commit", on_commit)
-    driver.execute_one = execute_one
+    driver._execute, driver.transaction = execute, transaction
     try:
         yield counts
     finally:
-        driver.execute_one = on_driver
+        driver._execute, driver.transaction = on_driver, in_driver_transaction
         event.remove(store.engine, "before_cursor_execute", on_execute)
         event.remove(store.engine, "commit", on_commit)
 

@@ -7,7 +7,7 @@ other database gets), through the store's public methods.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from jqm_celery.store.outages import StoreUnavailable
 from tests.services import postgres_database
 
 NOW = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
+ONE_US = timedelta(microseconds=1)
 KINDS = {
     "sqlite": writers.SQLiteWriter,
     "postgresql": writers.PostgresWriter,
@@ -88,6 +89,20 @@ def test_an_end_records_the_outcome_and_publishes_a_failure(
     assert [attempt.status for attempt in job.attempts] == [outcome]
     failures = [event for event in seen if event.kind is LogKind.ATTEMPT]
     assert len(failures) == (0 if outcome is AttemptStatus.DONE else 1)
+
+
+def test_an_attempts_times_are_stored_as_every_other_time_and_filter_with_them(store: Store) -> None:
+    # SQLite keeps times as text and compares them as text: an attempt written straight on the driver
+    # must store them as SQLAlchemy does, or a filter at the very instant would miss it.
+    run_id, [first, _] = _run(store)
+    claimed = store.claim_job(first, "w", "task-1", NOW, redelivered=False)
+    assert claimed is not None
+    store.end_attempt(claimed, NOW, AttemptStatus.DONE)
+
+    at_now = store.log_entries(run_id=run_id, kind=LogKind.ATTEMPT, since=NOW, until=NOW + ONE_US)
+    assert [(entry.job_id, entry.started_at, entry.finished_at) for entry in at_now] == [(first, NOW, NOW)]
+    job = store.run(run_id).jobs[0]
+    assert (job.started_at, job.finished_at) == (NOW, NOW)
 
 
 def test_an_end_whose_attempt_was_taken_over_ends_nothing_and_says_so(
