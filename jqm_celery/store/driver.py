@@ -64,6 +64,8 @@ class _Held:
     sqlite: bool
     #: Closed here (sqlite3's connections do not tell).
     dropped: bool = False
+    #: SQLite: a transaction could not be rolled back (sqlite3's connections do not tell either).
+    failed: bool = False
 
 
 _compiled: dict[tuple[int, str], _Compiled] = {}
@@ -97,7 +99,7 @@ def transaction(engine: Engine) -> Iterator[None]:
     held = _connection(engine)
     try:
         if held.sqlite:
-            with _sqlite_transaction(held.connection):
+            with _sqlite_transaction(held):
                 yield
         else:
             with held.connection.transaction():
@@ -115,20 +117,27 @@ def execute_count(engine: Engine, statement: ClauseElement, params: Mapping[str,
 
 
 @contextmanager
-def _sqlite_transaction(connection: Any) -> Iterator[None]:
+def _sqlite_transaction(held: _Held) -> Iterator[None]:
+    connection = held.connection
     connection.execute("BEGIN IMMEDIATE")
     try:
         yield
+        connection.execute("COMMIT")
     except BaseException:
-        connection.execute("ROLLBACK")
+        # (A COMMIT that failed leaves the transaction open too.)
+        if connection.in_transaction:
+            try:
+                connection.execute("ROLLBACK")
+            except Exception:
+                held.failed = True
         raise
-    connection.execute("COMMIT")
 
 
 def _broken(held: _Held) -> bool:
     if held.sqlite:
-        # sqlite3 says nothing of a connection's state: one that failed is closed and opened anew.
-        return True
+        # A file's connection is not lost as a socket is: it goes on after an error, unless its
+        # transaction could not be rolled back.
+        return held.failed
     return bool(held.connection.broken or held.connection.closed)
 
 

@@ -8,6 +8,7 @@ before they give up with ``StoreUnavailable``; the runtime then keeps the job's 
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -47,8 +48,14 @@ OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
 
 
 def is_outage(error: BaseException) -> bool:
-    """True if ``error`` says the database could not be reached or the connection was lost."""
+    """True if ``error`` says the database could not be reached or the connection was lost (or, on
+    SQLite, that the file stayed locked or could not be read or written)."""
     if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
+        return True
+    # Raised by the driver itself (store/driver.py), as SQLAlchemy raises it wrapped in its own
+    # OperationalError; sqlite3 is looked up, not imported, so that a worker on PostgreSQL never loads it.
+    sqlite3 = sys.modules.get("sqlite3")
+    if sqlite3 is not None and isinstance(error, sqlite3.OperationalError):
         return True
     return isinstance(error, OUTAGE_ERRORS)
 
