@@ -32,6 +32,7 @@ from enum import Enum
 from typing import Any, cast
 
 from sqlalchemy import Engine, Select, event
+from sqlalchemy.pool import SingletonThreadPool, StaticPool
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
@@ -251,8 +252,11 @@ def _connection(engine: Engine) -> _Held:
 def _connect(engine: Engine) -> _Held:
     fairy = engine.raw_connection()
     connection: Any = fairy.driver_connection
-    # Out of the pool for good: this thread keeps it, and closing it closes the connection.
-    fairy.detach()
+    if not isinstance(engine.pool, SingletonThreadPool | StaticPool):
+        # Out of the pool for good: this thread keeps it, and closing it closes the connection.
+        fairy.detach()
+    # (Else the pool's connection is the database itself, as for SQLite's ":memory:": kept checked out,
+    # it is the one the store's sessions on this thread get from the pool too.)
     sqlite = engine.dialect.name == "sqlite"
     if not sqlite:
         # (SQLite's connections are in autocommit already: the store's engine takes over its BEGINs.)

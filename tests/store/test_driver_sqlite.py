@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import bindparam, func, select, update
 
-from jqm_celery import Entry, Package
+from jqm_celery import Entry, JobStatus, Package, RunStatus
 from jqm_celery.plans import ClaimedJob
+from jqm_celery.statuses import AttemptStatus
 from jqm_celery.store import Store, driver
 from jqm_celery.store.engine import make_engine
 from jqm_celery.store.models import JobRow, RunRow
@@ -109,3 +110,18 @@ def test_a_failed_statement_rolls_its_transaction_back_and_the_connection_goes_o
         driver.execute_count(engine, rename, {"p_job_id": job_id, "p_task": "t.renamed"})
     count = select(func.count()).select_from(JobRow).where(JobRow.task == bindparam("p_task"))
     assert driver.execute_one(engine, count, {"p_task": "t.renamed"})[0] == 1
+
+
+def test_an_in_memory_store_claims_and_ends_on_the_database_its_sessions_see() -> None:
+    # ":memory:" is a database per connection: the kept connection must be the one the pool hands out.
+    store = Store("sqlite:///:memory:", auto_migrate=True)
+    try:
+        run_id, job_id = _first_job(store)
+        claimed = store.claim_job(job_id, "w", "task-1", NOW, redelivered=False)
+        assert claimed is not None
+        store.end_attempt(claimed, NOW, AttemptStatus.DONE)
+        store.close_run(run_id, NOW)
+        run = store.run(run_id)
+        assert (run.status, run.jobs[0].status) == (RunStatus.SUCCEEDED, JobStatus.DONE)
+    finally:
+        store.dispose()
