@@ -113,7 +113,7 @@ def transaction(engine: Engine) -> Iterator[None]:
 
 
 def execute_count(engine: Engine, statement: ClauseElement, params: Mapping[str, Any]) -> int:
-    """Run ``statement`` (an UPDATE or DELETE) like ``execute_one``; the number of rows it touched."""
+    """Run ``statement`` (one that returns no rows) like ``execute_one``; the number of rows it wrote."""
     return cast(int, _execute(engine, statement, params, every_row=None))
 
 

@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Connection, CursorResult, insert
+from sqlalchemy import Connection, CursorResult, Engine, insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -137,15 +137,21 @@ class _DriverWriter(PortableWriter):
     one-job run is closed by its job, on the worker, once per run. The writers below differ only in how
     many statements the lock and the finish take (``_locked_run``, ``_finish_and_next_queued``)."""
 
+    @contextmanager
+    def _on_driver(self) -> Iterator[Engine]:
+        """One transaction on the driver's kept connection, under the database's write lock."""
+        engine = self.store.engine
+        self.store.ensure_schema_once()
+        with self.write_lock(), driver.transaction(engine):
+            yield engine
+
     def close_run(self, run_id: int, now: datetime) -> RunClosed | None:
         """``lifecycle.close`` on the driver.
 
         A run whose package must be stopped (FINISH_THEN_STOP) is closed by the portable ``close``. A
         queued run behind this one is started as ``lifecycle.end`` starts it, in a transaction of its own.
         """
-        engine = self.store.engine
-        self.store.ensure_schema_once()
-        with self.write_lock(), driver.transaction(engine):
+        with self._on_driver():
             locked = self._locked_run(run_id)
             if locked is None or RunStatus(locked[0].status).finished:
                 return None
@@ -201,7 +207,7 @@ class _DriverWriter(PortableWriter):
 
 
 class SQLiteWriter(_DriverWriter):
-    """The portable writer on SQLite: one write transaction at a time, and an embedded store."""
+    """SQLite: one write transaction at a time, an embedded store, and an attempt's writes on the driver."""
 
     ticks_take_turns = True
     migrates_itself = True
@@ -217,9 +223,7 @@ class SQLiteWriter(_DriverWriter):
 
     def claim(self, params: Mapping[str, Any]) -> ClaimedJob | None:
         """The claim and its attempt's log entry as the portable writer's, straight on the driver."""
-        engine = self.store.engine
-        self.store.ensure_schema_once()
-        with self.write_lock(), driver.transaction(engine):
+        with self._on_driver() as engine:
             row = driver.execute_one(engine, statements.claim(redelivered=False), params)
             if row is None:
                 return None
@@ -229,10 +233,8 @@ class SQLiteWriter(_DriverWriter):
 
     def end(self, outcome: AttemptStatus, params: Mapping[str, Any], events: list[Event]) -> bool:
         """The end as the portable writer's, straight on the driver."""
-        engine = self.store.engine
         end_job, end_log = statements.end_attempt(outcome)
-        self.store.ensure_schema_once()
-        with self.write_lock(), driver.transaction(engine):
+        with self._on_driver() as engine:
             if not driver.execute_count(engine, end_log, params):
                 return False
             driver.execute_count(engine, end_job, params)
