@@ -21,7 +21,20 @@ from datetime import date, datetime
 from enum import Enum
 from typing import Any, cast
 
-from sqlalchemy import JSON, Connection, Dialect, Table, TextClause, bindparam, insert, text, update
+from sqlalchemy import (
+    JSON,
+    Connection,
+    Dialect,
+    Integer,
+    Table,
+    TextClause,
+    bindparam,
+    column,
+    insert,
+    text,
+    update,
+)
+from sqlalchemy.sql.selectable import TextualSelect
 
 from jqm_celery.store.models import Base
 
@@ -124,21 +137,23 @@ def _json_columns(
 
 
 @functools.lru_cache(maxsize=256)
-def _json_insert(dialect: Dialect, table: Table, names: tuple[str, ...], with_ids: bool) -> TextClause:
+def _json_insert(
+    dialect: Dialect, table: Table, names: tuple[str, ...], with_ids: bool
+) -> TextClause | TextualSelect:
     """The INSERT of ``_from_json``."""
     _, selects = _json_columns(dialect, table, names)
     quote = dialect.identifier_preparer.quote
     into = f"INSERT INTO {quote(table.name)} ({', '.join(quote(name) for name in names)}"
-    values = "json_array_elements(CAST(:rows AS json)) WITH ORDINALITY AS e(r, n)"
+    values = "json_array_elements(CAST(:p_rows AS json)) WITH ORDINALITY AS e(r, n)"
     if not with_ids:
         return text(f"{into}) SELECT {', '.join(selects)} FROM {values}")
     statement = (
-        f"WITH ids AS (SELECT nextval(pg_get_serial_sequence(:table, 'id')) AS id, n "
-        f"FROM generate_series(1, :count) AS n), "
+        f"WITH ids AS (SELECT nextval(pg_get_serial_sequence(:p_table, 'id')) AS id, n "
+        f"FROM generate_series(1, :p_count) AS n), "
         f"inserted AS ({into}, id) SELECT {', '.join(selects)}, ids.id FROM {values} JOIN ids USING (n)) "
         "SELECT id FROM ids ORDER BY n"
     )
-    return text(statement)
+    return text(statement).columns(column("id", Integer))
 
 
 @functools.lru_cache(maxsize=64)
@@ -185,14 +200,31 @@ def _from_json(
     with its id, and returns the ids in the order of ``rows`` (a row's place in the array pairs it with
     its id: an ``INSERT … RETURNING`` does not promise its rows' order).
     """
-    names = tuple(rows[0])
-    statement = _json_insert(conn.dialect, table, names, with_ids)
-    parameters = {"rows": _json_rows(conn.dialect, table, names, rows)}
     if not with_ids:
-        conn.execute(statement, parameters)
+        names = tuple(rows[0])
+        rows_json = _json_rows(conn.dialect, table, names, rows)
+        conn.execute(_json_insert(conn.dialect, table, names, False), {"p_rows": rows_json})
         return []
-    ids = conn.execute(statement, {**parameters, "table": table.name, "count": len(rows)})
-    return list(ids.scalars())
+    statement, parameters = _json_insert_with_ids(conn.dialect, table, rows)
+    return list(conn.execute(statement, parameters).scalars())
+
+
+def json_insert(
+    dialect: Dialect, model: type[Base], rows: Sequence[Mapping[str, Any]]
+) -> tuple[TextualSelect, dict[str, Any]]:
+    """``insert_json``'s statement and its parameters, for a caller that runs it itself (the driver):
+    it returns the new ids (column ``id``) in the order of ``rows``."""
+    return _json_insert_with_ids(dialect, _same_columns(model, rows, "insert_rows"), rows)
+
+
+def _json_insert_with_ids(
+    dialect: Dialect, table: Table, rows: Sequence[Mapping[str, Any]]
+) -> tuple[TextualSelect, dict[str, Any]]:
+    names = tuple(rows[0])
+    statement = cast(TextualSelect, _json_insert(dialect, table, names, True))
+    rows_json = _json_rows(dialect, table, names, rows)
+    parameters = {"p_rows": rows_json, "p_table": table.name, "p_count": len(rows)}
+    return statement, parameters
 
 
 def _json_default(value: Any) -> Any:

@@ -1,4 +1,5 @@
-"""A job attempt's statements, executed straight on the driver (PostgreSQL's psycopg, SQLite's sqlite3).
+"""The store's hot statements (an attempt's, a run's close, starting runs), executed straight on the driver
+(PostgreSQL's psycopg, SQLite's sqlite3).
 
 Run through SQLAlchemy's ``Connection`` (and on SQLite its ORM ``Session``), a statement of an attempt
 also costs a pool checkout and checkin, an isolation-level switch there and back, parameter processing and
@@ -51,6 +52,8 @@ class _Compiled:
     results: tuple[Callable[[Any], Any] | None, ...]
     #: The parameters' names in the order of the SQL's placeholders, if they are positional (SQLite's).
     positions: tuple[str, ...] | None
+    #: Each list parameter of an IN (an expanding one) and the names its values take in the SQL.
+    expansion: dict[str, tuple[str, ...]]
     #: Kept so that the id this is cached under is never reused by another statement.
     statement: ClauseElement
 
@@ -69,7 +72,13 @@ class _Held:
     failed: bool = False
 
 
-_compiled: dict[tuple[int, str], _Compiled] = {}
+_compiled: dict[tuple[int, str, tuple[int, ...]], _Compiled] = {}
+#: An IN list's SQL depends on its length: kept for lists of up to this many values (a ``run_now`` names
+#: one package), built on each call for longer ones (``run_now_many``), so the cache stays small.
+_KEEP_EXPANDED_UP_TO = 16
+#: The caller's IN lists of each statement compiled so far (with the statement, so that its id is never
+#: reused by another).
+_expanding: dict[tuple[int, str], tuple[tuple[str, ...], ClauseElement]] = {}
 _local = threading.local()
 _lock = threading.Lock()
 #: Every connection kept for an engine, by any thread of this process, to close when it is disposed.
@@ -150,9 +159,11 @@ def _execute(
     engine: Engine, statement: ClauseElement, params: Mapping[str, Any], *, every_row: bool | None
 ) -> Any:
     """The statement's rows (every one, or the first); with ``every_row`` None, its row count."""
-    compiled = _compile(engine, statement)
+    compiled = _compile(engine, statement, params)
     held = _connection(engine)
     values = {**compiled.constants, **params}
+    for name, names in compiled.expansion.items():
+        values.update(zip(names, values.pop(name), strict=True))
     for name, convert in compiled.binds.items():
         values[name] = convert(values[name])
     try:
@@ -187,15 +198,22 @@ def _converted(row: tuple[Any, ...], results: tuple[Callable[[Any], Any] | None,
     return tuple(value if convert is None else convert(value) for value, convert in pairs)
 
 
-def _compile(engine: Engine, statement: ClauseElement) -> _Compiled:
-    key = (id(statement), engine.dialect.name)
-    compiled = _compiled.get(key)
+def _compile(engine: Engine, statement: ClauseElement, params: Mapping[str, Any]) -> _Compiled:
+    """The statement's SQL for ``engine``, built once (for each length of its IN lists, ``params``')."""
+    base = (id(statement), engine.dialect.name)
+    lengths = tuple(len(params[name]) for name in _expanding.get(base, ((), statement))[0])
+    compiled = _compiled.get((*base, lengths))
     if compiled is None:
         done = cast(SQLCompiler, statement.compile(dialect=engine.dialect))
         callers = [name for name in done.params if name.startswith("p_")]
+        expanding = tuple(name for name in callers if done.binds[name].expanding)
+        _expanding[base] = expanding, statement
+        lengths = tuple(len(params[name]) for name in expanding)
         # An IN list is one expanding parameter, rendered anew on each execution; expanded once here (with
         # placeholders for the caller's parameters), the SQL is fixed and its constants are known.
-        expanded = done.construct_expanded_state(dict.fromkeys(callers))
+        placeholders = {name: [None] * len(params[name]) if name in expanding else None for name in callers}
+        expanded = done.construct_expanded_state(placeholders)
+        expansion = {name: tuple(expanded.parameter_expansion[name]) for name in expanding}
         constants = {
             name: value.value if isinstance(value, Enum) else value
             for name, value in expanded.parameters.items()
@@ -211,10 +229,12 @@ def _compile(engine: Engine, statement: ClauseElement) -> _Compiled:
                 column.type._cached_result_processor(engine.dialect, None) for column in done._result_columns
             )
         positions = None if expanded.positiontup is None else tuple(expanded.positiontup)
+        row = _row_class(statement, done)
         compiled = _Compiled(
-            expanded.statement, constants, _row_class(statement, done), binds, results, positions, statement
+            expanded.statement, constants, row, binds, results, positions, expansion, statement
         )
-        _compiled[key] = compiled
+        if all(length <= _KEEP_EXPANDED_UP_TO for length in lengths):
+            _compiled[(*base, lengths)] = compiled
     return compiled
 
 

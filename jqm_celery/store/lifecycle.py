@@ -12,10 +12,11 @@ else of the run starts. ``end`` gives a run its final status — its jobs have a
 it was cancelled, its canvas could not be sent, or beat replaced it — and then starts the package's next
 queued run, whatever the cause of the end: the returned plan is that run's, for the caller to send.
 
-Every function works inside the caller's transaction (``Store.transaction()``), and writes its log
-entries through ``log.write``, so their events reach the listeners once it commits. The PostgreSQL
-close of a run on the worker's kept connection (``writers.PostgresWriter.close_run``) is the same
-``close`` written as prepared statements, and ends in ``start_next`` as this one does.
+Every function works inside the caller's transaction (``Store.transaction()``; ``open`` and ``in_flight``
+take its ``writers.Writes``, as starting runs runs them on the writer's own connection), and writes its
+log entries through ``log.write`` (``Writes.log``), so their events reach the listeners once it commits.
+The close of a run on the kept connection (``writers._DriverWriter.close_run``) is the same ``close``
+written as statements on the driver, and ends in ``start_next`` as this one does.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ class Ended:
 # -- open ------------------------------------------------------------------------------------------
 
 
-def in_flight(s: Session, packages: Sequence[str]) -> dict[str, set[str]]:
+def in_flight(w: writers.Writes, packages: Sequence[str]) -> dict[str, set[str]]:
     """The statuses of the packages' runs in flight, locked.
 
     Locking them orders this transaction with a run's ``end``: a run that is ending now is read once its
@@ -72,18 +73,17 @@ def in_flight(s: Session, packages: Sequence[str]) -> dict[str, set[str]]:
     found: dict[str, set[str]] = {name: set() for name in packages}
     if not packages:
         return found
-    rows = s.connection().execute(_in_flight_locked(), {"packages": list(packages)})
-    for package, status in rows:
+    for package, status in w.rows(_in_flight_locked(), {"p_packages": list(packages)}):
         found[package].add(status)
     return found
 
 
 @functools.cache
 def _in_flight_locked() -> Select[str, str]:
-    """The runs in flight of the packages of parameter ``packages`` (a list), locked: built once."""
+    """The runs in flight of the packages of parameter ``p_packages`` (a list), locked: built once."""
     return (
         select(RunRow.package_name, RunRow.status)
-        .where(RunRow.package_name.in_(bindparam("packages", expanding=True)), RunRow.status.in_(IN_FLIGHT))
+        .where(RunRow.package_name.in_(bindparam("p_packages", expanding=True)), RunRow.status.in_(IN_FLIGHT))
         .with_for_update()
     )
 
@@ -132,7 +132,7 @@ def started_line(run_id: int, package: str, now: datetime, message: str, *, noti
 
 
 def open_run(
-    s: Session,
+    w: writers.Writes,
     package: Package,
     trigger: str,
     now: datetime,
@@ -144,12 +144,12 @@ def open_run(
 
     Returns the run's plan and its record, built from what was inserted rather than read back.
     """
-    [opened] = open_runs(s, [(package, start_now)], trigger, now, message=message)
+    [opened] = open_runs(w, [(package, start_now)], trigger, now, message=message)
     return opened
 
 
 def open_runs(
-    s: Session,
+    w: writers.Writes,
     openings: Sequence[tuple[Package, bool]],
     trigger: str,
     now: datetime,
@@ -160,15 +160,12 @@ def open_runs(
     one of the started runs' log entries, whatever the number of runs."""
     if not openings:
         return []
-    conn = s.connection()
-    writer = writers.of(s)
     runs = [run_values(package, trigger, now, start_now=start_now) for package, start_now in openings]
-    run_ids = writer.insert_rows(conn, RunRow, runs)
+    run_ids = w.insert_rows(RunRow, runs)
     jobs = [job_values(run_id, package, now) for run_id, (package, _) in zip(run_ids, openings, strict=True)]
-    job_ids = iter(writer.insert_rows(conn, JobRow, [job for each in jobs for job in each]))
+    job_ids = iter(w.insert_rows(JobRow, [job for each in jobs for job in each]))
     text = message or f"run started ({trigger})"
-    log.write(
-        s,
+    w.log(
         [
             started_line(run_id, package.name, now, text, notify=bool(package.notifications))
             for run_id, (package, start_now) in zip(run_ids, openings, strict=True)

@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, and_, bindparam, exists, func, select
-from sqlalchemy.orm import Session
 
 from jqm_celery.definitions import Entry, Package
 from jqm_celery.errors import NotFoundError, StateError, did_you_mean
@@ -21,6 +20,7 @@ from jqm_celery.store import convert, lifecycle, log
 from jqm_celery.store.base import StoreBase
 from jqm_celery.store.models import EntryRow, JobRow, LogEntryRow, PackageRow, RunRow
 from jqm_celery.store.notification_models import NotificationRuleRow
+from jqm_celery.store.writers import Writes
 
 _FINISHED = [s.value for s in FINISHED_JOB]
 
@@ -63,15 +63,14 @@ class RunStore(StoreBase):
         in flight fails the call before anything is written. A name given twice starts a second run
         behind the first, as two calls would (queued, or refused).
         """
-        with self.transaction() as s:
-            conn = s.connection()
-            rows = conn.execute(_packages_locked(), {"names": sorted(set(names))}).all()
-            packages = _startable(s, rows)
-            _refuse_unknown(s, names, set(packages))
+        with self.writer.writes() as w:
+            rows = w.rows(_packages_locked(), {"p_names": sorted(set(names))})
+            packages = _startable(w, rows)
+            _refuse_unknown(w, names, set(packages))
             if check is not None:
                 for package in packages.values():
                     check(package)
-            busy = {name for name, statuses in lifecycle.in_flight(s, list(packages)).items() if statuses}
+            busy = {name for name, statuses in lifecycle.in_flight(w, list(packages)).items() if statuses}
             openings: list[tuple[Package, bool]] = []
             for name in names:
                 openings.append((packages[name], name not in busy))
@@ -83,7 +82,7 @@ class RunStore(StoreBase):
                     f"package {listed} already has a run in flight; wait for it to finish, or ask to queue "
                     "this one (jqm.run_now(name, queue=True) or `jqm packages run NAME --queue`)"
                 )
-            opened = lifecycle.open_runs(s, openings, trigger, now)
+            opened = lifecycle.open_runs(w, openings, trigger, now)
             return [(plan, run, now_) for (plan, run), (_, now_) in zip(opened, openings, strict=True)]
 
     def start_queued_run(self, run_id: int, now: datetime) -> RunPlan | None:
@@ -254,13 +253,13 @@ def _packages_locked() -> Select[str, str, bool, int, Any]:
     return (
         select(PackageRow.name, PackageRow.on_error, has_rules, PackageRow.id, EntryRow.definition)
         .outerjoin(EntryRow, EntryRow.package_id == PackageRow.id)
-        .where(PackageRow.name.in_(bindparam("names", expanding=True)))
+        .where(PackageRow.name.in_(bindparam("p_names", expanding=True)))
         .order_by(PackageRow.name, EntryRow.position)
         .with_for_update(of=PackageRow)
     )
 
 
-def _startable(s: Session, rows: Sequence[Any]) -> dict[str, Package]:
+def _startable(w: Writes, rows: Sequence[Any]) -> dict[str, Package]:
     """What starting a run needs of each package, from ``_packages_locked``'s rows: its entries, its On
     Error policy and its notification rules (read only for packages that have some), not its
     recurrences."""
@@ -272,8 +271,7 @@ def _startable(s: Session, rows: Sequence[Any]) -> dict[str, Package]:
     with_rules = {row.id: row.name for row in rows if row.has_rules}
     rules: dict[str, list[Any]] = {}
     if with_rules:
-        query = select(NotificationRuleRow).where(NotificationRuleRow.package_id.in_(list(with_rules)))
-        for rule in sorted(s.scalars(query), key=lambda rule: rule.position):
+        for rule in w.rows(_rules_of(), {"p_package_ids": list(with_rules)}):
             rules.setdefault(with_rules[rule.package_id], []).append(rule_from_dict(rule.definition))
     on_error = {row.name: OnError(row.on_error) for row in rows}
     return {
@@ -282,11 +280,26 @@ def _startable(s: Session, rows: Sequence[Any]) -> dict[str, Package]:
     }
 
 
-def _refuse_unknown(s: Session, names: Sequence[str], found: set[str]) -> None:
+@functools.cache
+def _rules_of() -> Select[int, Any]:
+    """The notification rules of the packages of ids ``p_package_ids``, in their order."""
+    return (
+        select(NotificationRuleRow.package_id, NotificationRuleRow.definition)
+        .where(NotificationRuleRow.package_id.in_(bindparam("p_package_ids", expanding=True)))
+        .order_by(NotificationRuleRow.package_id, NotificationRuleRow.position)
+    )
+
+
+@functools.cache
+def _package_names() -> Select[str]:
+    return select(PackageRow.name)
+
+
+def _refuse_unknown(w: Writes, names: Sequence[str], found: set[str]) -> None:
     unknown = [name for name in dict.fromkeys(names) if name not in found]
     if not unknown:
         return
-    existing = list(s.scalars(select(PackageRow.name)))
+    existing = [row.name for row in w.rows(_package_names(), {})]
     raise NotFoundError(
         "; ".join(f"package '{name}' does not exist{did_you_mean(name, existing)}" for name in unknown)
         + ("; no run was started" if len(set(names)) > 1 else "")

@@ -180,12 +180,12 @@ def start_package_run(store: Store, name: str, trigger: str, now: datetime) -> t
                 f"(jqm.activate('{name}'))"
             )
         package = definition(s, row)
-        in_flight = lifecycle.in_flight(s, [name])[name]
+        in_flight = lifecycle.in_flight(writers.SessionWrites(s), [name])[name]
         if in_flight and (not package.allow_overlap or RunStatus.QUEUED in in_flight):
             log.write(s, [_skip_line(name, now, _overlap_reason(package.allow_overlap), trigger)])
             return None, False
         start_now = not in_flight
-        plan, _ = lifecycle.open_run(s, package, trigger, now, start_now=start_now)
+        plan, _ = lifecycle.open_run(writers.SessionWrites(s), package, trigger, now, start_now=start_now)
         return plan, start_now
 
 
@@ -304,7 +304,7 @@ def _fire(s: Session, dues: list[_Due], now: datetime, grace: timedelta) -> list
     wanted = [d for d in decisions.values() if d.wants_run]
     in_flight: dict[str, set[str]] = defaultdict(set)
     if wanted:
-        in_flight.update(lifecycle.in_flight(s, [d.first.package for d in wanted]))
+        in_flight.update(lifecycle.in_flight(writers.SessionWrites(s), [d.first.package for d in wanted]))
     entries = _entries(s, [d.first.package_id for d in wanted if _may_start(d, in_flight)])
 
     runs: dict[int, dict[str, object]] = {}
@@ -481,7 +481,7 @@ def _replace_unsent(s: Session, run_id: int, now: datetime) -> RunPlan | None:
         message = f"run started ({RECURRENCE_TRIGGER}, replacing run {run.id})"
         package = definition(s, package_row)
         replacement, _ = lifecycle.open_run(
-            s, package, RECURRENCE_TRIGGER, now, start_now=True, message=message
+            writers.SessionWrites(s), package, RECURRENCE_TRIGGER, now, start_now=True, message=message
         )
     reason = "the beat that started this run stopped before it was known to be sent; " + (
         f"run {replacement.run_id} replaces it"

@@ -16,7 +16,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from jqm_celery.plans import ClaimedJob
 from jqm_celery.statuses import FINISHED_JOB, WAITING_JOB, AttemptStatus, JobStatus, LogKind, RunStatus
 from jqm_celery.store import one_statement
-from jqm_celery.store.models import JobRow, LogEntryRow, PackageRow, RunRow
+from jqm_celery.store.models import Base, JobRow, LogEntryRow, PackageRow, RunRow
 from jqm_celery.store.notification_models import NotificationRuleRow
 from jqm_celery.store.queue_models import QueueRow
 
@@ -324,19 +324,14 @@ def close_running_attempt(job_id: int, status: str, now: datetime, error: str | 
 
 
 @functools.cache
-def insert_one_job() -> Insert:
-    """One stand-alone job; each column of ``JobStore.add_jobs``' values as a parameter ``p_<column>``.
-
-    The columns it leaves out (retry, current delay, attempts) take the database's defaults.
-    """
-    columns = [
-        "run_id", "package_name", "position", "task", "args", "kwargs", "run_order", "queue", "retry_policy",
-        "soft_time_limit_s", "time_limit_s", "description", "status", "max_retries", "celery_task_id",
-        "created_at", "not_before",
-    ]  # fmt: skip
-    table = JobRow.__table__.c
-    return (
-        insert(JobRow)
-        .values({name: bindparam(f"p_{name}", type_=table[name].type) for name in columns})
-        .returning(JobRow.id)
-    )
+def insert_row(model: type[Base], names: tuple[str, ...]) -> Insert:
+    """One row of ``model``'s table, each of the columns ``names`` a parameter ``p_<column>``; returns its
+    id. A column left out takes its default: SQLAlchemy's, written into the statement, or the database's."""
+    columns = model.__table__.c
+    defaults = {
+        column.name: column.default.arg
+        for column in columns
+        if column.name not in names and column.default is not None and column.default.is_scalar
+    }
+    params = {name: bindparam(f"p_{name}", type_=columns[name].type) for name in names}
+    return insert(model).values({**defaults, **params}).returning(columns["id"])

@@ -6,11 +6,15 @@ it); they differ only in how many round trips a write costs:
 - ``PortableWriter`` (any database SQLAlchemy supports): SQLAlchemy Core, each write a short transaction.
 - ``SQLiteWriter``: on a database that runs one write transaction at a time, so beat's ticks take turns
   through a lease, writers queue on the file's ``WriteLock``, and an embedded store migrates itself. An
-  attempt's claim and end and a run's close are the portable writer's statements, run straight on the
-  worker thread's kept connection (``driver``): the same rows, without SQLAlchemy's per-statement work.
+  attempt's claim and end, a run's close and the start of runs are the portable writer's statements, run
+  straight on the calling thread's kept connection (``driver``): the same rows, without SQLAlchemy's
+  per-statement work.
 - ``PostgresWriter``: each write of an attempt one autocommitted prepared statement on the worker's kept
-  connection (``one_statement``, ``driver``); many rows in one statement from one JSON parameter
-  (``bulk``).
+  connection (``one_statement``, ``driver``); the start of runs and a run's close prepared statements in
+  one transaction there; many rows in one statement from one JSON parameter (``bulk``).
+
+Starting runs is written once (``RunStore.start_runs``, ``lifecycle.open_runs``) against ``Writes``, the
+statements of one transaction, which each writer runs its own way (``writes()``).
 
 The statements run on the driver name only the columns they set; the database supplies the others'
 defaults (migration 0006).
@@ -25,19 +29,21 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
+from enum import Enum
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Connection, CursorResult, Engine, insert
+from sqlalchemy import JSON, Connection, CursorResult, Engine, Executable, insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import ClauseElement
 
 from jqm_celery.events import Event
 from jqm_celery.plans import ClaimedJob, RunClosed
 from jqm_celery.sqlite_files import WriteLock
 from jqm_celery.statuses import FINISHED_JOB, AttemptStatus, LogKind, RunStatus
 from jqm_celery.store import bulk, driver, lifecycle, log, statements
-from jqm_celery.store.models import Base, JobRow
+from jqm_celery.store.models import Base, JobRow, LogEntryRow
 
 if TYPE_CHECKING:
     from jqm_celery.store.base import StoreBase
@@ -45,10 +51,59 @@ if TYPE_CHECKING:
 #: The key, in a session's ``info``, of the store's writer (see ``of``).
 WRITER = "jqm_writer"
 _FINISHED = [s.value for s in FINISHED_JOB]
-#: JSON columns of a new job: the driver sends them as JSON text (SQLAlchemy's JSON type is not applied).
-_JSON_COLUMNS = ("args", "kwargs", "retry_policy")
 #: One row's column values, by column name.
 Row = Mapping[str, Any]
+
+
+class Writes:
+    """The statements of one transaction, run as the store's writer runs them: what starting runs takes
+    (``RunStore.start_runs``, ``lifecycle.open_runs``), on a session or on the driver."""
+
+    def rows(self, statement: Executable, params: Mapping[str, Any]) -> Sequence[Any]:
+        """The rows of a Core statement (attributes by column name)."""
+        raise NotImplementedError
+
+    def insert_rows(self, model: type[Base], rows: Sequence[Row]) -> list[int]:
+        """``PortableWriter.insert_rows`` in this transaction."""
+        raise NotImplementedError
+
+    def log(self, lines: Sequence[log.LogLine]) -> None:
+        """``log.write`` in this transaction: the entries, and their events once it commits."""
+        raise NotImplementedError
+
+
+class SessionWrites(Writes):
+    """The statements run in an ORM session's transaction (``Store.transaction``)."""
+
+    def __init__(self, s: Session) -> None:
+        self.session = s
+
+    def rows(self, statement: Executable, params: Mapping[str, Any]) -> Sequence[Any]:
+        return self.session.connection().execute(statement, params).all()
+
+    def insert_rows(self, model: type[Base], rows: Sequence[Row]) -> list[int]:
+        return of(self.session).insert_rows(self.session.connection(), model, rows)
+
+    def log(self, lines: Sequence[log.LogLine]) -> None:
+        log.write(self.session, lines)
+
+
+class _DriverWrites(Writes):
+    """The statements run on the driver's kept connection, in ``driver.transaction``."""
+
+    def __init__(self, writer: _DriverWriter, events: list[Event]) -> None:
+        self.writer, self.events = writer, events
+
+    def rows(self, statement: Executable, params: Mapping[str, Any]) -> Sequence[Any]:
+        return driver.execute_all(self.writer.store.engine, cast(ClauseElement, statement), params)
+
+    def insert_rows(self, model: type[Base], rows: Sequence[Row]) -> list[int]:
+        return self.writer.insert_on_driver(model, rows)
+
+    def log(self, lines: Sequence[log.LogLine]) -> None:
+        if lines:
+            self.writer.insert_on_driver(LogEntryRow, [line.values() for line in lines])
+            self.events.extend(line.event() for line in lines)
 
 
 class PortableWriter:
@@ -65,6 +120,12 @@ class PortableWriter:
     def write_lock(self) -> AbstractContextManager[None]:
         """What a transaction of the store holds from before it begins to after it ends: nothing here."""
         return nullcontext()
+
+    @contextmanager
+    def writes(self) -> Iterator[Writes]:
+        """One transaction of ``Writes`` (starting runs): here the store's session."""
+        with self.store.transaction() as s:
+            yield SessionWrites(s)
 
     # -- an attempt -------------------------------------------------------------------------
 
@@ -144,6 +205,27 @@ class _DriverWriter(PortableWriter):
         self.store.ensure_schema_once()
         with self.write_lock(), driver.transaction(engine):
             yield engine
+
+    @contextmanager
+    def writes(self) -> Iterator[Writes]:
+        """One transaction of ``Writes`` on the driver; the log entries' events once it has committed."""
+        events: list[Event] = []
+        with self._on_driver():
+            yield _DriverWrites(self, events)
+        if events and self.store.listeners:
+            self.store._publish(events)
+
+    def insert_on_driver(self, model: type[Base], rows: Sequence[Row]) -> list[int]:
+        """``insert_rows`` on the driver, in its transaction: one statement a row (SQLite runs in-process)."""
+        engine = self.store.engine
+        return [
+            driver.execute_one(engine, statements.insert_row(model, tuple(row)), self._params(model, row)).id
+            for row in rows
+        ]
+
+    def _params(self, model: type[Base], row: Row) -> dict[str, Any]:
+        """A row's values as ``statements.insert_row``'s parameters."""
+        return {f"p_{name}": value.value if isinstance(value, Enum) else value for name, value in row.items()}
 
     def close_run(self, run_id: int, now: datetime) -> RunClosed | None:
         """``lifecycle.close`` on the driver.
@@ -286,16 +368,27 @@ class PostgresWriter(_DriverWriter):
     def _finish_and_next_queued(self, params: dict[str, Any]) -> Any:
         return driver.execute_one(self.store.engine, statements.finish_log_and_next_queued(), params)
 
+    def insert_on_driver(self, model: type[Base], rows: Sequence[Row]) -> list[int]:
+        if len(rows) <= 1:
+            return super().insert_on_driver(model, rows)
+        # Many rows: one statement, as ``insert_rows`` (``bulk``).
+        statement, params = bulk.json_insert(self.store.engine.dialect, model, rows)
+        return [row.id for row in driver.execute_all(self.store.engine, statement, params)]
+
+    def _params(self, model: type[Base], row: Row) -> dict[str, Any]:
+        params = super()._params(model, row)
+        for name in _json_columns(model):
+            if name in row:
+                params[f"p_{name}"] = json.dumps(row[name])
+        return params
+
     def add_jobs(self, values: list[dict[str, Any]]) -> list[int]:
         if len(values) != 1:
             return super().add_jobs(values)
         # One autocommitted prepared statement on this thread's kept connection, as for an attempt: a
         # lone job costs one round trip (BEGIN and COMMIT would be two more) and no pool checkout.
-        params = {f"p_{name}": value for name, value in values[0].items()}
-        for name in _JSON_COLUMNS:
-            params[f"p_{name}"] = json.dumps(params[f"p_{name}"])
-        params["p_status"] = str(params["p_status"])
-        return [self._execute(statements.insert_one_job(), params).id]
+        self.store.ensure_schema_once()
+        return self.insert_on_driver(JobRow, values)
 
     def insert_rows(
         self, conn: Connection, model: type[Base], rows: Sequence[Mapping[str, Any]]
@@ -316,6 +409,12 @@ class PostgresWriter(_DriverWriter):
     def _execute(self, statement: Any, params: Mapping[str, Any]) -> Any:
         self.store.ensure_schema_once()
         return driver.execute_one(self.store.engine, statement, dict(params))
+
+
+@functools.cache
+def _json_columns(model: type[Base]) -> tuple[str, ...]:
+    """The JSON columns of ``model``'s table: psycopg takes their values as JSON text."""
+    return tuple(column.name for column in model.__table__.c if isinstance(column.type, JSON))
 
 
 def writer_for(store: StoreBase) -> PortableWriter:

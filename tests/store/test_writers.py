@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from jqm_celery import Entry, JobStatus, LogKind, Package, RunStatus
+from jqm_celery import Entry, JobStatus, LogKind, Notify, Package, RunStatus, Scenario
+from jqm_celery.errors import NotFoundError, StateError
 from jqm_celery.events import Event
 from jqm_celery.statuses import AttemptStatus
 from jqm_celery.store import Store, writers
@@ -172,6 +173,55 @@ def test_a_close_ends_the_run_once_and_starts_the_queued_run(store: Store) -> No
     assert store.close_run(run_id, NOW) is None
     finished = store.log_entries(run_id=run_id, kind=LogKind.RUN_FINISHED)
     assert [entry.status for entry in finished] == [RunStatus.SUCCEEDED]
+
+
+@pytest.mark.parametrize("count", [1, 20])
+def test_starting_runs_writes_each_run_its_jobs_and_its_entry_and_publishes_them(
+    store: Store, count: int
+) -> None:
+    # 20 names: more than the driver keeps the SQL of an IN list for (it builds that SQL on each call).
+    names = [f"p{n:02d}" for n in range(count)]
+    rule = Notify("ops@example.com", on={Scenario.RUN_FAILED})
+    for n, name in enumerate(names):
+        entries = [Entry("t.a", args=[n], kwargs={"k": name}, run_order=10), Entry("t.b", run_order=20)]
+        store.save_package(Package(name, entries=entries, notifications=[rule] if n == 0 else []), NOW)
+    seen: list[Event] = []
+    store.listeners.append(seen.append)
+
+    started = store.start_runs(list(reversed(names)), "test", NOW, queue_if_busy=False)
+
+    assert [run.package for _, run, _ in started] == list(reversed(names))
+    for plan, run, start_now in started:
+        assert start_now
+        assert store.run(plan.run_id) == run
+        stored = store.remaining_plan(run.id, 0)
+        assert stored == plan
+        n = names.index(run.package)
+        assert [(job.task, tuple(job.args), dict(job.kwargs)) for job in stored.jobs] == [
+            ("t.a", (n,), {"k": run.package}),
+            ("t.b", (), {}),
+        ]
+        [entry] = store.log_entries(run_id=run.id, kind=LogKind.RUN_STARTED)
+        assert (entry.status, entry.started_at) == (RunStatus.RUNNING, NOW)
+    assert sorted((event.run_id, event.notify) for event in seen) == sorted(
+        (run.id, run.package == names[0]) for _, run, _ in started
+    )
+
+
+def test_starting_runs_is_all_or_none(store: Store) -> None:
+    for name in ("a", "b"):
+        store.save_package(Package(name, entries=[Entry("t.a")]), NOW)
+    store.start_runs(["b"], "test", NOW, queue_if_busy=False)
+
+    with pytest.raises(StateError, match="package 'b' already has a run in flight"):
+        store.start_runs(["a", "b"], "test", NOW, queue_if_busy=False)
+    with pytest.raises(NotFoundError, match="package 'c' does not exist"):
+        store.start_runs(["a", "c"], "test", NOW, queue_if_busy=False)
+
+    assert store.runs("a") == []
+    [queued, _] = store.start_runs(["a", "b"], "test", NOW, queue_if_busy=True)
+    assert queued[1].status is RunStatus.RUNNING
+    assert [run.status for run in store.runs("b")] == [RunStatus.QUEUED, RunStatus.RUNNING]
 
 
 @pytest.mark.parametrize("count", [1, 3])
