@@ -27,7 +27,7 @@ import time
 import weakref
 from collections import namedtuple
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, cast
@@ -108,17 +108,28 @@ def transaction(engine: Engine) -> Iterator[None]:
     """
     held = _connection(engine)
     try:
-        if held.sqlite:
-            with _sqlite_transaction(held):
-                yield
-        else:
-            with held.connection.transaction():
-                yield
+        with ExitStack() as stack:
+            try:
+                stack.enter_context(_begun(held))
+            except Exception:
+                # Lost before the transaction began (the server restarted within the idle time that skips
+                # the ping): nothing of it ran, so it begins again on a new connection.
+                if not _broken(held):
+                    raise
+                _drop(engine, held)
+                held = _connection(engine)
+                stack.enter_context(_begun(held))
+            yield
     except Exception:
         if _broken(held):
             _drop(engine, held)
         raise
     held.idle_since = time.monotonic()
+
+
+def _begun(held: _Held) -> AbstractContextManager[Any]:
+    """The transaction's context: entered, it has begun; left, it commits, or rolls back on an error."""
+    return _sqlite_transaction(held) if held.sqlite else held.connection.transaction()
 
 
 def execute_count(engine: Engine, statement: ClauseElement, params: Mapping[str, Any]) -> int:

@@ -92,6 +92,22 @@ def test_a_kept_connection_the_server_closed_while_idle_is_replaced(
     assert [job.status for job in store.run(plan.run_id).jobs] == [JobStatus.DONE, JobStatus.DONE]
 
 
+def test_a_transaction_whose_kept_connection_was_lost_before_it_began_begins_on_a_new_one(
+    url: str, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Used again within the idle time that skips the ping, as when the server restarted a moment after
+    # the last use: the BEGIN finds the connection lost, and nothing of the transaction has run.
+    monkeypatch.setattr(driver, "PING_AFTER_IDLE_S", 3600.0)
+    store.save_package(Package("p", entries=[Entry("t.a")]), NOW)
+    [(first, _, _)] = store.start_runs(["p"], "test", NOW, queue_if_busy=False)
+    _terminate(url)
+
+    [(second, _, started)] = store.start_runs(["p"], "test", NOW, queue_if_busy=True)
+
+    assert not started
+    assert [run.id for run in store.runs("p")] == [second.run_id, first.run_id]
+
+
 def test_a_thread_that_ends_closes_the_connection_it_kept(url: str, store: Store) -> None:
     plan = _run(store)
     store.engine.dispose()  # only kept connections are left
