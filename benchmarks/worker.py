@@ -212,6 +212,12 @@ def main(argv: list[str]) -> None:
     if argv[:1] == ["--memory"]:
         memory_main(argv)
         return
+    usage = "\n\n".join((__doc__ or "").split("\n\n")[1:3])
+    if argv[:1] in (["-h"], ["--help"]):
+        print(usage)
+        return
+    if len(argv) < 2 or ":" not in argv[0]:
+        sys.exit(f"{usage}\n\nerror: give module:factory and CONF_JSON, or --memory")
     module, _, attribute = argv[0].partition(":")
     factory = getattr(importlib.import_module(module), attribute)
     app = factory(json.loads(argv[1]))
