@@ -156,8 +156,9 @@ def open_runs(
     *,
     message: str | None = None,
 ) -> list[tuple[RunPlan, Run]]:
-    """``open_run`` of each (package, start now) at once: one insert of the runs, one of all their jobs,
-    one of the started runs' log entries, whatever the number of runs."""
+    """``open_run`` of each (package, start now) at once: the runs inserted together, then all their jobs,
+    then the started runs' log entries, whatever the number of runs (``Writes.insert_rows``: on PostgreSQL
+    one statement for many rows of a table)."""
     if not openings:
         return []
     runs = [run_values(package, trigger, now, start_now=start_now) for package, start_now in openings]
