@@ -131,6 +131,20 @@ def started_line(run_id: int, package: str, now: datetime, message: str, *, noti
     )
 
 
+@dataclass(frozen=True)
+class Opening:
+    """One run to open: its package, whether it starts now (else it is QUEUED behind a run in flight),
+    the text of its RUN_STARTED entry, and whether that entry notifies."""
+
+    package: Package
+    start_now: bool
+    #: The RUN_STARTED entry's text; "run started (trigger)" if None.
+    message: str | None = None
+    #: Whether the package has notification rules; those of ``package`` decide if None (beat reads only
+    #: whether rules exist, not the rules).
+    notifies: bool | None = None
+
+
 def open_run(
     w: writers.Writes,
     package: Package,
@@ -144,41 +158,37 @@ def open_run(
 
     Returns the run's plan and its record, built from what was inserted rather than read back.
     """
-    [opened] = open_runs(w, [(package, start_now)], trigger, now, message=message)
+    [opened] = open_runs(w, [Opening(package, start_now, message)], trigger, now)
     return opened
 
 
 def open_runs(
-    w: writers.Writes,
-    openings: Sequence[tuple[Package, bool]],
-    trigger: str,
-    now: datetime,
-    *,
-    message: str | None = None,
+    w: writers.Writes, openings: Sequence[Opening], trigger: str, now: datetime
 ) -> list[tuple[RunPlan, Run]]:
-    """``open_run`` of each (package, start now) at once: the runs inserted together, then all their jobs,
-    then the started runs' log entries, whatever the number of runs (``Writes.insert_rows``: on PostgreSQL
-    one statement for many rows of a table)."""
+    """``open_run`` of each opening at once: the runs inserted together, then all their jobs, then the
+    started runs' log entries, whatever the number of runs (``Writes.insert_rows``: on PostgreSQL one
+    statement for many rows of a table). Every way a run is opened — ``run_now``, an external scheduler,
+    beat's tick, beat's replacement of an unsent run — goes through here."""
     if not openings:
         return []
-    runs = [run_values(package, trigger, now, start_now=start_now) for package, start_now in openings]
+    runs = [run_values(o.package, trigger, now, start_now=o.start_now) for o in openings]
     run_ids = w.insert_rows(RunRow, runs)
-    jobs = [job_values(run_id, package, now) for run_id, (package, _) in zip(run_ids, openings, strict=True)]
+    jobs = [job_values(run_id, o.package, now) for run_id, o in zip(run_ids, openings, strict=True)]
     job_ids = iter(w.insert_rows(JobRow, [job for each in jobs for job in each]))
-    text = message or f"run started ({trigger})"
+    default = f"run started ({trigger})"
     w.log(
         [
-            started_line(run_id, package.name, now, text, notify=bool(package.notifications))
-            for run_id, (package, start_now) in zip(run_ids, openings, strict=True)
-            if start_now
+            started_line(run_id, o.package.name, now, o.message or default, notify=_notify(o))
+            for run_id, o in zip(run_ids, openings, strict=True)
+            if o.start_now
         ],
     )
     opened = []
-    for run_id, (package, _), values, package_jobs in zip(run_ids, openings, runs, jobs, strict=True):
+    for run_id, o, values, package_jobs in zip(run_ids, openings, runs, jobs, strict=True):
         ids = [next(job_ids) for _ in package_jobs]
         run = Run(
             id=run_id,
-            package=package.name,
+            package=o.package.name,
             status=RunStatus(values["status"]),
             trigger=trigger,
             stop_reason=None,
@@ -187,8 +197,12 @@ def open_runs(
             finished_at=None,
             jobs=tuple(convert.new_job(job_id, job) for job_id, job in zip(ids, package_jobs, strict=True)),
         )
-        opened.append((plan_of(run_id, package.name, ids, package_jobs), run))
+        opened.append((plan_of(run_id, o.package.name, ids, package_jobs), run))
     return opened
+
+
+def _notify(opening: Opening) -> bool:
+    return bool(opening.package.notifications) if opening.notifies is None else opening.notifies
 
 
 # -- QUEUED → RUNNING ------------------------------------------------------------------------------

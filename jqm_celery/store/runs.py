@@ -71,11 +71,11 @@ class RunStore(StoreBase):
                 for package in packages.values():
                     check(package)
             busy = {name for name, statuses in lifecycle.in_flight(w, list(packages)).items() if statuses}
-            openings: list[tuple[Package, bool]] = []
+            openings: list[lifecycle.Opening] = []
             for name in names:
-                openings.append((packages[name], name not in busy))
+                openings.append(lifecycle.Opening(packages[name], start_now=name not in busy))
                 busy.add(name)
-            refused = sorted({package.name for package, start_now in openings if not start_now})
+            refused = sorted({o.package.name for o in openings if not o.start_now})
             if refused and not queue_if_busy:
                 listed = ", ".join(f"'{name}'" for name in refused)
                 raise StateError(
@@ -83,7 +83,7 @@ class RunStore(StoreBase):
                     "this one (jqm.run_now(name, queue=True) or `jqm packages run NAME --queue`)"
                 )
             opened = lifecycle.open_runs(w, openings, trigger, now)
-            return [(plan, run, now_) for (plan, run), (_, now_) in zip(opened, openings, strict=True)]
+            return [(plan, run, o.start_now) for (plan, run), o in zip(opened, openings, strict=True)]
 
     def start_queued_run(self, run_id: int, now: datetime) -> RunPlan | None:
         """Mark a queued run as started; None if it is no longer queued."""

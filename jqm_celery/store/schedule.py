@@ -307,44 +307,33 @@ def _fire(s: Session, dues: list[_Due], now: datetime, grace: timedelta) -> list
         in_flight.update(lifecycle.in_flight(writers.SessionWrites(s), [d.first.package for d in wanted]))
     entries = _entries(s, [d.first.package_id for d in wanted if _may_start(d, in_flight)])
 
-    runs: dict[int, dict[str, object]] = {}
+    openings: dict[int, lifecycle.Opening] = {}
     outcomes: dict[int, FireOutcome] = {}
-    logs: list[LogLine] = []
-    definitions: dict[int, Package] = {}
+    skips: list[LogLine] = []
     for package_id, decision in decisions.items():
         first = decision.first
         if not decision.wants_run:
             outcomes[package_id] = FireOutcome.MISSED_SKIPPED
-            logs.append(_skip_line(first.package, now, _missed_reason(decision, first), RECURRENCE_TRIGGER))
+            skips.append(_skip_line(first.package, now, _missed_reason(decision, first), RECURRENCE_TRIGGER))
             continue
         if not _may_start(decision, in_flight):
             outcomes[package_id] = FireOutcome.OVERLAP_SKIPPED
             reason = _overlap_reason(first.allow_overlap)
-            logs.append(_skip_line(first.package, now, reason, RECURRENCE_TRIGGER))
+            skips.append(_skip_line(first.package, now, reason, RECURRENCE_TRIGGER))
             continue
         start_now = not in_flight[first.package]
-        definition = Package(first.package, entries=entries[package_id], on_error=first.on_error)
-        definitions[package_id] = definition
-        runs[package_id] = lifecycle.run_values(definition, RECURRENCE_TRIGGER, now, start_now=start_now)
+        package = Package(first.package, entries=entries[package_id], on_error=first.on_error)
+        message = _started_message(decision) if start_now else None
+        openings[package_id] = lifecycle.Opening(package, start_now, message, notifies=first.notifies)
         outcomes[package_id] = FireOutcome.STARTED if start_now else FireOutcome.QUEUED
-    conn = s.connection()
-    run_ids = dict(zip(runs, writers.of(s).insert_rows(conn, RunRow, list(runs.values())), strict=True))
-    started = {package_id for package_id, run in runs.items() if run["status"] == RunStatus.RUNNING}
-
-    jobs: dict[int, list[dict[str, object]]] = {}
-    for package_id, run_id in run_ids.items():
-        jobs[package_id] = lifecycle.job_values(run_id, definitions[package_id], now)
-        if package_id in started:
-            message = _started_message(decisions[package_id])
-            name = definitions[package_id].name
-            notifies = decisions[package_id].first.notifies
-            logs.append(lifecycle.started_line(run_id, name, now, message, notify=notifies))
-    job_ids = writers.of(s).insert_rows(conn, JobRow, [job for each in jobs.values() for job in each])
-    log.write(s, logs)
+    log.write(s, skips)
+    opened = lifecycle.open_runs(writers.SessionWrites(s), list(openings.values()), RECURRENCE_TRIGGER, now)
+    plans = {package_id: plan for package_id, (plan, _) in zip(openings, opened, strict=True)}
+    started = {package_id for package_id, opening in openings.items() if opening.start_now}
     fires: list[dict[str, object]] = []
     advances = []
     for package_id, decision in decisions.items():
-        fired = run_ids.get(package_id)
+        fired = plans[package_id].run_id if package_id in plans else None
         for due in decision.dues:
             fires.append(
                 {
@@ -365,17 +354,11 @@ def _fire(s: Session, dues: list[_Due], now: datetime, grace: timedelta) -> list
             if fired is not None:
                 advance["last_fire_at"] = due.due_at
             advances.append(advance)
-    writers.of(s).add_rows(conn, FireRow, fires)
+    writers.of(s).add_rows(s.connection(), FireRow, fires)
     _advance(s, [a for a in advances if "last_fire_at" in a])
     _advance(s, [a for a in advances if "last_fire_at" not in a])
-    plans = []
-    ids = iter(job_ids)
-    for package_id, run_id in run_ids.items():
-        package_jobs = jobs[package_id]
-        these = [next(ids) for _ in package_jobs]
-        if package_id in started:
-            plans.append(lifecycle.plan_of(run_id, definitions[package_id].name, these, package_jobs))
-    return plans
+    # A queued run is sent by the run before it, not by beat.
+    return [plan for package_id, plan in plans.items() if package_id in started]
 
 
 def _advance(s: Session, values: list[dict[str, object]]) -> None:
