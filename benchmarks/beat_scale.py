@@ -565,7 +565,7 @@ def run(args: argparse.Namespace) -> str:
         folder = stack.enter_context(scratch_dir())
         url = stack.enter_context(postgres_database("jqm_beat_scale"))
         key_prefix = f"redbeat-{unique_queue()}"
-        conf = {
+        conf: dict[str, Any] = {
             "broker_url": redis_url(REDIS_BROKER_DB),
             "result_backend": redis_url(REDIS_RESULTS_DB),
             "task_default_queue": unique_queue(),

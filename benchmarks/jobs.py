@@ -87,7 +87,7 @@ def main() -> None:
     require("postgresql")
     with postgres_database() as url, scratch_dir() as folder:
         queue = unique_queue("bench-jobs")
-        conf = {
+        conf: dict[str, Any] = {
             "broker_url": redis_url(REDIS_JOBS_BROKER_DB),
             "result_backend": redis_url(REDIS_JOBS_RESULTS_DB),
             "bench_counter_url": redis_url(REDIS_COUNTER_DB),

@@ -216,7 +216,7 @@ def run_redis_pg(args: argparse.Namespace) -> str:
     with ExitStack() as stack:
         folder = stack.enter_context(scratch_dir())
         url = stack.enter_context(postgres_database("jqm_long_package"))
-        conf = {
+        conf: dict[str, Any] = {
             "task_default_queue": unique_queue(),
             "result_expires": 600,
             "broker_url": redis_url(REDIS_BROKER_DB),

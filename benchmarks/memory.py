@@ -101,11 +101,11 @@ def import_time_ms() -> tuple[float, list[tuple[str, float]]]:
         text=True,
         check=True,
     )
-    rows = []
+    rows: list[tuple[str, bool, int, int]] = []
     for line in done.stderr.splitlines():
         if line.startswith("import time:") and "[us]" not in line:
-            self_us, cumulative_us, name = line.removeprefix("import time:").split("|")
-            rows.append((name.strip(), name.startswith("  "), int(self_us), int(cumulative_us)))
+            own_us, cumulative_us, module = line.removeprefix("import time:").split("|")
+            rows.append((module.strip(), module.startswith("  "), int(own_us), int(cumulative_us)))
     # importtime lists a module after what it imported: jqm's part runs from the top-level line before
     # the first top-level jqm_celery line to the last one.
     tops = [i for i, (name, nested, _, _) in enumerate(rows) if not nested and name.startswith("jqm_celery")]

@@ -48,7 +48,7 @@ def _timed_run(bench: Bench, name: str, timeout_s: float) -> float:
 
     def finished() -> bool:
         with bench.poll_engine.connect() as conn:
-            return RunStatus(conn.scalar(status)).finished
+            return RunStatus(conn.execute(status).scalar_one()).finished
 
     wait_until(finished, timeout_s, 0.005, f"run {run_id} of {name}")
     elapsed = time.perf_counter() - started

@@ -19,13 +19,12 @@ import asyncio
 import json
 import statistics
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
 import psycopg
 from celery import Celery
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from benchmarks.harness import postgres_database
 from jqm_celery import Entry, JobQueueManager, Recurrence
@@ -40,10 +39,6 @@ JOBS = 200_000
 AUDIT = 100_000
 TARGET_P99_MS = 200.0
 
-ASGIApp = Callable[
-    [dict[str, Any], Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]
-]
-
 
 class Timed:
     """Wraps an ASGI app and records the server time of each HTTP request, in milliseconds."""
@@ -52,7 +47,7 @@ class Timed:
         self.app = app
         self.samples: list[float] = []
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         start = time.perf_counter()
         await self.app(scope, receive, send)
         if scope["type"] == "http":
@@ -132,7 +127,7 @@ def _fill(url: str) -> None:
 def _execute(url: str, *statements: str) -> None:
     with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
         for statement in statements:
-            conn.execute(statement)  # type: ignore[arg-type]
+            conn.execute(statement.encode())
 
 
 async def _measure(

@@ -48,7 +48,7 @@ class Inbox:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         message = email.message_from_bytes(envelope.content, policy=default)
         with self._lock:
-            self.received.append(Received(tuple(envelope.rcpt_tos), message))  # type: ignore[arg-type]
+            self.received.append(Received(tuple(envelope.rcpt_tos), message))
         return "250 Message accepted for delivery"
 
     def to(self, address: str) -> list[EmailMessage]:
