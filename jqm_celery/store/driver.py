@@ -4,16 +4,21 @@
 Run through SQLAlchemy's ``Connection`` (and on SQLite its ORM ``Session``), a statement of an attempt
 also costs a pool checkout and checkin, an isolation-level switch there and back, parameter processing and
 a result wrapper: on a short task, more of the worker's CPU than the statement itself. Here a statement is
-compiled to SQL once, and executed on an autocommit connection that the calling thread keeps (one per
-thread, so a threaded pool does not serialise its jobs on one socket); on PostgreSQL as a prepared
-statement.
+compiled to SQL once, and executed on an autocommit connection the process keeps for the driver; on
+PostgreSQL as a prepared statement.
+
+The kept connections are a small pool of their own, apart from the engine's: a statement, or a
+``transaction``, takes one for its duration and gives it back (threads running at once each get their
+own, so a threaded pool does not serialise its jobs on one socket). Up to ``KEEP_IDLE`` stay open
+between uses; one given back beyond that is closed, so a client whose many threads start runs holds no
+more connections than it uses at once.
 
 On PostgreSQL, psycopg takes and gives the Python values as they are. On SQLite, the columns' own
 conversions (times as UTC text, JSON as text) are applied to parameters and rows, as SQLAlchemy applies
 them; ``transaction`` begins with ``BEGIN IMMEDIATE``, as the store's engine does, and the caller holds
 the file's ``WriteLock`` around it (``SQLiteWriter``).
 
-The kept connection is pinged before use when it has been idle for ``PING_AFTER_IDLE_S`` (the pool's own
+A kept connection is pinged before use when it has been idle for ``PING_AFTER_IDLE_S`` (the pool's own
 rule), replaced once broken, never shared with a forked child, and closed when its engine is disposed. On
 PostgreSQL its plans use indexes even while the tables are small (``enable_seqscan`` off), see
 ``_connect``.
@@ -79,10 +84,15 @@ _KEEP_EXPANDED_UP_TO = 16
 #: The caller's IN lists of each statement compiled so far (with the statement, so that its id is never
 #: reused by another).
 _expanding: dict[tuple[int, str], tuple[tuple[str, ...], ClauseElement]] = {}
+#: Kept connections left open between uses, for each engine (the engine's own pool keeps as many).
+KEEP_IDLE = 5
 _local = threading.local()
 _lock = threading.Lock()
-#: Every connection kept for an engine, by any thread of this process, to close when it is disposed.
+#: Every connection kept for an engine in this process, idle or in use, to close when it is disposed.
 _kept: weakref.WeakKeyDictionary[Engine, list[_Held]] = weakref.WeakKeyDictionary()
+#: The idle ones, by engine, the last given back at the end (see ``_waiting``).
+_idle: weakref.WeakKeyDictionary[Engine, list[_Held]] = weakref.WeakKeyDictionary()
+_idle_pid = os.getpid()
 _listened: weakref.WeakSet[Engine] = weakref.WeakSet()
 
 
@@ -105,8 +115,12 @@ def transaction(engine: Engine) -> Iterator[None]:
     """The statements this thread runs with ``execute_one`` / ``execute_all`` in the block: one transaction.
 
     It commits when the block ends and rolls back if it raises.
+    The connection is this thread's for the block: what it runs with ``execute_one`` / ``execute_all``
+    there joins the transaction (a ``transaction`` inside it is a savepoint on PostgreSQL).
     """
-    held = _connection(engine)
+    pinned: dict[Engine, _Held] = _local.__dict__.setdefault("pinned", {})
+    outer = pinned.get(engine)
+    held = outer or _take(engine)
     try:
         with ExitStack() as stack:
             try:
@@ -114,17 +128,23 @@ def transaction(engine: Engine) -> Iterator[None]:
             except Exception:
                 # Lost before the transaction began (the server restarted within the idle time that skips
                 # the ping): nothing of it ran, so it begins again on a new connection.
-                if not _broken(held):
+                if outer is not None or not _broken(held):
                     raise
                 _drop(engine, held)
-                held = _connection(engine)
+                held = _take(engine)
                 stack.enter_context(_begun(held))
-            yield
+            pinned[engine] = held
+            try:
+                yield
+            finally:
+                if outer is None:
+                    del pinned[engine]
     except Exception:
-        if _broken(held):
-            _drop(engine, held)
+        if outer is None:
+            _give(engine, held)
         raise
-    held.idle_since = time.monotonic()
+    if outer is None:
+        _give(engine, held)
 
 
 def _begun(held: _Held) -> AbstractContextManager[Any]:
@@ -171,12 +191,13 @@ def _execute(
 ) -> Any:
     """The statement's rows (every one, or the first); with ``every_row`` None, its row count."""
     compiled = _compile(engine, statement, params)
-    held = _connection(engine)
     values = {**compiled.constants, **params}
     for name, names in compiled.expansion.items():
         values.update(zip(names, values.pop(name), strict=True))
     for name, convert in compiled.binds.items():
         values[name] = convert(values[name])
+    pinned = _local.__dict__.get("pinned", {}).get(engine)
+    held = pinned or _take(engine)
     try:
         if compiled.positions is not None:
             cursor = held.connection.execute(compiled.sql, [values[name] for name in compiled.positions])
@@ -191,12 +212,9 @@ def _execute(
         else:
             first = cursor.fetchone()
             rows = [] if first is None else [first]
-    except Exception:
-        if _broken(held):
-            _drop(engine, held)
-        raise
     finally:
-        held.idle_since = time.monotonic()
+        if pinned is None:
+            _give(engine, held)
     if compiled.row is None:
         return []
     if compiled.results:
@@ -259,15 +277,33 @@ def _row_class(statement: ClauseElement, compiled: SQLCompiler) -> type[tuple[An
     return namedtuple("Row", names) if names else None
 
 
-def _connection(engine: Engine) -> _Held:
-    by_engine: weakref.WeakKeyDictionary[Engine, _Held] | None = getattr(_local, "by_engine", None)
-    if by_engine is None:
-        by_engine = _local.by_engine = weakref.WeakKeyDictionary()
-        # A thread's locals go when it ends: its kept connections are closed then, so an application that
-        # starts a thread per request (and enqueues jobs from it) does not pile up idle connections.
-        weakref.finalize(by_engine, _close_thread, _local.__dict__.setdefault("held", []))
-    held = by_engine.get(engine)
-    if held is not None and held.pid == os.getpid() and not _closed(held):
+def _waiting(engine: Engine) -> list[_Held]:
+    """The engine's idle connections (call with ``_lock`` held): this process's, or this thread's where the
+    engine's pool gives each thread a database of its own (SQLite's ``:memory:``, see ``_connect``)."""
+    if isinstance(engine.pool, SingletonThreadPool | StaticPool):
+        own: weakref.WeakKeyDictionary[Engine, list[_Held]] = _local.__dict__.setdefault(
+            "own", weakref.WeakKeyDictionary()
+        )
+        return own.setdefault(engine, [])
+    return _idle.setdefault(engine, [])
+
+
+def _take(engine: Engine) -> _Held:
+    """A kept connection for one use (given back with ``_give``): the last one given back, else a new one."""
+    global _idle_pid
+    while True:
+        with _lock:
+            if _idle_pid != os.getpid():
+                # A forked child: the parent's connections are the parent's sessions, never used here.
+                _idle.clear()
+                _kept.clear()
+                _idle_pid = os.getpid()
+            waiting = _waiting(engine)
+            held = waiting.pop() if waiting else None
+        if held is None:
+            return _connect(engine)
+        if _closed(held):
+            continue
         if time.monotonic() - held.idle_since <= PING_AFTER_IDLE_S:
             return held
         try:
@@ -275,16 +311,29 @@ def _connection(engine: Engine) -> _Held:
             return held
         except Exception:
             _drop(engine, held)
-    held = _connect(engine)
-    by_engine[engine] = held
-    return held
+
+
+def _give(engine: Engine, held: _Held) -> None:
+    """Back among the idle connections after a use; dropped if it broke, closed if enough are idle."""
+    if _broken(held):
+        _drop(engine, held)
+        return
+    if _closed(held) or held.pid != os.getpid():
+        return
+    held.idle_since = time.monotonic()
+    with _lock:
+        waiting = _waiting(engine)
+        if len(waiting) < KEEP_IDLE:
+            waiting.append(held)
+            return
+    _drop(engine, held)
 
 
 def _connect(engine: Engine) -> _Held:
     fairy = engine.raw_connection()
     connection: Any = fairy.driver_connection
     if not isinstance(engine.pool, SingletonThreadPool | StaticPool):
-        # Out of the pool for good: this thread keeps it, and closing it closes the connection.
+        # Out of the pool for good: the driver keeps it, and closing it closes the connection.
         fairy.detach()
     # (Else the pool's connection is the database itself, as for SQLite's ":memory:": kept checked out,
     # it is the one the store's sessions on this thread get from the pool too.)
@@ -297,7 +346,6 @@ def _connect(engine: Engine) -> _Held:
         # are still small, that plan would read them whole, and keep doing so as they grow.
         connection.execute("SET enable_seqscan = off")
     held = _Held(os.getpid(), fairy, connection, time.monotonic(), weakref.ref(engine), sqlite)
-    _local.held.append(held)
     with _lock:
         if engine not in _listened:
             _listened.add(engine)
@@ -311,24 +359,13 @@ def _drop(engine: Engine, held: _Held) -> None:
         kept = _kept.get(engine, [])
         if held in kept:
             kept.remove(held)
-    mine = getattr(_local, "held", [])
-    if held in mine:
-        mine.remove(held)
     _close(held)
-
-
-def _close_thread(held: list[_Held]) -> None:
-    for each in held:
-        engine = each.engine()
-        if engine is None:
-            _close(each)
-        else:
-            _drop(engine, each)
 
 
 def _close_kept(engine: Engine) -> None:
     with _lock:
         kept = _kept.pop(engine, [])
+        _idle.pop(engine, None)
     for held in kept:
         _close(held)
 

@@ -7,7 +7,7 @@ it); they differ only in how many round trips a write costs:
 - ``SQLiteWriter``: on a database that runs one write transaction at a time, so beat's ticks take turns
   through a lease, writers queue on the file's ``WriteLock``, and an embedded store migrates itself. An
   attempt's claim and end, a run's close and the start of runs are the portable writer's statements, run
-  straight on the calling thread's kept connection (``driver``): the same rows, without SQLAlchemy's
+  straight on a connection the driver keeps (``driver``): the same rows, without SQLAlchemy's
   per-statement work.
 - ``PostgresWriter``: each write of an attempt one autocommitted prepared statement on the worker's kept
   connection (``one_statement``, ``driver``); the start of runs and a run's close prepared statements in

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -108,16 +107,33 @@ def test_a_transaction_whose_kept_connection_was_lost_before_it_began_begins_on_
     assert [run.id for run in store.runs("p")] == [second.run_id, first.run_id]
 
 
-def test_a_thread_that_ends_closes_the_connection_it_kept(url: str, store: Store) -> None:
-    plan = _run(store)
-    store.engine.dispose()  # only kept connections are left
-    attempt = threading.Thread(target=_attempt, args=(store, plan, 0))
-    attempt.start()
-    attempt.join()
-    gc.collect()
+def test_threads_starting_runs_at_once_keep_no_more_connections_open_than_the_driver_keeps_idle(
+    url: str, store: Store
+) -> None:
+    # A client whose thread pool starts runs (a web server's, say): each thread needs a connection while
+    # it starts one, none keeps it afterwards, though every thread is still alive.
+    threads = driver.KEEP_IDLE * 2
+    store.save_package(Package("p", entries=[Entry("t.a")]), NOW)
+    store.engine.pool.dispose()  # only the driver's connections are left
+    ready, started, release = threading.Barrier(threads), threading.Barrier(threads + 1), threading.Event()
 
-    assert _sessions(url) == [], "the ended thread's connection is closed"
-    assert store.run(plan.run_id).jobs[0].status == JobStatus.DONE
+    def start_one() -> None:
+        ready.wait()
+        store.start_runs(["p"], "test", NOW, queue_if_busy=True)
+        started.wait()
+        release.wait()
+
+    pool = [threading.Thread(target=start_one) for _ in range(threads)]
+    for thread in pool:
+        thread.start()
+    started.wait(timeout=60)
+    open_meanwhile = len(_sessions(url))
+    release.set()
+    for thread in pool:
+        thread.join()
+
+    assert 1 <= open_meanwhile <= driver.KEEP_IDLE, f"{open_meanwhile} connections open for {threads} threads"
+    assert len(store.runs("p")) == threads
 
 
 def test_a_lone_stand_alone_job_is_stored_with_its_arguments_and_retry_policy(store: Store) -> None:
