@@ -92,8 +92,19 @@ _lock = threading.Lock()
 _kept: weakref.WeakKeyDictionary[Engine, list[_Held]] = weakref.WeakKeyDictionary()
 #: The idle ones, by engine, the last given back at the end (see ``_waiting``).
 _idle: weakref.WeakKeyDictionary[Engine, list[_Held]] = weakref.WeakKeyDictionary()
-_idle_pid = os.getpid()
 _listened: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def _forget_after_fork() -> None:
+    """In a forked child: the parent's connections are the parent's sessions, never used or closed here;
+    and the lock starts free, even if another thread of the parent held it at the fork."""
+    global _lock
+    _lock = threading.Lock()
+    _idle.clear()
+    _kept.clear()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def execute_one(engine: Engine, statement: ClauseElement, params: Mapping[str, Any]) -> Any:
@@ -290,19 +301,13 @@ def _waiting(engine: Engine) -> list[_Held]:
 
 def _take(engine: Engine) -> _Held:
     """A kept connection for one use (given back with ``_give``): the last one given back, else a new one."""
-    global _idle_pid
     while True:
         with _lock:
-            if _idle_pid != os.getpid():
-                # A forked child: the parent's connections are the parent's sessions, never used here.
-                _idle.clear()
-                _kept.clear()
-                _idle_pid = os.getpid()
             waiting = _waiting(engine)
             held = waiting.pop() if waiting else None
         if held is None:
             return _connect(engine)
-        if _closed(held):
+        if _closed(held) or held.pid != os.getpid():
             continue
         if time.monotonic() - held.idle_since <= PING_AFTER_IDLE_S:
             return held

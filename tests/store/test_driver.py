@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -134,6 +135,38 @@ def test_threads_starting_runs_at_once_keep_no_more_connections_open_than_the_dr
 
     assert 1 <= open_meanwhile <= driver.KEEP_IDLE, f"{open_meanwhile} connections open for {threads} threads"
     assert len(store.runs("p")) == threads
+
+
+def test_a_forked_child_uses_connections_of_its_own_even_if_the_fork_came_while_the_lock_was_held(
+    url: str, store: Store
+) -> None:
+    plan = _run(store)
+    _attempt(store, plan, 0)
+    store.engine.pool.dispose()  # the parent keeps one idle connection now, the driver's
+    [kept] = _sessions(url)
+    context = multiprocessing.get_context("fork")
+    got, sent = context.Pipe(duplex=False)
+
+    def child() -> None:
+        store.engine.dispose(close=False)  # as a worker's pool process does: the parent's pool is not its own
+        _attempt(store, plan, 1)
+        sent.send(sorted(_sessions(url)))
+
+    # As if another thread of the parent were taking or giving back a connection at the moment of the fork.
+    with driver._lock:
+        process = context.Process(target=child)
+        process.start()
+    process.join(60)
+    if process.is_alive():
+        process.kill()
+
+    assert process.exitcode == 0, "the child could not take a connection"
+    seen_by_child = got.recv()
+    assert kept in seen_by_child
+    assert len(seen_by_child) == 2, "the child opened a connection of its own"
+    # The parent goes on on its own connection, which the child left alone.
+    assert driver.execute_one(store.engine, select(func.pg_backend_pid().label("pid")), {}).pid == kept
+    assert [job.status for job in store.run(plan.run_id).jobs] == [JobStatus.DONE, JobStatus.DONE]
 
 
 def test_a_lone_stand_alone_job_is_stored_with_its_arguments_and_retry_policy(store: Store) -> None:
