@@ -292,11 +292,27 @@ def _waiting(engine: Engine) -> list[_Held]:
     """The engine's idle connections (call with ``_lock`` held): this process's, or this thread's where the
     engine's pool gives each thread a database of its own (SQLite's ``:memory:``, see ``_connect``)."""
     if isinstance(engine.pool, SingletonThreadPool | StaticPool):
-        own: weakref.WeakKeyDictionary[Engine, list[_Held]] = _local.__dict__.setdefault(
-            "own", weakref.WeakKeyDictionary()
-        )
-        return own.setdefault(engine, [])
+        own: weakref.WeakKeyDictionary[Engine, list[_Held]] | None = _local.__dict__.get("own")
+        if own is None:
+            own = _local.own = weakref.WeakKeyDictionary()
+            # A thread's locals go when it ends: its connections are closed then.
+            weakref.finalize(own, _close_idle, _local.__dict__.setdefault("own_lists", []))
+        waiting = own.get(engine)
+        if waiting is None:
+            waiting = own[engine] = []
+            _local.own_lists.append(waiting)
+        return waiting
     return _idle.setdefault(engine, [])
+
+
+def _close_idle(lists: list[list[_Held]]) -> None:
+    for waiting in lists:
+        for held in waiting:
+            engine = held.engine()
+            if engine is None:
+                _close(held)
+            else:
+                _drop(engine, held)
 
 
 def _take(engine: Engine) -> _Held:

@@ -7,6 +7,7 @@ an outage that a claim waits out, and a failed transaction leaves nothing behind
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import sqlite3
@@ -16,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, create_engine, func, literal, select, update
 
 from jqm_celery import Entry, JobStatus, Package, RunStatus
 from jqm_celery.plans import ClaimedJob
@@ -125,3 +126,22 @@ def test_an_in_memory_store_claims_and_ends_on_the_database_its_sessions_see() -
         assert (run.status, run.jobs[0].status) == (RunStatus.SUCCEEDED, JobStatus.DONE)
     finally:
         store.dispose()
+
+
+def test_a_thread_that_ends_closes_the_connection_it_kept_on_an_in_memory_store() -> None:
+    # There every thread's connection is a database of its own, so it is kept by the thread, not shared.
+    engine = create_engine("sqlite:///:memory:")
+    one = select(literal(1).label("one"))
+
+    def use() -> None:
+        assert driver.execute_one(engine, one, {}).one == 1
+
+    try:
+        thread = threading.Thread(target=use)
+        thread.start()
+        thread.join()
+        gc.collect()
+
+        assert driver._kept.get(engine, []) == [], "the ended thread's connection is closed"
+    finally:
+        engine.dispose()
