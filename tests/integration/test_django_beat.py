@@ -340,7 +340,7 @@ def test_database_scheduler_sends_run_package_and_the_worker_starts_the_run(
 def elsewhere(site: Celery) -> JobQueueManager:
     """A manager of the same store in a process without the bridge, as ``jqm web`` and the CLI have."""
     keys = ("broker_url", "result_backend", "jqm_database_url", "task_default_queue")
-    return JobQueueManager(make_app({key: site.conf[key] for key in keys}))
+    return JobQueueManager.of(make_app({key: site.conf[key] for key in keys}))
 
 
 def test_the_scheduler_follows_a_hold_and_an_activation_made_in_another_process(

@@ -18,17 +18,17 @@ from jqm_celery.canvas import describe_canvas
 app = Celery("canvas-tests", set_as_current=False)
 
 
-@app.task(name="billing.export_invoices")
+@app.task(name="billing.export_invoices", shared=False)
 def export_invoices(region: str) -> int:
     return 1
 
 
-@app.task(name="billing.upload_to_bank")
+@app.task(name="billing.upload_to_bank", shared=False)
 def upload_to_bank(batch: int) -> str:
     return "ok"
 
 
-@app.task(name="billing.notify_finance")
+@app.task(name="billing.notify_finance", shared=False)
 def notify_finance() -> None:
     pass
 
@@ -36,7 +36,7 @@ def notify_finance() -> None:
 export, upload, notify = export_invoices, upload_to_bank, notify_finance
 
 
-@app.task(name="billing.mark_paid")
+@app.task(name="billing.mark_paid", shared=False)
 def mark_paid() -> None:
     pass
 
