@@ -19,6 +19,7 @@ from celery import Celery, Task
 from celery._state import _task_stack
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 
+from jqm_celery import result_waits
 from jqm_celery.backoff import retry_delay
 from jqm_celery.clock import Clock
 from jqm_celery.compiler import ADVANCE_RUN_TASK, HANDED_OVER, NEXT_PART_STAGES, compile_run
@@ -63,7 +64,8 @@ class Runtime:
         message takes one from the app's pool all the same.
         """
         try:
-            compile_run(self.app, plan, control_queue=self.control_queue).apply_async(producer=producer)
+            with result_waits.waiting_on_none(self.app.backend):
+                compile_run(self.app, plan, control_queue=self.control_queue).apply_async(producer=producer)
         except Exception as exc:
             message = f"could not send run {plan.run_id} of '{plan.package}' to the broker: {exc}"
             following = self.store.fail_dispatch(plan.run_id, self.clock.now(), message)

@@ -6,6 +6,7 @@ from typing import Any
 
 from celery import Celery, Task
 
+from jqm_celery import result_waits
 from jqm_celery.compiler import (
     ADVANCE_RUN_TASK,
     FORMER_ADVANCE_TASKS,
@@ -41,6 +42,20 @@ def _job_shadow_name(task: Task, args: Any, kwargs: Any, options: Any) -> str | 
     return None
 
 
+def _mark_waits(task: Task, task_id: str, args: Any, kwargs: Any) -> None:
+    """``before_start`` of ``jqm.job``: what the backend waits on before the job (``result_waits``)."""
+    task.request.jqm_waits = result_waits.registered(task.backend)
+
+
+def _let_go_of_waits(
+    task: Task, status: str, retval: Any, task_id: str, args: Any, kwargs: Any, einfo: Any
+) -> None:
+    """``after_return`` of ``jqm.job``: let go of what Celery registered while it sent on what follows the
+    job in its part (the chain's next step, a chord's body once its group has ended), as
+    ``Runtime.dispatch`` does for the parts it sends."""
+    result_waits.let_go(task.backend, getattr(task.request, "jqm_waits", None))
+
+
 def register_tasks(app: Celery, runtime: Runtime) -> dict[str, Task]:
     @app.task(
         name=JOB_TASK,
@@ -53,6 +68,8 @@ def register_tasks(app: Celery, runtime: Runtime) -> dict[str, Task]:
         serializer="json",
         max_retries=None,
         shadow_name=_job_shadow_name,
+        before_start=_mark_waits,
+        after_return=_let_go_of_waits,
     )
     def job(
         self: Task,
