@@ -21,7 +21,6 @@ size's time per entry to the smallest's (target ≤ 1.5), and the machine's load
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import statistics
 import sys
@@ -240,9 +239,6 @@ def run_redis_pg(args: argparse.Namespace) -> str:
         bench.prepare(args.sizes)
         loads = [os.getloadavg()[0]]
         samples = measure(bench, args.sizes, args.repeat, args.chain_max)
-        # The plain chains' results link to one another: collected now, while Redis is still reachable,
-        # they unsubscribe from it; collected at the interpreter's exit they printed a traceback.
-        gc.collect()
         loads.append(os.getloadavg()[0])
         text = report(samples, args.repeat, loads)
         return f"backend redis-pg: Redis broker and results, PostgreSQL store\n{text}\n" + (
