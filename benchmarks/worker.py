@@ -6,7 +6,10 @@ factory returns (``benchmarks.harness.Worker`` starts it so).
 ``python -m benchmarks.worker --memory [--repeat 3] [--concurrency 2]`` measures, side by side, the
 resident memory of a worker (main process and pool processes) of an app with a ``JobQueueManager``
 against a plain Celery worker of the same app without it, on Redis (broker, results) and PostgreSQL (the
-store).
+store). Then (``--growth``, default 200) each side runs that many runs of the same shape with parallel
+stages, one after the other (jqm: a package; the peer: a plain chain of the same tasks and groups), and
+it reports how much the pool processes' RSS grew and how many result channels were left subscribed in
+Redis: what a worker keeps of runs that have ended.
 
 With ``JQM_BENCH_PROFILE_DIR`` set, every pool process runs under cProfile and writes
 ``<dir>/pool-<pid>.prof`` when it exits (read them with ``python -m pstats``); it counts wall time, or CPU
@@ -26,7 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from celery import Celery, signals
+from celery import Celery, chain, group, signals
+from celery.canvas import Signature
 from celery.result import ResultSet
 
 from benchmarks.harness import (
@@ -34,6 +38,7 @@ from benchmarks.harness import (
     READY_ENV,
     REDIS_BROKER_DB,
     REDIS_RESULTS_DB,
+    Spread,
     Worker,
     delete_queues,
     postgres_database,
@@ -92,6 +97,11 @@ signals.worker_process_shutdown.connect(_dump_profile)
 NOOP = "bench.noop"
 REPORT = "bench.process"
 PACKAGE = "bench-memory"
+GROUPS_PACKAGE = "bench-memory-groups"
+#: Stages of a run of ``--growth``: one task each, every third one two tasks in parallel.
+GROWTH_STAGES = 12
+#: Runs with parallel stages before the pool processes' RSS is read for ``--growth``.
+GROWTH_WARM_UP = 10
 TIMEOUT_S = 300.0
 
 
@@ -118,20 +128,63 @@ def _report() -> dict[str, Any]:
     return {"pid": os.getpid(), "modules": sorted(sys.modules)}
 
 
+def _parallel(stage: int) -> bool:
+    return stage % 3 == 1
+
+
+def grouped_entries() -> list[Any]:
+    """The entries of ``GROUPS_PACKAGE``: ``GROWTH_STAGES`` run orders, every third one of two entries."""
+    from jqm_celery import Entry
+
+    return [
+        Entry(NOOP, run_order=stage * 10)
+        for stage in range(GROWTH_STAGES)
+        for _ in range(2 if _parallel(stage) else 1)
+    ]
+
+
+def grouped_chain(app: Celery) -> Signature:
+    """The plain Celery peer of ``GROUPS_PACKAGE``: the same stages as a chain of tasks and groups."""
+    noop = app.signature(NOOP, immutable=True)
+    return chain(
+        *[
+            group(noop.clone(), noop.clone()) if _parallel(stage) else noop.clone()
+            for stage in range(GROWTH_STAGES)
+        ]
+    )
+
+
+def subscribed_result_channels(conf: dict[str, Any]) -> int:
+    """How many result channels some client of the Redis server is subscribed to now."""
+    import redis
+
+    client = redis.Redis.from_url(conf["result_backend"])
+    try:
+        return len(client.pubsub_channels("celery-task-meta-*"))
+    finally:
+        client.close()
+
+
 @dataclass(frozen=True)
 class Sample:
-    """One worker's resident memory once warmed up, and what its pool process had imported."""
+    """One worker's resident memory once warmed up, what its pool process had imported, and what its pool
+    processes and the result server kept of the ``--growth`` runs."""
 
     main_mib: float
     pool_mib: float
     pool_private_mib: float
     modules: list[str]
+    growth_mib: float
+    channels_left: int
 
 
 def measure_worker(conf: dict[str, Any], with_jqm: bool, args: argparse.Namespace, folder: Path) -> Sample:
     """Start a worker, give every pool process work (jqm: package runs too), read its RSS."""
+    from jqm_celery import result_waits  # here: this module is the peer's worker too
+
     side = {**conf, "bench_jqm": with_jqm}
     app = memory_app(side)
+    kept_before = result_waits.registered(app.backend)
     pool = ["--pool=prefork", f"--concurrency={args.concurrency}", "--loglevel=WARNING", "-O", "fair"]
     with Worker("benchmarks.worker:memory_app", side, pool, folder) as worker:
         assert worker.process is not None
@@ -144,11 +197,33 @@ def measure_worker(conf: dict[str, Any], with_jqm: bool, args: argparse.Namespac
                 jqm.run_now(PACKAGE).wait(TIMEOUT_S, poll_s=0.02)
         modules = app.send_task(REPORT).get(timeout=TIMEOUT_S)["modules"]
         pool_pids = children(worker.process.pid)
+        main, pool_rss = rss_mib(worker.process.pid), max(rss_mib(pid) for pid in pool_pids)
+        pool_private = max(private_mib(pid) for pid in pool_pids)
+
+        def grouped_run() -> None:
+            if with_jqm:
+                jqm.run_now(GROUPS_PACKAGE).wait(TIMEOUT_S, poll_s=0.02)
+            else:
+                grouped_chain(app).apply_async().get(timeout=TIMEOUT_S, interval=0.02)
+
+        for _ in range(GROWTH_WARM_UP):  # what the first runs with groups import and cache
+            grouped_run()
+        before_mib = sum(rss_mib(pid) for pid in pool_pids)
+        before_channels = subscribed_result_channels(conf)
+        for _ in range(args.growth):
+            grouped_run()
+        growth_mib = sum(rss_mib(pid) for pid in children(worker.process.pid)) - before_mib
+        channels_left = subscribed_result_channels(conf) - before_channels
+        # This process keeps the results of the peer's groups (Celery's client registers them to wait on,
+        # and nothing waits): let go of them now, while the interpreter can still unsubscribe.
+        result_waits.let_go(app.backend, kept_before)
         return Sample(
-            main_mib=rss_mib(worker.process.pid),
-            pool_mib=max(rss_mib(pid) for pid in pool_pids),
-            pool_private_mib=max(private_mib(pid) for pid in pool_pids),
+            main_mib=main,
+            pool_mib=pool_rss,
+            pool_private_mib=pool_private,
             modules=modules,
+            growth_mib=growth_mib,
+            channels_left=channels_left,
         )
 
 
@@ -168,6 +243,7 @@ def memory_report(args: argparse.Namespace) -> str:
         jqm = JobQueueManager.of(app)
         jqm.upgrade_db()
         jqm.save(Package(PACKAGE, entries=[Entry(NOOP)], on_error=OnError.CONTINUE))
+        jqm.save(Package(GROUPS_PACKAGE, entries=grouped_entries(), on_error=OnError.CONTINUE))
         samples: dict[bool, list[Sample]] = {False: [], True: []}
         try:
             for index in range(args.repeat):
@@ -193,10 +269,24 @@ def memory_report(args: argparse.Namespace) -> str:
             f"   forbidden there: jqm {forbidden_in(ours[-1].modules) or 'none'}, "
             f"peer {forbidden_in(plain[-1].modules) or 'none'}",
             f"   top-level packages jqm's pool process has and the peer's has not: {', '.join(extra)}",
+            f"   after {GROWTH_WARM_UP} + {args.growth} runs of {GROWTH_STAGES} stages, every third two "
+            "tasks in parallel (jqm: a package; peer: a plain chain of those tasks and groups), "
+            "one after another:",
+            f"   {'pool processes RSS grew by':<30} jqm {_spread_text([s.growth_mib for s in ours])} MiB   "
+            f"peer {_spread_text([s.growth_mib for s in plain])} MiB",
+            f"   {'result channels left':<30} "
+            f"jqm {_spread_text([s.channels_left for s in ours], '{:.0f}')}   "
+            f"peer {_spread_text([s.channels_left for s in plain], '{:.0f}')}  "
+            "(subscribed in Redis by the worker and by this process)",
             import_report(args.repeat),
             f"   {load_text()}",
         ]
     )
+
+
+def _spread_text(values: list[float] | list[int], fmt: str = "{:.1f}") -> str:
+    spread = Spread(tuple(float(value) for value in values))
+    return f"{fmt.format(spread.median)} ({spread.range_text(fmt)})"
 
 
 def memory_main(argv: list[str]) -> None:
@@ -204,6 +294,12 @@ def memory_main(argv: list[str]) -> None:
     parser.add_argument("--concurrency", type=int, default=2, help="prefork pool processes (default 2)")
     parser.add_argument("--tasks", type=int, default=200, help="trivial tasks sent to warm up (default 200)")
     parser.add_argument("--runs", type=int, default=20, help="one-entry package runs, jqm (default 20)")
+    parser.add_argument(
+        "--growth",
+        type=int,
+        default=200,
+        help="runs with parallel stages, after the RSS is read (default 200)",
+    )
     args = parser.parse_args(argv)
     print_report("worker memory", lambda: memory_report(args))
 
