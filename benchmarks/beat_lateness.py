@@ -31,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from benchmarks.harness import ROOT, wait_until
+from benchmarks.harness import ROOT, Spread, wait_until
 
 if TYPE_CHECKING:
     from benchmarks.beat_scale import Rows
@@ -323,8 +323,7 @@ def percentile(values: Sequence[float], p: int) -> float:
 def _spread(values: Sequence[float], fmt: str = "{:,.0f}") -> str:
     if not values:
         return "-"
-    median = statistics.median(values)
-    return f"{fmt.format(median)} ({fmt.format(min(values))}–{fmt.format(max(values))})"
+    return Spread(tuple(values)).text(fmt)
 
 
 def report(size: int, count: int, late: Sequence[Lateness]) -> str:

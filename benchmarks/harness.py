@@ -299,6 +299,10 @@ class Spread:
     def range_text(self, fmt: str = "{:.2f}") -> str:
         return f"{fmt.format(self.low)}–{fmt.format(self.high)}"
 
+    def text(self, fmt: str = "{:.2f}") -> str:
+        """The median, then the range in parentheses."""
+        return f"{fmt.format(self.median)} ({self.range_text(fmt)})"
+
 
 def wait_until(predicate: Any, timeout_s: float, poll_s: float, what: str) -> None:
     """Poll ``predicate()`` until it is true; TimeoutError naming ``what`` after ``timeout_s``."""

@@ -254,6 +254,8 @@ def memory_report(args: argparse.Namespace) -> str:
             jqm.close()
     ours, plain = samples[True], samples[False]
     extra = sorted(top_packages(ours[-1].modules) - top_packages(plain[-1].modules))
+    growth = {side: Spread(tuple(s.growth_mib for s in samples[side])) for side in samples}
+    channels = {side: Spread(tuple(s.channels_left for s in samples[side])) for side in samples}
     return "\n".join(
         [
             f"worker, prefork x{args.concurrency}, Redis broker and results, PostgreSQL store; "
@@ -272,21 +274,14 @@ def memory_report(args: argparse.Namespace) -> str:
             f"   after {GROWTH_WARM_UP} + {args.growth} runs of {GROWTH_STAGES} stages, every third two "
             "tasks in parallel (jqm: a package; peer: a plain chain of those tasks and groups), "
             "one after another:",
-            f"   {'pool processes RSS grew by':<30} jqm {_spread_text([s.growth_mib for s in ours])} MiB   "
-            f"peer {_spread_text([s.growth_mib for s in plain])} MiB",
-            f"   {'result channels left':<30} "
-            f"jqm {_spread_text([s.channels_left for s in ours], '{:.0f}')}   "
-            f"peer {_spread_text([s.channels_left for s in plain], '{:.0f}')}  "
-            "(subscribed in Redis by the worker and by this process)",
+            f"   {'pool processes RSS grew by':<30} jqm {growth[True].text('{:.1f}')} MiB   "
+            f"peer {growth[False].text('{:.1f}')} MiB",
+            f"   {'result channels left':<30} jqm {channels[True].text('{:.0f}')}   "
+            f"peer {channels[False].text('{:.0f}')}  (subscribed in Redis by the worker and by this process)",
             import_report(args.repeat),
             f"   {load_text()}",
         ]
     )
-
-
-def _spread_text(values: list[float] | list[int], fmt: str = "{:.1f}") -> str:
-    spread = Spread(tuple(float(value) for value in values))
-    return f"{fmt.format(spread.median)} ({spread.range_text(fmt)})"
 
 
 def memory_main(argv: list[str]) -> None:

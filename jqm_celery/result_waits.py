@@ -34,13 +34,10 @@ def let_go(backend: Any, before: Registered) -> None:
     """Forget the results registered since ``before`` and stop listening for them."""
     if before is None:
         return
-    added: set[str] = set()
     for mapping, known in zip(backend._pending_results, before, strict=True):
         for task_id in [task_id for task_id in list(mapping.keys()) if task_id not in known]:
             mapping.pop(task_id, None)
-            added.add(task_id)
-    for task_id in added:
-        backend.result_consumer.cancel_for(task_id)
+            backend.result_consumer.cancel_for(task_id)
 
 
 @contextmanager
