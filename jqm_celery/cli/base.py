@@ -12,13 +12,15 @@ from typing import TYPE_CHECKING, Any
 import click
 from celery import Celery
 from click.core import ParameterSource
-from rich.console import Console
 from sqlalchemy.exc import DBAPIError
 
 from jqm_celery.cli import database
 from jqm_celery.errors import JQMError
 from jqm_celery.manager import JobQueueManager
 from jqm_celery.storable import MAX_COLUMN_INT
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 APP_HELP = (
     "Your Celery app as 'module:attribute' (a Celery app or a JobQueueManager); also read from JQM_APP. "
@@ -29,8 +31,8 @@ APP_HELP = (
 @dataclass
 class CliContext:
     app_path: str | None
-    console: Console = field(default_factory=lambda: _console())
     _jqm: JobQueueManager | None = None
+    _console: Console | None = field(default=None, repr=False)
 
     @property
     def jqm(self) -> JobQueueManager:
@@ -38,8 +40,17 @@ class CliContext:
             self._jqm = load_manager(self.app_path)
         return self._jqm
 
+    @property
+    def console(self) -> Console:
+        """Where a command prints its tables; made on first use, so ``jqm worker`` never loads rich."""
+        if self._console is None:
+            self._console = _console()
+        return self._console
+
 
 def _console() -> Console:
+    from rich.console import Console
+
     console = Console()
     if not console.is_terminal:
         # Piped or captured output keeps whole rows instead of wrapping at 80 columns.
@@ -80,8 +91,39 @@ def _project_folder_on_path() -> None:
         sys.path.insert(0, cwd)
 
 
+#: Each command of ``jqm`` and the modules of ``jqm_celery.cli`` that attach it (their ``register``).
+#: A module is imported when one of its commands is asked for, so a process runs with only what its
+#: command needs: a worker started by ``jqm worker`` holds neither the other commands nor rich.
+#: (``schedule`` attaches ``packages preview`` too, and ``jobs`` ``runs clean`` and ``runs cancel``.)
+COMMANDS: dict[str, tuple[str, ...]] = {
+    "audit": ("jobs",),
+    "beat": ("schedule",),
+    "db": ("db",),
+    "demo": ("demo",),
+    "jobs": ("jobs",),
+    "log": ("log",),
+    "notifications": ("notifications",),
+    "packages": ("packages", "schedule"),
+    "queues": ("jobs",),
+    "runs": ("runs", "jobs"),
+    "users": ("web",),
+    "web": ("web",),
+    "worker": ("worker",),
+}
+
+
 class JQMGroup(click.Group):
-    """Turns a JQMError or a database error into a one-line message on stderr and exit code 1."""
+    """Attaches each command when it is asked for (``COMMANDS``); turns a JQMError or a database error into
+    a one-line message on stderr and exit code 1."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands:
+            for module in COMMANDS.get(cmd_name, ()):
+                importlib.import_module(f"jqm_celery.cli.{module}").register(self)
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

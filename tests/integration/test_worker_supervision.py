@@ -86,6 +86,20 @@ def test_a_killed_worker_is_started_again_and_runs_jobs(supervisor: Process, jqm
     _finishes(jqm)
 
 
+def test_a_worker_it_starts_holds_neither_rich_nor_the_other_commands(
+    supervisor: Process, jqm: JobQueueManager, tmp_path: Path
+) -> None:
+    # A job reports what its process has loaded: a pool process of a worker `jqm worker` started, which
+    # holds what that worker's process (the CLI's) had loaded before it forked.
+    path = tmp_path / "modules.json"
+    job = jqm.enqueue("tests.modules", [str(path)])
+    wait_until(lambda: jqm.job(job.id).status is JobStatus.DONE, 120, f"job {job.id} never finished")
+    loaded = json.loads(path.read_text())
+    commands = sorted(name for name in loaded if name.startswith("jqm_celery.cli."))
+    assert commands == ["jqm_celery.cli.base", "jqm_celery.cli.database", "jqm_celery.cli.worker"]
+    assert "rich" not in loaded
+
+
 def test_the_worker_runs_jobs_after_the_broker_restarts_empty(
     supervisor: Process, jqm: JobQueueManager, broker: RedisServer
 ) -> None:

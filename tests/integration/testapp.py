@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -76,6 +77,11 @@ def _register_tasks(app: Celery) -> None:
     @app.task(shared=False, name="tests.noop")
     def noop(*args: Any, **kwargs: Any) -> None:
         return None
+
+    @app.task(shared=False, name="tests.modules")
+    def modules(path: str) -> None:
+        """Write the names of the modules the calling process has loaded, as a JSON list, to a file."""
+        Path(path).write_text(json.dumps(sorted(sys.modules)))
 
 
 def _job_of(app: Celery) -> dict[str, Any]:

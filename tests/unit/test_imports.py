@@ -39,6 +39,11 @@ print(json.dumps(sorted(set(sys.modules) - before)))
 
 def added_modules(code: str, cwd: Path) -> set[str]:
     """The top-level packages a snippet imports beyond what Celery's worker and beat import themselves."""
+    return {name.split(".", 1)[0] for name in loaded_modules(code, cwd)}
+
+
+def loaded_modules(code: str, cwd: Path) -> set[str]:
+    """The modules a snippet imports beyond what Celery's worker and beat import themselves."""
     done = subprocess.run(
         [sys.executable, "-c", _CELERY_ITSELF + code + _REPORT],
         cwd=cwd,
@@ -48,7 +53,7 @@ def added_modules(code: str, cwd: Path) -> set[str]:
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
-    return {name.split(".", 1)[0] for name in json.loads(done.stdout.splitlines()[-1])}
+    return set(json.loads(done.stdout.splitlines()[-1]))
 
 
 def test_a_worker_and_beat_import_neither_the_web_ui_the_cli_alembic_nor_django(tmp_path: Path) -> None:
@@ -110,3 +115,73 @@ def test_every_public_name_resolves_and_an_unknown_one_is_an_attribute_error() -
 def test_the_head_revision_the_store_checks_against_is_alembics_head() -> None:
     # A new migration must move HEAD_REVISION too, or stores would be taken as up to date without it.
     assert migrate.head_revision(create_engine("sqlite://")) == migrate.HEAD_REVISION
+
+
+def test_jqm_worker_loads_neither_rich_nor_the_other_commands(tmp_path: Path) -> None:
+    # `jqm worker --queue NAME` runs its Celery worker in the CLI's process, and every pool process holds
+    # what that process loaded. --dry-run stops where the worker would start. The bare app's store
+    # (./jqm.sqlite) is at the newest revision, as at every start but the first.
+    migrate.upgrade(create_engine(f"sqlite:///{tmp_path / 'jqm.sqlite'}"))
+    loaded = loaded_modules(
+        """
+from jqm_celery.cli import cli
+cli.main(["worker", "--dry-run"], standalone_mode=False)
+""",
+        tmp_path,
+    )
+    commands = sorted(name for name in loaded if name.startswith("jqm_celery.cli."))
+    assert commands == ["jqm_celery.cli.base", "jqm_celery.cli.database", "jqm_celery.cli.worker"]
+    top_level = {name.split(".", 1)[0] for name in loaded}
+    assert sorted(top_level & FORBIDDEN) == []
+
+
+_COMMAND_TREE = """
+import json, pkgutil, importlib, sys
+import click
+
+def fresh_cli():
+    # The CLI as a new process has it: its modules imported anew, none of them attached yet.
+    for name in [m for m in sys.modules if m == "jqm_celery.cli" or m.startswith("jqm_celery.cli.")]:
+        del sys.modules[name]
+    return importlib.import_module("jqm_celery.cli").cli
+
+def tree(command, ctx):
+    if not isinstance(command, click.Group):
+        return None
+    found = {}
+    for name in command.list_commands(ctx):
+        sub = command.get_command(ctx, name)
+        found[name] = tree(sub, click.Context(sub, parent=ctx))
+    return found
+
+lazily = {}
+for name in fresh_cli().list_commands(None):
+    cli = fresh_cli()
+    command = cli.get_command(click.Context(cli), name)
+    lazily[name] = None if command is None else tree(command, click.Context(command))
+cli = fresh_cli()
+for module in pkgutil.iter_modules(importlib.import_module("jqm_celery.cli").__path__):
+    if module.name != "__main__":
+        imported = importlib.import_module(f"jqm_celery.cli.{module.name}")
+        if hasattr(imported, "register"):
+            imported.register(cli)
+print(json.dumps([lazily, tree(cli, click.Context(cli))]))
+"""
+
+
+def test_each_command_is_found_with_every_subcommand_when_it_is_asked_for(tmp_path: Path) -> None:
+    # A command module that attaches a subcommand to another module's group must be imported with it
+    # (``cli.base.COMMANDS``): the tree found command by command is the tree with every module imported.
+    done = subprocess.run(
+        [sys.executable, "-c", _COMMAND_TREE],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([_SOURCE, os.environ.get("PYTHONPATH", "")])},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    lazily, everything = json.loads(done.stdout.splitlines()[-1])
+    assert lazily == everything
+    assert {"preview", "run"} <= set(lazily["packages"])
+    assert {"clean", "cancel"} <= set(lazily["runs"])
