@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine
@@ -44,8 +45,13 @@ def added_modules(code: str, cwd: Path) -> set[str]:
 
 def loaded_modules(code: str, cwd: Path) -> set[str]:
     """The modules a snippet imports beyond what Celery's worker and beat import themselves."""
+    return set(reported(_CELERY_ITSELF + code + _REPORT, cwd))
+
+
+def reported(code: str, cwd: Path) -> Any:
+    """What a snippet, run in a fresh interpreter in ``cwd``, printed as JSON on its last line."""
     done = subprocess.run(
-        [sys.executable, "-c", _CELERY_ITSELF + code + _REPORT],
+        [sys.executable, "-c", code],
         cwd=cwd,
         env={**os.environ, "PYTHONPATH": os.pathsep.join([_SOURCE, os.environ.get("PYTHONPATH", "")])},
         capture_output=True,
@@ -53,7 +59,7 @@ def loaded_modules(code: str, cwd: Path) -> set[str]:
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
-    return set(json.loads(done.stdout.splitlines()[-1]))
+    return json.loads(done.stdout.splitlines()[-1])
 
 
 def test_a_worker_and_beat_import_neither_the_web_ui_the_cli_alembic_nor_django(tmp_path: Path) -> None:
@@ -172,16 +178,7 @@ print(json.dumps([lazily, tree(cli, click.Context(cli))]))
 def test_each_command_is_found_with_every_subcommand_when_it_is_asked_for(tmp_path: Path) -> None:
     # A command module that attaches a subcommand to another module's group must be imported with it
     # (``cli.base.COMMANDS``): the tree found command by command is the tree with every module imported.
-    done = subprocess.run(
-        [sys.executable, "-c", _COMMAND_TREE],
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join([_SOURCE, os.environ.get("PYTHONPATH", "")])},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    lazily, everything = json.loads(done.stdout.splitlines()[-1])
+    lazily, everything = reported(_COMMAND_TREE, tmp_path)
     assert lazily == everything
     assert {"preview", "run"} <= set(lazily["packages"])
     assert {"clean", "cancel"} <= set(lazily["runs"])
