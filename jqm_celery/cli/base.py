@@ -94,16 +94,16 @@ def _project_folder_on_path() -> None:
 #: Each command of ``jqm`` and the modules of ``jqm_celery.cli`` that attach it (their ``register``).
 #: A module is imported when one of its commands is asked for, so a process runs with only what its
 #: command needs: a worker started by ``jqm worker`` holds neither the other commands nor rich.
-#: (``schedule`` attaches ``packages preview`` too, and ``jobs`` ``runs clean`` and ``runs cancel``.)
+#: (``jobs`` attaches ``runs clean`` and ``runs cancel`` too.)
 COMMANDS: dict[str, tuple[str, ...]] = {
     "audit": ("jobs",),
-    "beat": ("schedule",),
+    "beat": ("beat",),
     "db": ("db",),
     "demo": ("demo",),
     "jobs": ("jobs",),
     "log": ("log",),
     "notifications": ("notifications",),
-    "packages": ("packages", "schedule"),
+    "packages": ("packages",),
     "queues": ("jobs",),
     "runs": ("runs", "jobs"),
     "users": ("web",),

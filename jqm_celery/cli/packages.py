@@ -1,6 +1,8 @@
-"""``jqm packages``: list, show, activate, hold, run and delete packages."""
+"""``jqm packages``: list, show, activate, hold, run, delete packages, and preview when one will run."""
 
 from __future__ import annotations
+
+from zoneinfo import ZoneInfo
 
 import click
 from rich.table import Table
@@ -10,6 +12,7 @@ from jqm_celery.cli.base import CliContext, pass_cli, styled, when
 from jqm_celery.cli.runs import print_run
 from jqm_celery.notifications.rules import describe_scenarios
 from jqm_celery.records import RunTimeoutError
+from jqm_celery.recurrence import next_runs
 from jqm_celery.statuses import PackageStatus, RunStatus
 
 
@@ -171,6 +174,26 @@ def delete(cli: CliContext, name: str, yes: bool) -> None:
         click.confirm(f"delete package '{name}'?", abort=True)
     cli.jqm.delete(name)
     cli.console.print(f"{name}: deleted")
+
+
+@packages.command("preview")
+@click.argument("name")
+@click.option("--count", default=10, show_default=True, type=click.IntRange(min=1), help="How many times.")
+@pass_cli
+def preview(cli: CliContext, name: str, count: int) -> None:
+    """The next fire times of a package, merged across its recurrences, with the one that produces each."""
+    state = cli.jqm.package(name)
+    recurrences = state.definition.recurrences
+    if not recurrences:
+        cli.console.print(f"{name} has no recurrences; it runs only when started (`jqm packages run {name}`)")
+        return
+    table = Table("#", "fire time (UTC)", "local time", "recurrence", title=f"next runs of {name}")
+    for number, (at, recurrence) in enumerate(next_runs(recurrences, cli.jqm.clock.now(), count), start=1):
+        local = at.astimezone(ZoneInfo(recurrence.tz)).strftime("%Y-%m-%d %H:%M:%S %Z")
+        table.add_row(str(number), when(at), local, recurrence.describe())
+    cli.console.print(table)
+    if state.status != "ACTIVE":
+        cli.console.print(f"{name} is {state.status}: these times apply once it is activated")
 
 
 def register(root: click.Group) -> None:

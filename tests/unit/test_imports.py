@@ -123,6 +123,24 @@ def test_the_head_revision_the_store_checks_against_is_alembics_head() -> None:
     assert migrate.head_revision(create_engine("sqlite://")) == migrate.HEAD_REVISION
 
 
+#: What a worker or beat run by the ``jqm`` command must not load either (the command itself is click's).
+_NOT_IN_A_COMMAND = FORBIDDEN - {"click"}
+
+
+def test_jqm_beat_loads_neither_rich_nor_the_other_commands(tmp_path: Path) -> None:
+    # `jqm beat` runs Celery beat in the CLI's process; --help parses the command line as a run does.
+    loaded = loaded_modules(
+        """
+from jqm_celery.cli import cli
+cli.main(["beat", "--help"], standalone_mode=False)
+""",
+        tmp_path,
+    )
+    commands = sorted(name for name in loaded if name.startswith("jqm_celery.cli."))
+    assert commands == ["jqm_celery.cli.base", "jqm_celery.cli.beat", "jqm_celery.cli.database"]
+    assert sorted({name.split(".", 1)[0] for name in loaded} & _NOT_IN_A_COMMAND) == []
+
+
 def test_jqm_worker_loads_neither_rich_nor_the_other_commands(tmp_path: Path) -> None:
     # `jqm worker --queue NAME` runs its Celery worker in the CLI's process, and every pool process holds
     # what that process loaded. --dry-run stops where the worker would start. The bare app's store
@@ -137,8 +155,7 @@ cli.main(["worker", "--dry-run"], standalone_mode=False)
     )
     commands = sorted(name for name in loaded if name.startswith("jqm_celery.cli."))
     assert commands == ["jqm_celery.cli.base", "jqm_celery.cli.database", "jqm_celery.cli.worker"]
-    top_level = {name.split(".", 1)[0] for name in loaded}
-    assert sorted(top_level & FORBIDDEN) == []
+    assert sorted({name.split(".", 1)[0] for name in loaded} & _NOT_IN_A_COMMAND) == []
 
 
 _COMMAND_TREE = """
