@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from jqm_celery import Entry, JobQueueManager, OnError, Package
+from jqm_celery import Entry, JobQueueManager, OnError, Package, Recurrence
 from tests.integration.conftest import ROOT, Backend, Worker
 
 pytestmark = pytest.mark.parametrize("backend", ["embedded"], indirect=True)
@@ -152,3 +152,34 @@ def test_show_canvas_prints_the_chain_a_package_runs_as(
         shown.stdout
         == "chain(\n    tests.noop.si(),\n    group(tests.boom.si('kaput'), tests.noop.si()),\n)\n"
     )
+
+
+def test_preview_lists_the_next_fire_times_in_utc_and_in_the_recurrences_zone(
+    backend: Backend, jqm: JobQueueManager, name: str
+) -> None:
+    # 08:00 in Tokyo (no daylight saving time) is 23:00 UTC the evening before.
+    jqm.save(
+        Package(
+            name, entries=[Entry("tests.noop")], recurrences=[Recurrence.cron("0 8 * * *", tz="Asia/Tokyo")]
+        )
+    )
+
+    shown = jqm_cli(backend, "packages", "preview", name, "--count", "3")
+
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.count("23:00:00") == 3
+    assert shown.stdout.count("08:00:00 JST") == 3
+    assert f"{name} is DRAFT: these times apply once it is activated" in shown.stdout
+
+
+def test_preview_of_a_package_without_recurrences_says_how_it_runs(
+    backend: Backend, jqm: JobQueueManager, name: str
+) -> None:
+    jqm.save(Package(name, entries=[Entry("tests.noop")]))
+
+    shown = jqm_cli(backend, "packages", "preview", name)
+
+    assert shown.returncode == 0, shown.stderr
+    # (A long name wraps the line: its words are what counts.)
+    said = " ".join(shown.stdout.split())
+    assert said == f"{name} has no recurrences; it runs only when started (`jqm packages run {name}`)"
