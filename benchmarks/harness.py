@@ -89,6 +89,8 @@ def _cpu_times() -> list[int] | None:
 PROFILE_ENV = "JQM_BENCH_PROFILE_DIR"
 #: The worker touches this file once it is ready to consume.
 READY_ENV = "JQM_BENCH_READY_FILE"
+#: The settings of the app a worker started with a command of its own reads (``Worker.command``).
+CONF_ENV = "JQM_BENCH_APP_CONF"
 
 #: Where each server listens: the host and port of its URL above (so an override is what is checked).
 _SERVERS = {
@@ -164,27 +166,31 @@ class Worker:
     folder: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    #: Instead of ``python -m benchmarks.worker FACTORY CONF …``: a command of its own (``jqm … worker``),
+    #: whose app reads ``conf`` from ``CONF_ENV`` and touches the ready file (``benchmarks.cli_app``).
+    command: list[str] | None = None
 
     def start(self, timeout_s: float = 60.0) -> Worker:
         tag = uuid.uuid4().hex[:6]
         self.log_path = self.folder / f"worker-{tag}.log"
         ready = self.folder / f"worker-{tag}.ready"
-        env = {**os.environ, READY_ENV: str(ready)}
+        env = {**os.environ, READY_ENV: str(ready), CONF_ENV: json.dumps(self.conf)}
+        command = self.command or [
+            sys.executable,
+            "-m",
+            "benchmarks.worker",
+            self.factory,
+            json.dumps(self.conf),
+            "-n",
+            f"bench{tag}@%h",
+            "--without-mingle",
+            "--without-gossip",
+            "--without-heartbeat",
+            *self.args,
+        ]
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "benchmarks.worker",
-                    self.factory,
-                    json.dumps(self.conf),
-                    "-n",
-                    f"bench{tag}@%h",
-                    "--without-mingle",
-                    "--without-gossip",
-                    "--without-heartbeat",
-                    *self.args,
-                ],
+                command,
                 cwd=ROOT,
                 env=env,
                 stdout=log,

@@ -6,8 +6,9 @@ factory returns (``benchmarks.harness.Worker`` starts it so).
 ``python -m benchmarks.worker --memory [--repeat 3] [--concurrency 2]`` measures, side by side, the
 resident memory of a worker (main process and pool processes) of an app with a ``JobQueueManager``
 against a plain Celery worker of the same app without it, on Redis (broker, results) and PostgreSQL (the
-store). Then (``--growth``, default 200) each side runs that many runs of the same shape with parallel
-stages, one after the other (jqm: a package; the peer: a plain chain of the same tasks and groups), and
+store); and the same app's worker as ``jqm worker --queue NAME`` runs it (``benchmarks.cli_app``).
+Then (``--growth``, default 200) each side runs that many runs of the same shape with parallel stages,
+one after the other (jqm: a package; the peer: a plain chain of the same tasks and groups), and
 it reports how much the pool processes' RSS grew and how many result channels were left subscribed in
 Redis: what a worker keeps of runs that have ended.
 
@@ -178,15 +179,28 @@ class Sample:
     channels_left: int
 
 
-def measure_worker(conf: dict[str, Any], with_jqm: bool, args: argparse.Namespace, folder: Path) -> Sample:
+#: The workers ``--memory`` measures: a plain Celery worker of the app without jqm (the peer), a ``celery
+#: worker`` of the app with jqm, and that app's worker as ``jqm worker`` starts it (``jqm --app …
+#: worker --queue NAME``: the worker runs in jqm's command's process).
+PLAIN, WITH_JQM, JQM_COMMAND = "plain", "jqm", "jqm worker"
+
+
+def measure_worker(conf: dict[str, Any], side: str, args: argparse.Namespace, folder: Path) -> Sample:
     """Start a worker, give every pool process work (jqm: package runs too), read its RSS."""
     from jqm_celery import result_waits  # here: this module is the peer's worker too
 
-    side = {**conf, "bench_jqm": with_jqm}
-    app = memory_app(side)
+    with_jqm = side != PLAIN
+    side_conf = {**conf, "bench_jqm": with_jqm}
+    app = memory_app(side_conf)
     kept_before = result_waits.registered(app.backend)
-    pool = ["--pool=prefork", f"--concurrency={args.concurrency}", "--loglevel=WARNING", "-O", "fair"]
-    with Worker("benchmarks.worker:memory_app", side, pool, folder) as worker:
+    if side == JQM_COMMAND:
+        command = [sys.executable, "-m", "jqm_celery.cli", "--app", "benchmarks.cli_app:app", "worker"]
+        command += ["--queue", conf["task_default_queue"], "--default-pool-size", str(args.concurrency)]
+        started = Worker("", side_conf, folder=folder, command=[*command, "--loglevel", "WARNING"])
+    else:
+        pool = ["--pool=prefork", f"--concurrency={args.concurrency}", "--loglevel=WARNING", "-O", "fair"]
+        started = Worker("benchmarks.worker:memory_app", side_conf, pool, folder)
+    with started as worker:
         assert worker.process is not None
         ResultSet([app.send_task(NOOP) for _ in range(args.tasks)]).get(timeout=TIMEOUT_S, interval=0.01)
         if with_jqm:
@@ -244,18 +258,24 @@ def memory_report(args: argparse.Namespace) -> str:
         jqm.upgrade_db()
         jqm.save(Package(PACKAGE, entries=[Entry(NOOP)], on_error=OnError.CONTINUE))
         jqm.save(Package(GROUPS_PACKAGE, entries=grouped_entries(), on_error=OnError.CONTINUE))
-        samples: dict[bool, list[Sample]] = {False: [], True: []}
+        sides = [PLAIN, WITH_JQM, JQM_COMMAND]
+        samples: dict[str, list[Sample]] = {side: [] for side in sides}
         try:
             for index in range(args.repeat):
-                for with_jqm in (False, True) if index % 2 == 0 else (True, False):
-                    samples[with_jqm].append(measure_worker(conf, with_jqm, args, folder))
+                for side in sides if index % 2 == 0 else reversed(sides):
+                    samples[side].append(measure_worker(conf, side, args, folder))
         finally:
             delete_queues(app, [conf["task_default_queue"]])
             jqm.close()
-    ours, plain = samples[True], samples[False]
+    ours, plain, command = samples[WITH_JQM], samples[PLAIN], samples[JQM_COMMAND]
     extra = sorted(top_packages(ours[-1].modules) - top_packages(plain[-1].modules))
     growth = {side: Spread(tuple(s.growth_mib for s in samples[side])) for side in samples}
     channels = {side: Spread(tuple(s.channels_left for s in samples[side])) for side in samples}
+    pairs = list(zip(command, ours, strict=True))
+    over = {
+        process: Spread(tuple(getattr(a, process) - getattr(b, process) for a, b in pairs))
+        for process in ("pool_mib", "main_mib")
+    }
     return "\n".join(
         [
             f"worker, prefork x{args.concurrency}, Redis broker and results, PostgreSQL store; "
@@ -267,6 +287,10 @@ def memory_report(args: argparse.Namespace) -> str:
                 [s.pool_private_mib for s in plain],
             ),
             compare("main process RSS", [s.main_mib for s in ours], [s.main_mib for s in plain]),
+            compare("`jqm worker`: pool process", [s.pool_mib for s in command], [s.pool_mib for s in plain]),
+            compare("`jqm worker`: main process", [s.main_mib for s in command], [s.main_mib for s in plain]),
+            f"   `jqm worker --queue` against `celery worker` of the same app: pool process "
+            f"{over['pool_mib'].text('{:+.1f}')} MiB, main process {over['main_mib'].text('{:+.1f}')} MiB",
             f"   modules in a pool process: jqm {len(ours[-1].modules)}, peer {len(plain[-1].modules)}",
             f"   forbidden there: jqm {forbidden_in(ours[-1].modules) or 'none'}, "
             f"peer {forbidden_in(plain[-1].modules) or 'none'}",
@@ -274,10 +298,12 @@ def memory_report(args: argparse.Namespace) -> str:
             f"   after {GROWTH_WARM_UP} + {args.growth} runs of {GROWTH_STAGES} stages, every third two "
             "tasks in parallel (jqm: a package; peer: a plain chain of those tasks and groups), "
             "one after another:",
-            f"   {'pool processes RSS grew by':<30} jqm {growth[True].text('{:.1f}')} MiB   "
-            f"peer {growth[False].text('{:.1f}')} MiB",
-            f"   {'result channels left':<30} jqm {channels[True].text('{:.0f}')}   "
-            f"peer {channels[False].text('{:.0f}')}  (subscribed in Redis by the worker and by this process)",
+            f"   {'pool processes RSS grew by':<30} jqm {growth[WITH_JQM].text('{:.1f}')} MiB   "
+            f"`jqm worker` {growth[JQM_COMMAND].text('{:.1f}')} MiB   "
+            f"peer {growth[PLAIN].text('{:.1f}')} MiB",
+            f"   {'result channels left':<30} jqm {channels[WITH_JQM].text('{:.0f}')}   "
+            f"`jqm worker` {channels[JQM_COMMAND].text('{:.0f}')}   peer {channels[PLAIN].text('{:.0f}')}  "
+            "(subscribed in Redis by the worker and by this process)",
             import_report(args.repeat),
             f"   {load_text()}",
         ]

@@ -127,34 +127,26 @@ def test_the_head_revision_the_store_checks_against_is_alembics_head() -> None:
 _NOT_IN_A_COMMAND = FORBIDDEN - {"click"}
 
 
-def test_jqm_beat_loads_neither_rich_nor_the_other_commands(tmp_path: Path) -> None:
-    # `jqm beat` runs Celery beat in the CLI's process; --help parses the command line as a run does.
-    loaded = loaded_modules(
-        """
-from jqm_celery.cli import cli
-cli.main(["beat", "--help"], standalone_mode=False)
-""",
-        tmp_path,
-    )
-    commands = sorted(name for name in loaded if name.startswith("jqm_celery.cli."))
-    assert commands == ["jqm_celery.cli.base", "jqm_celery.cli.beat", "jqm_celery.cli.database"]
-    assert sorted({name.split(".", 1)[0] for name in loaded} & _NOT_IN_A_COMMAND) == []
-
-
-def test_jqm_worker_loads_neither_rich_nor_the_other_commands(tmp_path: Path) -> None:
-    # `jqm worker --queue NAME` runs its Celery worker in the CLI's process, and every pool process holds
-    # what that process loaded. --dry-run stops where the worker would start. The bare app's store
-    # (./jqm.sqlite) is at the newest revision, as at every start but the first.
+@pytest.mark.parametrize(
+    ("args", "module"),
+    [
+        # `jqm worker --queue NAME` runs its Celery worker in the CLI's process, and every pool process
+        # holds what that process loaded; --dry-run stops where the worker would start.
+        (["worker", "--dry-run"], "worker"),
+        # `jqm beat` runs Celery beat in the CLI's process; --help parses the command line as a run does.
+        (["beat", "--help"], "beat"),
+    ],
+)
+def test_a_worker_or_beat_run_by_jqm_loads_neither_rich_nor_the_other_commands(
+    tmp_path: Path, args: list[str], module: str
+) -> None:
+    # The bare app's store (./jqm.sqlite) is at the newest revision, as at every start but the first.
     migrate.upgrade(create_engine(f"sqlite:///{tmp_path / 'jqm.sqlite'}"))
     loaded = loaded_modules(
-        """
-from jqm_celery.cli import cli
-cli.main(["worker", "--dry-run"], standalone_mode=False)
-""",
-        tmp_path,
+        f"from jqm_celery.cli import cli\ncli.main({args!r}, standalone_mode=False)\n", tmp_path
     )
     commands = sorted(name for name in loaded if name.startswith("jqm_celery.cli."))
-    assert commands == ["jqm_celery.cli.base", "jqm_celery.cli.database", "jqm_celery.cli.worker"]
+    assert commands == sorted(f"jqm_celery.cli.{name}" for name in ("base", "database", module))
     assert sorted({name.split(".", 1)[0] for name in loaded} & _NOT_IN_A_COMMAND) == []
 
 
