@@ -53,8 +53,10 @@ def _console() -> Console:
 
     console = Console()
     if not console.is_terminal:
-        # Piped or captured output keeps whole rows instead of wrapping at 80 columns.
+        # Piped or captured output keeps whole rows instead of wrapping at 80 columns, and a line of text
+        # stays one line however long (what grep and scripts read).
         console.width = 200
+        console.soft_wrap = True
     return console
 
 
