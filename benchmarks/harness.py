@@ -174,7 +174,9 @@ class Worker:
         tag = uuid.uuid4().hex[:6]
         self.log_path = self.folder / f"worker-{tag}.log"
         ready = self.folder / f"worker-{tag}.ready"
-        env = {**os.environ, READY_ENV: str(ready), CONF_ENV: json.dumps(self.conf)}
+        env = {**os.environ, READY_ENV: str(ready)}
+        if self.command is not None:
+            env[CONF_ENV] = json.dumps(self.conf)
         command = self.command or [
             sys.executable,
             "-m",

@@ -93,24 +93,23 @@ def _project_folder_on_path() -> None:
         sys.path.insert(0, cwd)
 
 
-#: Each command of ``jqm`` and the modules of ``jqm_celery.cli`` that attach it (their ``register``).
-#: A module is imported when one of its commands is asked for, so a process runs with only what its
-#: command needs: a worker started by ``jqm worker`` holds neither the other commands nor rich.
-#: (``jobs`` attaches ``runs clean`` and ``runs cancel`` too.)
-COMMANDS: dict[str, tuple[str, ...]] = {
-    "audit": ("jobs",),
-    "beat": ("beat",),
-    "db": ("db",),
-    "demo": ("demo",),
-    "jobs": ("jobs",),
-    "log": ("log",),
-    "notifications": ("notifications",),
-    "packages": ("packages",),
-    "queues": ("jobs",),
-    "runs": ("runs", "jobs"),
-    "users": ("web",),
-    "web": ("web",),
-    "worker": ("worker",),
+#: Each command of ``jqm`` and the module of ``jqm_celery.cli`` that attaches it (its ``register``). A
+#: module is imported when one of its commands is asked for, so a process runs with only what its command
+#: needs: a worker started by ``jqm worker`` holds neither the other commands nor rich.
+COMMANDS: dict[str, str] = {
+    "audit": "jobs",
+    "beat": "beat",
+    "db": "db",
+    "demo": "demo",
+    "jobs": "jobs",
+    "log": "log",
+    "notifications": "notifications",
+    "packages": "packages",
+    "queues": "jobs",
+    "runs": "runs",
+    "users": "web",
+    "web": "web",
+    "worker": "worker",
 }
 
 
@@ -122,9 +121,8 @@ class JQMGroup(click.Group):
         return sorted({*self.commands, *COMMANDS})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in self.commands:
-            for module in COMMANDS.get(cmd_name, ()):
-                importlib.import_module(f"jqm_celery.cli.{module}").register(self)
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            importlib.import_module(f"jqm_celery.cli.{COMMANDS[cmd_name]}").register(self)
         return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:

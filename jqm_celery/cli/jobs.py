@@ -1,4 +1,4 @@
-"""``jqm jobs``, ``jqm queues``, ``jqm runs cancel`` and ``jqm audit``: the job queue from the shell."""
+"""``jqm jobs``, ``jqm queues`` and ``jqm audit``: the job queue from the shell."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from jqm_celery.cli.base import ID, CliContext, pass_cli, styled, when
-from jqm_celery.cli.runs import print_run, runs
 from jqm_celery.records import Job
 from jqm_celery.statuses import JobStatus
 
@@ -106,11 +105,11 @@ def requeue(cli: CliContext, job_id: int) -> None:
 @pass_cli
 def clean(cli: CliContext, older_than: timedelta) -> None:
     """Delete finished stand-alone jobs older than --older-than, and their log entries, in batches."""
-    cleaned = _with_progress(cli, lambda advance: cli.jqm.clean(older_than, progress=advance))
+    cleaned = with_progress(cli, lambda advance: cli.jqm.clean(older_than, progress=advance))
     cli.console.print(f"deleted {cleaned.jobs} job(s) and {cleaned.log_entries} log entries")
 
 
-def _with_progress(cli: CliContext, clean: Callable[[Callable[[int, int], None]], _T]) -> _T:
+def with_progress(cli: CliContext, clean: Callable[[Callable[[int, int], None]], _T]) -> _T:
     """Run ``clean`` with a progress bar it advances after each batch."""
     columns = (TextColumn("cleaning"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=cli.console, transient=True) as progress:
@@ -221,23 +220,6 @@ def shutdown(cli: CliContext, name: str, force: bool) -> None:
     del force
     cli.jqm.shut_down_queue(name)
     cli.console.print(f"queue {name}: paused, its running jobs aborted")
-
-
-@runs.command("clean")
-@click.option("--older-than", required=True, type=Duration(), help="e.g. 90d, 12h.")
-@pass_cli
-def clean_runs(cli: CliContext, older_than: timedelta) -> None:
-    """Delete finished runs older than --older-than, with their jobs and log entries, in batches."""
-    cleaned = _with_progress(cli, lambda advance: cli.jqm.clean_runs(older_than, progress=advance))
-    cli.console.print(f"deleted {cleaned.runs} finished run(s) and {cleaned.log_entries} log entries")
-
-
-@runs.command("cancel")
-@click.argument("run_id", type=ID)
-@pass_cli
-def cancel_run(cli: CliContext, run_id: int) -> None:
-    """Cancel a run: its queued jobs never start, its running job is aborted."""
-    print_run(cli, cli.jqm.cancel_run(run_id))
 
 
 @click.command("audit")

@@ -1,11 +1,14 @@
-"""``jqm runs``: the runs of packages, and one run with its jobs and attempts."""
+"""``jqm runs``: the runs of packages, one run with its jobs and attempts, cancel and clean."""
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 import click
 from rich.table import Table
 
 from jqm_celery.cli.base import ID, CliContext, pass_cli, styled, when
+from jqm_celery.cli.jobs import Duration, with_progress
 from jqm_celery.records import Run
 from jqm_celery.statuses import RunStatus
 
@@ -76,6 +79,23 @@ def print_run(cli: CliContext, run: Run) -> None:
             attempt.error or "",
         )
     cli.console.print(attempts)
+
+
+@runs.command("clean")
+@click.option("--older-than", required=True, type=Duration(), help="e.g. 90d, 12h.")
+@pass_cli
+def clean_runs(cli: CliContext, older_than: timedelta) -> None:
+    """Delete finished runs older than --older-than, with their jobs and log entries, in batches."""
+    cleaned = with_progress(cli, lambda advance: cli.jqm.clean_runs(older_than, progress=advance))
+    cli.console.print(f"deleted {cleaned.runs} finished run(s) and {cleaned.log_entries} log entries")
+
+
+@runs.command("cancel")
+@click.argument("run_id", type=ID)
+@pass_cli
+def cancel_run(cli: CliContext, run_id: int) -> None:
+    """Cancel a run: its queued jobs never start, its running job is aborted."""
+    print_run(cli, cli.jqm.cancel_run(run_id))
 
 
 def register(root: click.Group) -> None:
